@@ -25,20 +25,26 @@ async fn main() {
         .start()
         .await
         .expect("sim starts");
-    let client = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build().expect("client");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .expect("client");
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + RUN;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..CONCURRENCY {
-        let (client, done, failed, base) = (client.clone(), done.clone(), failed.clone(), sim.base_url());
+        let (client, done, failed, base) =
+            (client.clone(), done.clone(), failed.clone(), sim.base_url());
         tasks.push(tokio::spawn(async move {
             let mut id = worker as u64 * 311 + 1;
             while Instant::now() < deadline {
                 id = id * 7 % CONTACTS as u64 + 1;
                 let r = client
-                    .get(format!("{base}/crm/rest/v2/contacts/{id}?fields=email_addresses"))
+                    .get(format!(
+                        "{base}/crm/rest/v2/contacts/{id}?fields=email_addresses"
+                    ))
                     .header("X-Keap-API-Key", KEY)
                     .send()
                     .await;
@@ -60,9 +66,17 @@ async fn main() {
     let secs = started.elapsed().as_secs_f64();
     let n = done.load(Ordering::Relaxed);
     let per_sec = n as f64 / secs;
-    println!("keap-sim REST throughput, throttling off, {CONTACTS} contacts, {CONCURRENCY} concurrent clients");
-    println!("  requests: {n} ok, {} failed, in {secs:.2} s", failed.load(Ordering::Relaxed));
+    println!(
+        "keap-sim REST throughput, throttling off, {CONTACTS} contacts, {CONCURRENCY} concurrent clients"
+    );
+    println!(
+        "  requests: {n} ok, {} failed, in {secs:.2} s",
+        failed.load(Ordering::Relaxed)
+    );
     println!("  rate: {per_sec:.0} requests/s");
-    println!("  ratio to the 5,000/s target: {:.2}", per_sec / TARGET_PER_SEC);
+    println!(
+        "  ratio to the 5,000/s target: {:.2}",
+        per_sec / TARGET_PER_SEC
+    );
     sim.shutdown().await;
 }

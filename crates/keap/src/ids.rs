@@ -72,6 +72,16 @@ impl EmailAddress {
         Ok(Self(format!("{local}@{}", domain.to_ascii_lowercase())))
     }
 
+    /// An address as Keap stores it, which may not pass [`Self::parse`] (Keap keeps invalid
+    /// addresses too, in status `Invalid`): trimmed and domain lower-cased, nothing rejected.
+    pub fn from_stored(raw: &str) -> Self {
+        let s = raw.trim();
+        match s.rsplit_once('@') {
+            Some((local, domain)) => Self(format!("{local}@{}", domain.to_ascii_lowercase())),
+            None => Self(s.to_string()),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

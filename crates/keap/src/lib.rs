@@ -3,12 +3,31 @@
 //! address, paging through contacts and opted-out addresses, and opting an address out with
 //! verification. REST v2 is the main path; XML-RPC (being retired) is the fallback for the one
 //! write REST v2 does not document.
+//!
+//! Every call is paced to Keap's real limits per credential ([`pacing`]), authenticated with a
+//! service account key or OAuth ([`credentials`]), bounded by a timeout, never redirected, and
+//! mapped to one [`Error`] that says whether a retry can help.
 
+mod client;
+pub mod credentials;
+pub mod error;
 pub mod ids;
 pub mod limits;
+pub mod model;
+mod ops;
+pub mod pacing;
 pub mod status;
 pub mod xmlrpc;
 
+pub use client::{KeapClient, KeapClientBuilder};
+pub use credentials::{Credential, OAuthSession, OAuthTokens, PersistTokens};
+pub use error::Error;
 pub use ids::{ContactId, EmailAddress, EmailField, IdError};
 pub use limits::{DailyQuota, Limits, RollingWindow, WindowLimit};
+pub use model::{
+    Address, AddressStatus, Api, Contact, ContactsPage, OptOutMethod, OptOutPath, OptOutReport,
+    OptedOutPage,
+};
+pub use ops::MAX_PAGE_SIZE;
+pub use pacing::{Budget, Pacer, PacingConfig};
 pub use status::{EmailStatus, StatusClass, UnknownStatus};

@@ -1,0 +1,526 @@
+//! The operations the service needs, each over REST v2 or XML-RPC.
+
+use reqwest::Method;
+use serde_json::{Value as Json, json};
+
+use crate::client::KeapClient;
+use crate::error::Error;
+use crate::ids::{ContactId, EmailAddress, EmailField};
+use crate::model::{
+    Address, AddressStatus, Api, Contact, ContactsPage, OptOutMethod, OptOutPath, OptOutReport,
+    OptedOutPage,
+};
+use crate::status::EmailStatus;
+use crate::xmlrpc::Value;
+
+/// Largest page Keap serves.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// Statuses in which an address is not marketable: what "opted out" lists cover.
+fn not_marketable() -> impl Iterator<Item = EmailStatus> {
+    EmailStatus::ALL.into_iter().filter(|s| !s.is_marketable())
+}
+
+fn protocol(what: &str) -> Error {
+    Error::Protocol(what.to_string())
+}
+
+fn parse_status(s: &str) -> Result<EmailStatus, Error> {
+    s.parse()
+        .map_err(|e: crate::UnknownStatus| Error::Protocol(e.to_string()))
+}
+
+/// REST filters use `==`, `,` and `;` as syntax and `*` as a wildcard; XML-RPC queries use
+/// `%`. An address holding one of them cannot be looked up exactly, so it is refused rather
+/// than matched loosely.
+fn lookup_safe(email: &EmailAddress) -> Result<(), Error> {
+    if email.as_str().contains(['*', ',', ';', '%', '=']) {
+        return Err(Error::InvalidRequest(format!(
+            "{email} cannot be looked up exactly"
+        )));
+    }
+    Ok(())
+}
+
+fn rest_contact(v: &Json) -> Result<Contact, Error> {
+    let id = v
+        .get("id")
+        .and_then(Json::as_i64)
+        .and_then(ContactId::new)
+        .ok_or_else(|| protocol("contact without a valid id"))?;
+    let mut addresses = Vec::new();
+    for a in v
+        .get("email_addresses")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let field = match a.get("field").and_then(Json::as_str) {
+            Some(f) => match f.parse::<EmailField>() {
+                Ok(f) => f,
+                // EMAIL_FIELD_UNSPECIFIED and future fields: not one of the three we sync.
+                Err(_) => continue,
+            },
+            None => continue,
+        };
+        let email = a
+            .get("email")
+            .and_then(Json::as_str)
+            .filter(|e| !e.trim().is_empty())
+            .ok_or_else(|| protocol("address without email"))?;
+        let status = match a.get("email_opt_status").and_then(Json::as_str) {
+            Some(s) => parse_status(s)?,
+            None => return Err(protocol("address without email_opt_status")),
+        };
+        addresses.push(Address {
+            field,
+            email: EmailAddress::from_stored(email),
+            status,
+        });
+    }
+    addresses.sort_by_key(|a| a.field);
+    Ok(Contact { id, addresses })
+}
+
+fn next_token(v: &Json) -> Option<String> {
+    v.get("next_page_token")
+        .and_then(Json::as_str)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+}
+
+impl KeapClient {
+    fn read_api(&self) -> Api {
+        match self.inner.method {
+            OptOutMethod::XmlRpc => Api::XmlRpc,
+            OptOutMethod::Rest | OptOutMethod::Auto => Api::Rest,
+        }
+    }
+
+    /// A contact's addresses with each one's status. One call over REST; over XML-RPC one
+    /// call plus one per address.
+    pub async fn contact(&self, id: ContactId) -> Result<Contact, Error> {
+        match self.read_api() {
+            Api::Rest => {
+                let mut url = self.rest_url(&["contacts", &id.to_string()])?;
+                url.query_pairs_mut()
+                    .append_pair("fields", "email_addresses");
+                rest_contact(&self.rest(Method::GET, url, None).await?)
+            }
+            Api::XmlRpc => {
+                let fields = EmailField::ALL
+                    .iter()
+                    .map(|f| Value::str(f.xmlrpc_name()))
+                    .collect();
+                let v = self
+                    .xmlrpc(
+                        "ContactService.load",
+                        vec![Value::Int(id.get() as i32), Value::Array(fields)],
+                    )
+                    .await
+                    .map_err(|e| match e {
+                        Error::Fault {
+                            code: 5, message, ..
+                        } => Error::NotFound(message),
+                        e => e,
+                    })?;
+                let mut addresses = Vec::new();
+                for field in EmailField::ALL {
+                    let Some(raw) = v.member(field.xmlrpc_name()).and_then(Value::as_str) else {
+                        continue;
+                    };
+                    if raw.trim().is_empty() {
+                        continue;
+                    }
+                    let email = EmailAddress::from_stored(raw);
+                    // An address with no EmailAddStatus row has no recorded consent.
+                    let status = self
+                        .status_xmlrpc(&email)
+                        .await?
+                        .unwrap_or(EmailStatus::NonMarketable);
+                    addresses.push(Address {
+                        field,
+                        email,
+                        status,
+                    });
+                }
+                Ok(Contact { id, addresses })
+            }
+        }
+    }
+
+    /// Every contact holding `email` in Email, Email 2 or Email 3.
+    pub async fn contacts_with_address(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Vec<ContactId>, Error> {
+        lookup_safe(email)?;
+        let mut ids = Vec::new();
+        match self.read_api() {
+            Api::Rest => {
+                let mut token: Option<String> = None;
+                loop {
+                    let mut url = self.rest_url(&["contacts"])?;
+                    {
+                        let mut q = url.query_pairs_mut();
+                        q.append_pair("filter", &format!("email=={}", email.as_str()))
+                            .append_pair("page_size", &MAX_PAGE_SIZE.to_string());
+                        if let Some(t) = &token {
+                            q.append_pair("page_token", t);
+                        }
+                    }
+                    let v = self.rest(Method::GET, url, None).await?;
+                    for c in v
+                        .get("contacts")
+                        .and_then(Json::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        ids.push(rest_contact(c)?.id);
+                    }
+                    token = next_token(&v);
+                    if token.is_none() {
+                        break;
+                    }
+                }
+            }
+            Api::XmlRpc => {
+                let v = self
+                    .xmlrpc(
+                        "ContactService.findByEmail",
+                        vec![
+                            Value::str(email.as_str()),
+                            Value::Array(vec![Value::str("Id")]),
+                        ],
+                    )
+                    .await?;
+                for c in v
+                    .as_array()
+                    .ok_or_else(|| protocol("findByEmail: not an array"))?
+                {
+                    let id = c
+                        .member("Id")
+                        .and_then(Value::as_i64)
+                        .and_then(ContactId::new)
+                        .ok_or_else(|| protocol("findByEmail: row without Id"))?;
+                    ids.push(id);
+                }
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// The status of one address; `None` when Keap has no record of it.
+    pub async fn address_status(&self, email: &EmailAddress) -> Result<Option<EmailStatus>, Error> {
+        match self.read_api() {
+            Api::Rest => self.status_rest(email).await,
+            Api::XmlRpc => self.status_xmlrpc(email).await,
+        }
+    }
+
+    async fn status_rest(&self, email: &EmailAddress) -> Result<Option<EmailStatus>, Error> {
+        let url = self.rest_url(&["emailAddresses", email.as_str(), "status"])?;
+        match self.rest(Method::GET, url, None).await {
+            Ok(v) => {
+                let s = v
+                    .get("status")
+                    .and_then(Json::as_str)
+                    .ok_or_else(|| protocol("status answer without status"))?;
+                parse_status(s).map(Some)
+            }
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn status_xmlrpc(&self, email: &EmailAddress) -> Result<Option<EmailStatus>, Error> {
+        lookup_safe(email)?;
+        let v = self
+            .xmlrpc(
+                "DataService.query",
+                vec![
+                    Value::str("EmailAddStatus"),
+                    Value::Int(10),
+                    Value::Int(0),
+                    Value::Struct(vec![("Email".into(), Value::str(email.as_str()))]),
+                    Value::Array(vec![Value::str("Email"), Value::str("Type")]),
+                ],
+            )
+            .await?;
+        let rows = v
+            .as_array()
+            .ok_or_else(|| protocol("query: not an array"))?;
+        let want = email.key();
+        for r in rows {
+            let matches = r
+                .member("Email")
+                .and_then(Value::as_str)
+                .is_some_and(|e| e.trim().to_lowercase() == want);
+            if let (true, Some(t)) = (matches, r.member("Type").and_then(Value::as_str)) {
+                return parse_status(t).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Opts an address out and reads its status back. With [`OptOutMethod::Auto`], a REST
+    /// write that leaves the address outside a stop or terminal status (Keap's REST opt-out
+    /// is undocumented) is followed by XML-RPC's `APIEmailService.optOut` and a second read.
+    pub async fn opt_out(&self, email: &EmailAddress, reason: &str) -> Result<OptOutReport, Error> {
+        let reason = if reason.trim().is_empty() {
+            "API Opt Out"
+        } else {
+            reason
+        };
+        let before = self.calls_made();
+        let settled = |s: Option<EmailStatus>| s.is_some_and(|s| s.is_stop() || s.is_terminal());
+        let report = |after: Option<EmailStatus>, path, me: &Self| OptOutReport {
+            email: email.clone(),
+            status_after: after,
+            verified: settled(after),
+            path,
+            calls: (me.calls_made() - before) as u32,
+        };
+        match self.inner.method {
+            OptOutMethod::XmlRpc => {
+                self.opt_out_xmlrpc(email, reason).await?;
+                let after = self.status_xmlrpc(email).await?;
+                Ok(report(after, OptOutPath::XmlRpc, self))
+            }
+            OptOutMethod::Rest | OptOutMethod::Auto => {
+                let url = self.rest_url(&["emailAddresses", email.as_str(), "status"])?;
+                let body = json!({"opted_in": false, "reason": reason});
+                let wrote = match self.rest(Method::PATCH, url, Some(body)).await {
+                    Ok(_) => true,
+                    // REST v2 knows only addresses Keap has a row for; XML-RPC creates one.
+                    Err(Error::NotFound(_)) if self.inner.method == OptOutMethod::Auto => false,
+                    Err(e) => return Err(e),
+                };
+                let after = if wrote {
+                    self.status_rest(email).await?
+                } else {
+                    None
+                };
+                if settled(after) || self.inner.method == OptOutMethod::Rest {
+                    return Ok(report(after, OptOutPath::Rest, self));
+                }
+                tracing::warn!(email = %email, status = ?after,
+                    "REST opt-out did not take; falling back to XML-RPC APIEmailService.optOut");
+                self.opt_out_xmlrpc(email, reason).await?;
+                let after = self.status_rest(email).await?;
+                Ok(report(after, OptOutPath::XmlRpcFallback, self))
+            }
+        }
+    }
+
+    async fn opt_out_xmlrpc(&self, email: &EmailAddress, reason: &str) -> Result<bool, Error> {
+        let v = self
+            .xmlrpc(
+                "APIEmailService.optOut",
+                vec![Value::str(email.as_str()), Value::str(reason)],
+            )
+            .await?;
+        v.as_bool().ok_or_else(|| protocol("optOut: not a boolean"))
+    }
+
+    /// A page of contacts with their addresses and statuses, in id order. `cursor` is the
+    /// previous page's `next` (`None` for the first page). Over REST one call per page; over
+    /// XML-RPC one call plus one per address.
+    pub async fn contacts_page(
+        &self,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<ContactsPage, Error> {
+        let size = page_size.clamp(1, MAX_PAGE_SIZE);
+        match self.read_api() {
+            Api::Rest => {
+                let mut url = self.rest_url(&["contacts"])?;
+                {
+                    let mut q = url.query_pairs_mut();
+                    q.append_pair("fields", "email_addresses")
+                        .append_pair("page_size", &size.to_string());
+                    if let Some(c) = cursor {
+                        q.append_pair("page_token", c);
+                    }
+                }
+                let v = self.rest(Method::GET, url, None).await?;
+                let contacts = v
+                    .get("contacts")
+                    .and_then(Json::as_array)
+                    .ok_or_else(|| protocol("contacts list without contacts"))?
+                    .iter()
+                    .map(rest_contact)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(ContactsPage {
+                    contacts,
+                    next: next_token(&v),
+                })
+            }
+            Api::XmlRpc => {
+                let page: i32 = match cursor {
+                    Some(c) => c
+                        .parse()
+                        .map_err(|_| Error::InvalidRequest(format!("bad cursor {c:?}")))?,
+                    None => 0,
+                };
+                let mut fields = vec![Value::str("Id")];
+                fields.extend(EmailField::ALL.iter().map(|f| Value::str(f.xmlrpc_name())));
+                let v = self
+                    .xmlrpc(
+                        "DataService.query",
+                        vec![
+                            Value::str("Contact"),
+                            Value::Int(size as i32),
+                            Value::Int(page),
+                            Value::Struct(vec![("Id".into(), Value::str("%"))]),
+                            Value::Array(fields),
+                            Value::str("Id"),
+                            Value::Bool(true),
+                        ],
+                    )
+                    .await?;
+                let rows = v
+                    .as_array()
+                    .ok_or_else(|| protocol("query: not an array"))?;
+                let mut contacts = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let id = r
+                        .member("Id")
+                        .and_then(Value::as_i64)
+                        .and_then(ContactId::new)
+                        .ok_or_else(|| protocol("Contact row without Id"))?;
+                    let mut addresses = Vec::new();
+                    for field in EmailField::ALL {
+                        let Some(raw) = r.member(field.xmlrpc_name()).and_then(Value::as_str)
+                        else {
+                            continue;
+                        };
+                        let email = EmailAddress::from_stored(raw);
+                        let status = self
+                            .status_xmlrpc(&email)
+                            .await?
+                            .unwrap_or(EmailStatus::NonMarketable);
+                        addresses.push(Address {
+                            field,
+                            email,
+                            status,
+                        });
+                    }
+                    contacts.push(Contact { id, addresses });
+                }
+                let next = (rows.len() == size as usize).then(|| (page + 1).to_string());
+                Ok(ContactsPage { contacts, next })
+            }
+        }
+    }
+
+    /// A page of addresses that are not marketable (opted out, bounced, non-marketable …).
+    /// Over REST one call per page, ordered by address. Over XML-RPC the table is read one
+    /// status at a time (the cursor says which and where), so a page may be shorter.
+    pub async fn opted_out_page(
+        &self,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<OptedOutPage, Error> {
+        let size = page_size.clamp(1, MAX_PAGE_SIZE);
+        match self.read_api() {
+            Api::Rest => {
+                let mut url = self.rest_url(&["emailAddresses"])?;
+                {
+                    let mut q = url.query_pairs_mut();
+                    q.append_pair("filter", "opted_in==false")
+                        .append_pair("order_by", "email")
+                        .append_pair("page_size", &size.to_string());
+                    if let Some(c) = cursor {
+                        q.append_pair("page_token", c);
+                    }
+                }
+                let v = self.rest(Method::GET, url, None).await?;
+                let mut addresses = Vec::new();
+                for a in v
+                    .get("email_addresses")
+                    .and_then(Json::as_array)
+                    .ok_or_else(|| protocol("list without email_addresses"))?
+                {
+                    let email = a
+                        .get("email")
+                        .and_then(Json::as_str)
+                        .ok_or_else(|| protocol("address without email"))?;
+                    let status = a
+                        .get("status")
+                        .and_then(Json::as_str)
+                        .ok_or_else(|| protocol("address without status"))?;
+                    addresses.push(AddressStatus {
+                        email: EmailAddress::from_stored(email),
+                        status: parse_status(status)?,
+                    });
+                }
+                Ok(OptedOutPage {
+                    addresses,
+                    next: next_token(&v),
+                })
+            }
+            Api::XmlRpc => {
+                let types: Vec<EmailStatus> = not_marketable().collect();
+                let (mut t, mut page) = match cursor {
+                    Some(c) => c
+                        .split_once(':')
+                        .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<i32>().ok()?)))
+                        .ok_or_else(|| Error::InvalidRequest(format!("bad cursor {c:?}")))?,
+                    None => (0, 0),
+                };
+                while t < types.len() {
+                    let v = self
+                        .xmlrpc(
+                            "DataService.query",
+                            vec![
+                                Value::str("EmailAddStatus"),
+                                Value::Int(size as i32),
+                                Value::Int(page),
+                                Value::Struct(vec![(
+                                    "Type".into(),
+                                    Value::str(types[t].type_name()),
+                                )]),
+                                Value::Array(vec![Value::str("Email"), Value::str("Type")]),
+                                Value::str("Id"),
+                                Value::Bool(true),
+                            ],
+                        )
+                        .await?;
+                    let rows = v
+                        .as_array()
+                        .ok_or_else(|| protocol("query: not an array"))?;
+                    let mut addresses = Vec::with_capacity(rows.len());
+                    for r in rows {
+                        let (Some(e), Some(ty)) = (
+                            r.member("Email").and_then(Value::as_str),
+                            r.member("Type").and_then(Value::as_str),
+                        ) else {
+                            return Err(protocol("EmailAddStatus row without Email or Type"));
+                        };
+                        addresses.push(AddressStatus {
+                            email: EmailAddress::from_stored(e),
+                            status: parse_status(ty)?,
+                        });
+                    }
+                    let (nt, np) = if rows.len() == size as usize {
+                        (t, page + 1)
+                    } else {
+                        (t + 1, 0)
+                    };
+                    if !addresses.is_empty() || nt >= types.len() {
+                        let next = (nt < types.len()).then(|| format!("{nt}:{np}"));
+                        return Ok(OptedOutPage { addresses, next });
+                    }
+                    (t, page) = (nt, np);
+                }
+                Ok(OptedOutPage {
+                    addresses: Vec::new(),
+                    next: None,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Pacing calls to Keap's limits, per credential.
+//!
+//! A [`Pacer`] keeps the same rolling windows and daily quota Keap keeps (see [`crate::limits`]
+//! for why not a token bucket) and makes each call wait until it fits, so a well-paced client
+//! never sees a 429. It also listens to what Keap says: the `x-keap-*` headers correct its
+//! counts when another process shares the credential, and a 429 anyway makes it back off
+//! with jitter. One pacer per credential: an OAuth client's pacer is shared by every tenant
+//! that client serves, because Keap counts that client's calls across all apps.
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use reqwest::header::HeaderMap;
+
+use crate::error::Error;
+use crate::limits::{DailyQuota, Limits, RollingWindow};
+
+/// How a pacer behaves around Keap's walls.
+#[derive(Debug, Clone)]
+pub struct PacingConfig {
+    pub limits: Limits,
+    /// Added to every window's length: a call is counted by Keap when it *arrives*, which is
+    /// a little after we send it, so our window must release it a little later than Keap's.
+    pub margin: Duration,
+    /// First pause after a 429; doubles per consecutive 429, with full jitter.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Pause when Keap reports the app-wide (tenant) throttle empty.
+    pub tenant_pause: Duration,
+}
+
+impl PacingConfig {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            margin: Duration::from_millis(250),
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(60),
+            tenant_pause: Duration::from_secs(1),
+        }
+    }
+
+    /// Service account key / personal access token: 10/s, 240/min, 30,000/day.
+    pub fn service_account() -> Self {
+        Self::new(Limits::service_account())
+    }
+
+    /// OAuth client: 1,500/min, 150,000/day.
+    pub fn oauth_client() -> Self {
+        Self::new(Limits::oauth_client())
+    }
+}
+
+/// The daily budget as the pacer sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub daily_limit: Option<u32>,
+    pub daily_remaining: Option<u32>,
+    /// Epoch ms of the next reset (00:00 UTC).
+    pub resets_at_ms: u64,
+}
+
+#[derive(Debug)]
+struct PacerState {
+    windows: Vec<RollingWindow>,
+    daily: Option<DailyQuota>,
+    /// No call before this (epoch ms): set by 429s and an empty tenant throttle.
+    blocked_until: u64,
+    consecutive_429: u32,
+    calls: u64,
+    throttled: u64,
+}
+
+#[derive(Debug)]
+pub struct Pacer {
+    config: PacingConfig,
+    state: Mutex<PacerState>,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn header_u32(headers: &HeaderMap, name: &str) -> Option<u32> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+impl Pacer {
+    pub fn new(config: PacingConfig) -> Self {
+        let margin = config.margin;
+        let windows = config
+            .limits
+            .windows
+            .iter()
+            .map(|w| {
+                RollingWindow::new(crate::limits::WindowLimit {
+                    limit: w.limit,
+                    length: w.length + margin,
+                })
+            })
+            .collect();
+        let daily = config.limits.daily.map(DailyQuota::new);
+        Self {
+            config,
+            state: Mutex::new(PacerState {
+                windows,
+                daily,
+                blocked_until: 0,
+                consecutive_429: 0,
+                calls: 0,
+                throttled: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PacerState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until one more call fits every window, then counts it. Fails at once, without
+    /// waiting, when the daily quota is spent: that wait is hours, and the caller should
+    /// reschedule rather than hold a worker.
+    pub async fn acquire(&self) -> Result<(), Error> {
+        loop {
+            let wait = {
+                let mut st = self.lock();
+                let now = now_ms();
+                if let Some(d) = st.daily.as_mut()
+                    && d.available(now) == 0
+                {
+                    let reset = DailyQuota::expiry_ms(now);
+                    return Err(Error::Throttled {
+                        retry_after: Duration::from_millis(reset - now),
+                        detail: "daily quota spent".into(),
+                    });
+                }
+                let mut wait = st.blocked_until.saturating_sub(now);
+                for w in &mut st.windows {
+                    wait = wait.max(w.wait_ms(now));
+                }
+                if wait == 0 {
+                    for w in &mut st.windows {
+                        w.record(now);
+                    }
+                    if let Some(d) = st.daily.as_mut() {
+                        d.record(now);
+                    }
+                    st.calls += 1;
+                    return Ok(());
+                }
+                wait
+            };
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+    }
+
+    /// Takes Keap's own numbers into account after a response.
+    pub fn observe(&self, headers: &HeaderMap) {
+        let mut st = self.lock();
+        let now = now_ms();
+        if let (Some(avail), Some(d)) = (
+            header_u32(headers, "x-keap-product-quota-available"),
+            st.daily.as_mut(),
+        ) && avail < d.available(now)
+        {
+            d.set_available(now, avail);
+        }
+        if header_u32(headers, "x-keap-product-throttle-available") == Some(0) {
+            // Someone else is using this credential too: treat the minute as full.
+            if let Some(w) = st.windows.iter_mut().max_by_key(|w| w.limit().length) {
+                w.fill(now);
+            }
+        }
+        if header_u32(headers, "x-keap-tenant-throttle-available") == Some(0) {
+            st.blocked_until = st
+                .blocked_until
+                .max(now + self.config.tenant_pause.as_millis() as u64);
+        }
+    }
+
+    /// A call went through: the 429 streak is over.
+    pub fn succeeded(&self) {
+        self.lock().consecutive_429 = 0;
+    }
+
+    /// Keap answered 429 (no Retry-After is ever sent): back off exponentially with full
+    /// jitter, and treat the longest window as full. Returns the pause chosen.
+    pub fn throttled(&self) -> Duration {
+        let mut st = self.lock();
+        let now = now_ms();
+        st.throttled += 1;
+        st.consecutive_429 = st.consecutive_429.saturating_add(1);
+        let exp = st.consecutive_429.saturating_sub(1).min(16);
+        let ceiling = self
+            .config
+            .backoff_base
+            .saturating_mul(1 << exp)
+            .min(self.config.backoff_cap);
+        // Full jitter, but never less than half the base, so a burst of clients spreads out
+        // without hammering again at once.
+        let floor = self.config.backoff_base / 2;
+        let pause = if ceiling <= floor {
+            floor
+        } else {
+            rand::rng().random_range(floor..=ceiling)
+        };
+        st.blocked_until = st.blocked_until.max(now + pause.as_millis() as u64);
+        if let Some(w) = st.windows.iter_mut().max_by_key(|w| w.limit().length) {
+            w.fill(now);
+        }
+        pause
+    }
+
+    pub fn budget(&self) -> Budget {
+        let mut st = self.lock();
+        let now = now_ms();
+        Budget {
+            daily_limit: st.daily.as_ref().map(DailyQuota::limit),
+            daily_remaining: st.daily.as_mut().map(|d| d.available(now)),
+            resets_at_ms: DailyQuota::expiry_ms(now),
+        }
+    }
+
+    /// Calls admitted and 429s seen so far.
+    pub fn counters(&self) -> (u64, u64) {
+        let st = self.lock();
+        (st.calls, st.throttled)
+    }
+
+    pub fn config(&self) -> &PacingConfig {
+        &self.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::WindowLimit;
+
+    fn tiny() -> PacingConfig {
+        PacingConfig {
+            limits: Limits {
+                windows: vec![WindowLimit {
+                    limit: 2,
+                    length: Duration::from_millis(100),
+                }],
+                daily: Some(3),
+            },
+            margin: Duration::ZERO,
+            backoff_base: Duration::from_millis(10),
+            backoff_cap: Duration::from_millis(40),
+            tenant_pause: Duration::from_millis(10),
+        }
+    }
+
+    #[tokio::test]
+    async fn waits_for_the_window_and_refuses_when_the_day_is_spent() {
+        let p = Pacer::new(tiny());
+        let start = std::time::Instant::now();
+        for _ in 0..3 {
+            p.acquire().await.unwrap();
+        }
+        assert!(
+            start.elapsed() >= Duration::from_millis(90),
+            "the third call waited for the window"
+        );
+        let err = p.acquire().await.unwrap_err();
+        assert!(matches!(err, Error::Throttled { .. }));
+        assert_eq!(p.budget().daily_remaining, Some(0));
+    }
+
+    #[test]
+    fn backoff_grows_within_its_cap_and_headers_correct_the_day() {
+        let p = Pacer::new(tiny());
+        for _ in 0..10 {
+            let d = p.throttled();
+            assert!(d >= Duration::from_millis(5) && d <= Duration::from_millis(40));
+        }
+        assert_eq!(p.counters().1, 10);
+        let mut h = HeaderMap::new();
+        h.insert("x-keap-product-quota-available", "1".parse().unwrap());
+        p.observe(&h);
+        assert_eq!(p.budget().daily_remaining, Some(1));
+    }
+}
