@@ -68,6 +68,23 @@ impl KeapClient {
         }
     }
 
+    /// A client sharing this one's connection pool, credential and pacer but counting its
+    /// own calls: one per job, so that each job can say how many Keap calls it made.
+    pub fn scoped(&self) -> KeapClient {
+        let i = &self.inner;
+        KeapClient {
+            inner: Arc::new(Inner {
+                http: i.http.clone(),
+                base: i.base.clone(),
+                credential: i.credential.clone(),
+                pacer: i.pacer.clone(),
+                method: i.method,
+                max_throttle_retries: i.max_throttle_retries,
+                calls: AtomicU64::new(0),
+            }),
+        }
+    }
+
     /// Keap calls this client has sent (each retry counts).
     pub fn calls_made(&self) -> u64 {
         self.inner.calls.load(Ordering::Relaxed)

@@ -1,3 +1,22 @@
 //! optsync: keeps the opt-out status of every email address of a Keap contact in sync.
+//!
+//! Events come in (Keap's opt-out post, later the providers' webhooks and reconciliation),
+//! are stored with a job in one transaction, and workers honour them against Keap: read the
+//! contact, decide with the pure [`rules`], opt out what must be, and record each decision
+//! in an append-only audit log.
 
+pub mod clock;
+pub mod config;
+pub mod cli;
+pub mod crypto;
+pub mod demo;
+pub mod error;
+pub mod intake;
 pub mod rules;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod tenant;
+pub mod worker;
+
+pub use error::{Error, Result};

@@ -1,0 +1,354 @@
+//! The command line: `optsync serve`, `migrate`, `tenant …`, `events`, `retry`, `audit`,
+//! `demo`.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use keap::OptOutMethod;
+
+use crate::clock::{Clock, rfc3339};
+use crate::config::{Overrides, Settings};
+use crate::crypto::SecretBox;
+use crate::state::AppState;
+use crate::store::{JobState, Store, redact};
+use crate::tenant::{KEAP_BASE_URL, StoredCredential, TenantSpec, Tenants};
+
+/// Keeps the opt-out status of Email, Email 2 and Email 3 of every Keap contact in sync.
+///
+/// Configuration: flags, then OPTSYNC_* environment variables, then optsync.toml (see
+/// optsync.example.toml), then defaults. By default the state lives in a SQLite file under
+/// ./optsync-data; set OPTSYNC_DATABASE_URL=postgres://… to run several instances on one
+/// PostgreSQL database. Secrets never go on the command line: Keap keys come from
+/// OPTSYNC_KEAP_API_KEY, a file, or standard input; the master key that encrypts them at rest
+/// from OPTSYNC_MASTER_KEY or DATA_DIR/master.key (created on first run, mode 0600).
+#[derive(Debug, Parser)]
+#[command(name = "optsync", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub overrides: Overrides,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (hook routes, /healthz, /readyz) and the workers in one process.
+    /// Applies migrations first. Stops gracefully on SIGTERM or Ctrl-C.
+    Serve,
+    /// Apply the embedded database migrations and exit.
+    Migrate,
+    /// Manage tenants (one Keap app each).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// List received events with the state of their job, newest first.
+    Events {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only events whose job is in this state.
+        #[arg(long, value_enum)]
+        state: Option<StateArg>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Put a dead job (or all dead jobs) back in the queue, attempts reset.
+    Retry {
+        /// The job id (see `optsync events`).
+        #[arg(required_unless_present = "dead", conflicts_with = "dead")]
+        job: Option<i64>,
+        /// Every dead job.
+        #[arg(long)]
+        dead: bool,
+    },
+    /// Show the audit log: each decision about each address, with when it was honoured.
+    Audit {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only this address.
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Run the whole system against an in-process Keap emulator with seeded contacts, check
+    /// the result against the rules, and print a report. Exits non-zero if anything is wrong.
+    Demo {
+        /// Contacts to seed in the emulator.
+        #[arg(long, default_value_t = 1_000)]
+        contacts: usize,
+        /// Seed for the emulator's contacts.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StateArg {
+    Pending,
+    Running,
+    Done,
+    Dead,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Add a tenant and print the Post URL to paste into Keap (alone on the last line).
+    ///
+    /// The Keap credential is read, in this order, from --api-key-file, standard input
+    /// (--api-key-stdin), or OPTSYNC_KEAP_API_KEY; or, for OAuth, from --oauth-client-id with
+    /// --oauth-client-secret-file and --oauth-refresh-token-file.
+    Add {
+        /// The Keap app name (the part before .infusionsoft.com).
+        app: String,
+        /// The URL Keap's API paths hang under (keap-sim: http://ADDR/crm).
+        #[arg(long, default_value = KEAP_BASE_URL)]
+        keap_base_url: String,
+        /// File holding the service account key or personal access token.
+        #[arg(long, value_name = "FILE", conflicts_with = "api_key_stdin")]
+        api_key_file: Option<PathBuf>,
+        /// Read the API key from standard input.
+        #[arg(long)]
+        api_key_stdin: bool,
+        /// OAuth client id (instead of an API key).
+        #[arg(long, requires_all = ["oauth_client_secret_file", "oauth_refresh_token_file"])]
+        oauth_client_id: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        oauth_client_secret_file: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        oauth_refresh_token_file: Option<PathBuf>,
+        /// Also accept the first 6 characters of a legacy API key as the token, as the old
+        /// process_optout.php did. Weak (24 bits, leaks part of the key); refused for KeapAK
+        /// keys. Only for migrating an existing setup.
+        #[arg(long)]
+        legacy_auth: bool,
+        /// How addresses are opted out: REST v2 with XML-RPC fallback, or only one of them.
+        #[arg(long, default_value = "auto", value_parser = parse_method)]
+        opt_out_method: OptOutMethod,
+    },
+    /// List tenants.
+    List,
+    /// Print a tenant's Post URL, alone.
+    Url { app: String },
+    /// Replace a tenant's token; the old Post URL stops working at once. Prints the new one.
+    RotateToken { app: String },
+    /// Remove a tenant, its queue and its events. Its audit rows are kept.
+    Remove { app: String },
+}
+
+fn parse_method(s: &str) -> Result<OptOutMethod, String> {
+    s.parse()
+}
+
+fn read_secret_file(p: &PathBuf) -> anyhow::Result<String> {
+    let s = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+    let s = s.trim().to_string();
+    if s.is_empty() {
+        bail!("{} is empty", p.display());
+    }
+    Ok(s)
+}
+
+pub async fn open(settings: &Settings) -> anyhow::Result<(Store, SecretBox)> {
+    let store = Store::open(&settings.database_url)
+        .await
+        .with_context(|| format!("opening the database {}", redact(&settings.database_url)))?;
+    let secrets = SecretBox::load(settings.master_key.as_deref(), &settings.data_dir)?;
+    Ok((store, secrets))
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let settings = Settings::load(&cli.overrides)?;
+    let ok = std::process::ExitCode::SUCCESS;
+    match cli.command {
+        Command::Demo { contacts, seed } => return crate::demo::run(contacts, seed).await,
+        Command::Migrate => {
+            Store::open(&settings.database_url).await?;
+            println!("migrations applied to {}", redact(&settings.database_url));
+        }
+        Command::Serve => {
+            let (store, secrets) = open(&settings).await?;
+            let tenants = Tenants::new(store.clone(), secrets, Clock::System, &settings.public_url);
+            let listen = settings.listen;
+            let workers = settings.workers;
+            let state = AppState::new(store, tenants, settings, Clock::System);
+            let running = crate::server::start(state, listen, workers).await?;
+            tracing::info!(addr = %running.addr, workers, "optsync serving");
+            crate::server::shutdown_signal().await;
+            tracing::info!("shutting down: finishing jobs in hand");
+            running.stop().await;
+        }
+        Command::Tenant(cmd) => {
+            let (store, secrets) = open(&settings).await?;
+            let tenants = Tenants::new(store.clone(), secrets, Clock::System, &settings.public_url);
+            tenant(cmd, &tenants, &store).await?;
+        }
+        Command::Events { tenant, state, limit } => {
+            let (store, _) = open(&settings).await?;
+            let tid = match tenant {
+                Some(app) => Some(
+                    store
+                        .tenant_by_app(&app)
+                        .await?
+                        .with_context(|| format!("unknown tenant {app:?}"))?
+                        .id,
+                ),
+                None => None,
+            };
+            let state = state.map(|s| match s {
+                StateArg::Pending => JobState::Pending,
+                StateArg::Running => JobState::Running,
+                StateArg::Done => JobState::Done,
+                StateArg::Dead => JobState::Dead,
+            });
+            println!("{:>7}  {:<12} {:<10} {:<14} {:<10} {:<34} {:<25} {:<8} {:>4}  honoured / last error",
+                "event", "tenant", "source", "kind", "contact", "email", "received", "job", "try");
+            for e in store.events(tid, state, limit.clamp(1, 10_000)).await? {
+                let tail = match (e.honoured_at, &e.last_error) {
+                    (Some(h), _) => rfc3339(h),
+                    (None, Some(err)) => err.clone(),
+                    (None, None) => String::new(),
+                };
+                println!(
+                    "{:>7}  {:<12} {:<10} {:<14} {:<10} {:<34} {:<25} {:<8} {:>4}  {}",
+                    e.id,
+                    e.app,
+                    e.source,
+                    e.kind,
+                    e.contact_id.map(|c| c.to_string()).unwrap_or_default(),
+                    e.email.unwrap_or_default(),
+                    rfc3339(e.received_at),
+                    format!("{}:{}", e.job_id.unwrap_or_default(), e.job_state.unwrap_or_default()),
+                    e.attempts.unwrap_or_default(),
+                    tail
+                );
+            }
+        }
+        Command::Retry { job, dead } => {
+            let (store, _) = open(&settings).await?;
+            let now = Clock::System.now_ms();
+            if dead {
+                let n = store.retry_dead(now).await?;
+                println!("{n} dead job(s) back in the queue");
+            } else if let Some(id) = job {
+                if !store.retry_job(id, now).await? {
+                    bail!("job {id} is not dead or pending (or does not exist)");
+                }
+                println!("job {id} back in the queue");
+            }
+        }
+        Command::Audit { tenant, email, limit } => {
+            let (store, _) = open(&settings).await?;
+            let tid = match tenant {
+                Some(app) => Some(
+                    store
+                        .tenant_by_app(&app)
+                        .await?
+                        .with_context(|| format!("unknown tenant {app:?}"))?
+                        .id,
+                ),
+                None => None,
+            };
+            println!("{:>7}  {:<12} {:<10} {:<34} {:<24} {:<16} {:<16} {:<16} {:>5}  {:<25} honoured",
+                "audit", "tenant", "contact", "email", "events", "before", "after", "action", "calls", "received");
+            for a in store.audit(tid, email.as_deref(), limit.clamp(1, 10_000)).await? {
+                let r = &a.row;
+                println!(
+                    "{:>7}  {:<12} {:<10} {:<34} {:<24} {:<16} {:<16} {:<16} {:>5}  {:<25} {}",
+                    a.id,
+                    a.app.unwrap_or_else(|| format!("#{}", r.tenant_id)),
+                    r.contact_id.map(|c| c.to_string()).unwrap_or_default(),
+                    r.email,
+                    r.event_ids,
+                    r.status_before.clone().unwrap_or_default(),
+                    r.status_after.clone().unwrap_or_default(),
+                    r.action,
+                    r.keap_calls,
+                    rfc3339(r.received_at),
+                    rfc3339(r.honoured_at)
+                );
+            }
+        }
+    }
+    Ok(ok)
+}
+
+async fn tenant(cmd: TenantCommand, tenants: &Tenants, store: &Store) -> anyhow::Result<()> {
+    match cmd {
+        TenantCommand::Add {
+            app,
+            keap_base_url,
+            api_key_file,
+            api_key_stdin,
+            oauth_client_id,
+            oauth_client_secret_file,
+            oauth_refresh_token_file,
+            legacy_auth,
+            opt_out_method,
+        } => {
+            let credential = match oauth_client_id {
+                Some(client_id) => StoredCredential::OAuth {
+                    client_id,
+                    client_secret: read_secret_file(oauth_client_secret_file.as_ref().context("--oauth-client-secret-file")?)?,
+                    refresh_token: read_secret_file(oauth_refresh_token_file.as_ref().context("--oauth-refresh-token-file")?)?,
+                    access_token: None,
+                    expires_at_ms: None,
+                    token_url: None,
+                },
+                None => {
+                    let key = if let Some(f) = &api_key_file {
+                        read_secret_file(f)?
+                    } else if api_key_stdin {
+                        let mut s = String::new();
+                        std::io::stdin().read_to_string(&mut s).context("reading the API key from stdin")?;
+                        s.trim().to_string()
+                    } else {
+                        std::env::var("OPTSYNC_KEAP_API_KEY").unwrap_or_default().trim().to_string()
+                    };
+                    if key.is_empty() {
+                        bail!("no Keap credential: give --api-key-file, --api-key-stdin, OPTSYNC_KEAP_API_KEY, or the --oauth-* options");
+                    }
+                    StoredCredential::ApiKey { key }
+                }
+            };
+            tenants
+                .add(TenantSpec {
+                    app: app.clone(),
+                    keap_base_url,
+                    credential,
+                    legacy_auth,
+                    opt_out_method,
+                })
+                .await?;
+            println!("tenant {app} added. In Keap: Marketing → Settings → Email Defaults → \"When Someone Opts Out of All Email Marketing\" → Actions → Send an http post to another server, with this Post URL:");
+            println!("{}", tenants.post_url(&app).await?);
+        }
+        TenantCommand::List => {
+            println!("{:<20} {:<9} {:<8} {:<6} {:<40} created", "app", "auth", "method", "legacy", "keap base URL");
+            for t in store.tenants().await? {
+                println!(
+                    "{:<20} {:<9} {:<8} {:<6} {:<40} {}",
+                    t.app,
+                    t.credential_kind,
+                    t.opt_out_method,
+                    if t.legacy_prefix_hash.is_some() { "yes" } else { "no" },
+                    t.keap_base_url,
+                    rfc3339(t.created_at)
+                );
+            }
+        }
+        TenantCommand::Url { app } => println!("{}", tenants.post_url(&app).await?),
+        TenantCommand::RotateToken { app } => {
+            let url = tenants.rotate_token(&app).await?;
+            eprintln!("token rotated; the old Post URL no longer works. Update Keap's action set with:");
+            println!("{url}");
+        }
+        TenantCommand::Remove { app } => {
+            tenants.remove(&app).await?;
+            println!("tenant {app} removed (its audit rows are kept)");
+        }
+    }
+    Ok(())
+}

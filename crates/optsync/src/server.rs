@@ -1,0 +1,126 @@
+//! The HTTP side: hook routes, health, and serving them with the workers in one process.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+use crate::intake;
+use crate::state::AppState;
+use crate::worker::Worker;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/process_optout.php", post(intake::process_optout_php))
+        .route("/hooks/keap/{app}", post(intake::hooks_keap))
+        .layer(DefaultBodyLimit::max(intake::MAX_BODY))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    (StatusCode::OK, "ok\n")
+}
+
+/// Ready when the database answers.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: database unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n".to_string())
+        }
+    }
+}
+
+/// The HTTP server and the workers, running.
+pub struct Running {
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    http: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets the workers finish the job in hand, and waits for both.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.http.await;
+        for w in self.workers {
+            let _ = w.await;
+        }
+    }
+
+    pub fn signal_stop(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Binds `listen` and starts the server with `workers` worker tasks (0: the caller drives
+/// the queue itself, as tests do).
+pub async fn start(state: AppState, listen: SocketAddr, workers: usize) -> Result<Running> {
+    start_on(state, bind(listen).await?, workers).await
+}
+
+pub async fn bind(listen: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))
+}
+
+/// Like [`start`], on a listener bound beforehand (so its address can go into the state).
+pub async fn start_on(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    workers: usize,
+) -> Result<Running> {
+    let addr = listener.local_addr()?;
+    let (tx, rx) = watch::channel(false);
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let mut http_rx = rx.clone();
+    let http = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = http_rx.wait_for(|stop| *stop).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    let workers = (0..workers)
+        .map(|_| tokio::spawn(Worker::new(state.clone()).run(rx.clone())))
+        .collect();
+    Ok(Running {
+        addr,
+        shutdown: tx,
+        http,
+        workers,
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,214 @@
+//! The ledger of optsync's own writes, the record of fanned-out sources, and the audit log.
+
+use std::collections::HashMap;
+
+use keap::EmailStatus;
+use sqlx::Row;
+
+use super::Store;
+use crate::error::Result;
+use crate::rules::OwnWrite;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerOrigin {
+    Propagation,
+    Bounce,
+}
+
+impl LedgerOrigin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Propagation => "propagation",
+            Self::Bounce => "bounce",
+        }
+    }
+}
+
+/// One decision about one address.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub tenant_id: i64,
+    pub job_id: Option<i64>,
+    /// Comma-separated ids of the events the job served.
+    pub event_ids: String,
+    pub contact_id: Option<i64>,
+    pub email: String,
+    pub status_before: Option<String>,
+    pub status_after: Option<String>,
+    /// opted_out | already_stopped | terminal | not_targeted | unverified | contact_not_found | no_holder
+    pub action: String,
+    /// rest | xmlrpc | xmlrpc_fallback, for writes.
+    pub path: Option<String>,
+    pub keap_calls: i64,
+    pub received_at: i64,
+    pub honoured_at: i64,
+    pub detail: Option<String>,
+}
+
+/// A stored audit row, for `optsync audit`.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub app: Option<String>,
+    pub row: AuditRow,
+}
+
+pub(super) async fn insert_audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    a: &AuditRow,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit (tenant_id, job_id, event_ids, contact_id, email, status_before, status_after, action, path, keap_calls, received_at, honoured_at, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(a.tenant_id)
+    .bind(a.job_id)
+    .bind(&a.event_ids)
+    .bind(a.contact_id)
+    .bind(&a.email)
+    .bind(&a.status_before)
+    .bind(&a.status_after)
+    .bind(&a.action)
+    .bind(&a.path)
+    .bind(a.keap_calls)
+    .bind(a.received_at)
+    .bind(a.honoured_at)
+    .bind(&a.detail)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Records that optsync is about to write an address, before it does: if it stops
+    /// between the write and the record, the next run still knows the status is its own.
+    pub async fn ledger_intent(
+        &self,
+        tenant_id: i64,
+        email_key: &str,
+        origin: LedgerOrigin,
+        source: Option<&str>,
+        job_id: i64,
+        now: i64,
+    ) -> Result<i64> {
+        let r = sqlx::query(
+            "INSERT INTO ledger (tenant_id, email_key, origin, source_email, status_written, job_id, written_at)
+             VALUES ($1, $2, $3, $4, NULL, $5, $6) RETURNING id",
+        )
+        .bind(tenant_id)
+        .bind(email_key)
+        .bind(origin.as_str())
+        .bind(source)
+        .bind(job_id)
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(r.try_get("id")?)
+    }
+
+    /// Records the status Keap reported after the write.
+    pub async fn ledger_resolve(&self, id: i64, status: EmailStatus, now: i64) -> Result<()> {
+        sqlx::query("UPDATE ledger SET status_written = $1, written_at = $2 WHERE id = $3")
+            .bind(status.type_name())
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// What optsync last wrote to each of these addresses (keys: [`keap::EmailAddress::key`]).
+    pub async fn own_writes(
+        &self,
+        tenant_id: i64,
+        keys: &[String],
+    ) -> Result<HashMap<String, OwnWrite>> {
+        let mut out = HashMap::new();
+        for key in keys {
+            let r = sqlx::query(
+                "SELECT status_written FROM ledger WHERE tenant_id = $1 AND email_key = $2 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(tenant_id)
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await?;
+            if let Some(r) = r {
+                let written: Option<String> = r.try_get("status_written")?;
+                let own = match written.as_deref().map(str::parse::<EmailStatus>) {
+                    Some(Ok(s)) => OwnWrite::Wrote(s),
+                    // NULL: the write was under way when the process stopped.
+                    _ => OwnWrite::Intended,
+                };
+                out.insert(key.clone(), own);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks a stop source as fanned out to its other holders; false if it already was.
+    pub async fn mark_fanned_out(&self, tenant_id: i64, email_key: &str, now: i64) -> Result<bool> {
+        let n = sqlx::query(
+            "INSERT INTO fanned_out (tenant_id, email_key, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant_id)
+        .bind(email_key)
+        .bind(now)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    pub async fn is_fanned_out(&self, tenant_id: i64, email_key: &str) -> Result<bool> {
+        Ok(sqlx::query("SELECT 1 AS one FROM fanned_out WHERE tenant_id = $1 AND email_key = $2")
+            .bind(tenant_id)
+            .bind(email_key)
+            .fetch_optional(self.pool())
+            .await?
+            .is_some())
+    }
+
+    /// Audit rows, newest first; optionally one tenant's, or one address's.
+    pub async fn audit(
+        &self,
+        tenant_id: Option<i64>,
+        email: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT a.id, t.app, a.tenant_id, a.job_id, a.event_ids, a.contact_id, a.email, a.status_before, a.status_after,
+                    a.action, a.path, a.keap_calls, a.received_at, a.honoured_at, a.detail
+               FROM audit a LEFT JOIN tenants t ON t.id = a.tenant_id
+              WHERE ($1 IS NULL OR a.tenant_id = $1) AND ($2 IS NULL OR LOWER(a.email) = LOWER($2))
+              ORDER BY a.id DESC LIMIT $3",
+        )
+        .bind(tenant_id)
+        .bind(email)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    id: r.try_get("id")?,
+                    app: r.try_get("app")?,
+                    row: AuditRow {
+                        tenant_id: r.try_get("tenant_id")?,
+                        job_id: r.try_get("job_id")?,
+                        event_ids: r.try_get("event_ids")?,
+                        contact_id: r.try_get("contact_id")?,
+                        email: r.try_get("email")?,
+                        status_before: r.try_get("status_before")?,
+                        status_after: r.try_get("status_after")?,
+                        action: r.try_get("action")?,
+                        path: r.try_get("path")?,
+                        keap_calls: r.try_get("keap_calls")?,
+                        received_at: r.try_get("received_at")?,
+                        honoured_at: r.try_get("honoured_at")?,
+                        detail: r.try_get("detail")?,
+                    },
+                })
+            })
+            .collect()
+    }
+}

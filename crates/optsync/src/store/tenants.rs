@@ -1,0 +1,142 @@
+//! Tenants: one Keap app each.
+
+use sqlx::Row;
+
+use super::{Store, is_unique_violation};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct TenantRow {
+    pub id: i64,
+    pub app: String,
+    pub keap_base_url: String,
+    pub credential_kind: String,
+    pub credential_sealed: String,
+    pub token_hash: String,
+    pub token_sealed: String,
+    pub legacy_prefix_hash: Option<String>,
+    pub opt_out_method: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub app: String,
+    pub keap_base_url: String,
+    pub credential_kind: String,
+    pub credential_sealed: String,
+    pub token_hash: String,
+    pub token_sealed: String,
+    pub legacy_prefix_hash: Option<String>,
+    pub opt_out_method: String,
+}
+
+fn row(r: &sqlx::any::AnyRow) -> Result<TenantRow> {
+    Ok(TenantRow {
+        id: r.try_get("id")?,
+        app: r.try_get("app")?,
+        keap_base_url: r.try_get("keap_base_url")?,
+        credential_kind: r.try_get("credential_kind")?,
+        credential_sealed: r.try_get("credential_sealed")?,
+        token_hash: r.try_get("token_hash")?,
+        token_sealed: r.try_get("token_sealed")?,
+        legacy_prefix_hash: r.try_get("legacy_prefix_hash")?,
+        opt_out_method: r.try_get("opt_out_method")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    /// Adds a tenant; its id. The app name is unique: a second add is refused.
+    pub async fn insert_tenant(&self, t: &NewTenant, now: i64) -> Result<i64> {
+        let res = sqlx::query(
+            "INSERT INTO tenants (app, keap_base_url, credential_kind, credential_sealed, token_hash, token_sealed, legacy_prefix_hash, opt_out_method, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+        )
+        .bind(&t.app)
+        .bind(&t.keap_base_url)
+        .bind(&t.credential_kind)
+        .bind(&t.credential_sealed)
+        .bind(&t.token_hash)
+        .bind(&t.token_sealed)
+        .bind(&t.legacy_prefix_hash)
+        .bind(&t.opt_out_method)
+        .bind(now)
+        .fetch_one(self.pool())
+        .await;
+        match res {
+            Ok(r) => Ok(r.try_get("id")?),
+            Err(e) if is_unique_violation(&e) => {
+                Err(Error::Invalid(format!("tenant {:?} already exists", t.app)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn tenant_by_app(&self, app: &str) -> Result<Option<TenantRow>> {
+        let r = sqlx::query(
+            "SELECT id, app, keap_base_url, credential_kind, credential_sealed, token_hash, token_sealed, legacy_prefix_hash, opt_out_method, created_at, updated_at FROM tenants WHERE app = $1",
+        )
+        .bind(app).fetch_optional(self.pool()).await?;
+        r.as_ref().map(row).transpose()
+    }
+
+    pub async fn tenant(&self, id: i64) -> Result<Option<TenantRow>> {
+        let r = sqlx::query(
+            "SELECT id, app, keap_base_url, credential_kind, credential_sealed, token_hash, token_sealed, legacy_prefix_hash, opt_out_method, created_at, updated_at FROM tenants WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        r.as_ref().map(row).transpose()
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<TenantRow>> {
+        let rows = sqlx::query(
+            "SELECT id, app, keap_base_url, credential_kind, credential_sealed, token_hash, token_sealed, legacy_prefix_hash, opt_out_method, created_at, updated_at FROM tenants ORDER BY app",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(row).collect()
+    }
+
+    pub async fn set_tenant_token(&self, id: i64, hash: &str, sealed: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE tenants SET token_hash = $1, token_sealed = $2, updated_at = $3 WHERE id = $4")
+            .bind(hash)
+            .bind(sealed)
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_tenant_credential(&self, id: i64, sealed: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE tenants SET credential_sealed = $1, updated_at = $2 WHERE id = $3")
+            .bind(sealed)
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a tenant with its queue, events and ledger. The audit log stays: it is the
+    /// record of what was done while the tenant existed.
+    pub async fn remove_tenant(&self, id: i64) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        for sql in [
+            "DELETE FROM events WHERE tenant_id = $1",
+            "DELETE FROM jobs WHERE tenant_id = $1",
+            "DELETE FROM ledger WHERE tenant_id = $1",
+            "DELETE FROM fanned_out WHERE tenant_id = $1",
+            "DELETE FROM tenants WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
