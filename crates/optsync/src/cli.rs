@@ -170,7 +170,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Serve => {
             let (store, secrets) = open(&settings).await?;
-            let tenants = Tenants::new(store.clone(), secrets, Clock::System, &settings.public_url);
+            let mut tenants =
+                Tenants::new(store.clone(), secrets, Clock::System, &settings.public_url);
+            if let Some(limits) = settings.keap_limits.clone() {
+                tenants = tenants.with_pacing(keap::PacingConfig::new(limits));
+            }
             let listen = settings.listen;
             let workers = settings.workers;
             let state = AppState::new(store, tenants, settings, Clock::System);
@@ -185,7 +189,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let tenants = Tenants::new(store.clone(), secrets, Clock::System, &settings.public_url);
             tenant(cmd, &tenants, &store).await?;
         }
-        Command::Events { tenant, state, limit } => {
+        Command::Events {
+            tenant,
+            state,
+            limit,
+        } => {
             let (store, _) = open(&settings).await?;
             let tid = match tenant {
                 Some(app) => Some(
@@ -203,8 +211,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 StateArg::Done => JobState::Done,
                 StateArg::Dead => JobState::Dead,
             });
-            println!("{:>7}  {:<12} {:<10} {:<14} {:<10} {:<34} {:<25} {:<8} {:>4}  honoured / last error",
-                "event", "tenant", "source", "kind", "contact", "email", "received", "job", "try");
+            println!(
+                "{:>7}  {:<12} {:<10} {:<14} {:<10} {:<34} {:<25} {:<8} {:>4}  honoured / last error",
+                "event", "tenant", "source", "kind", "contact", "email", "received", "job", "try"
+            );
             for e in store.events(tid, state, limit.clamp(1, 10_000)).await? {
                 let tail = match (e.honoured_at, &e.last_error) {
                     (Some(h), _) => rfc3339(h),
@@ -220,7 +230,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     e.contact_id.map(|c| c.to_string()).unwrap_or_default(),
                     e.email.unwrap_or_default(),
                     rfc3339(e.received_at),
-                    format!("{}:{}", e.job_id.unwrap_or_default(), e.job_state.unwrap_or_default()),
+                    format!(
+                        "{}:{}",
+                        e.job_id.unwrap_or_default(),
+                        e.job_state.unwrap_or_default()
+                    ),
                     e.attempts.unwrap_or_default(),
                     tail
                 );
@@ -239,7 +253,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 println!("job {id} back in the queue");
             }
         }
-        Command::Audit { tenant, email, limit } => {
+        Command::Audit {
+            tenant,
+            email,
+            limit,
+        } => {
             let (store, _) = open(&settings).await?;
             let tid = match tenant {
                 Some(app) => Some(
@@ -251,9 +269,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 ),
                 None => None,
             };
-            println!("{:>7}  {:<12} {:<10} {:<34} {:<24} {:<16} {:<16} {:<16} {:>5}  {:<25} honoured",
-                "audit", "tenant", "contact", "email", "events", "before", "after", "action", "calls", "received");
-            for a in store.audit(tid, email.as_deref(), limit.clamp(1, 10_000)).await? {
+            println!(
+                "{:>7}  {:<12} {:<10} {:<34} {:<24} {:<16} {:<16} {:<16} {:>5}  {:<25} honoured",
+                "audit",
+                "tenant",
+                "contact",
+                "email",
+                "events",
+                "before",
+                "after",
+                "action",
+                "calls",
+                "received"
+            );
+            for a in store
+                .audit(tid, email.as_deref(), limit.clamp(1, 10_000))
+                .await?
+            {
                 let r = &a.row;
                 println!(
                     "{:>7}  {:<12} {:<10} {:<34} {:<24} {:<16} {:<16} {:<16} {:>5}  {:<25} {}",
@@ -291,8 +323,16 @@ async fn tenant(cmd: TenantCommand, tenants: &Tenants, store: &Store) -> anyhow:
             let credential = match oauth_client_id {
                 Some(client_id) => StoredCredential::OAuth {
                     client_id,
-                    client_secret: read_secret_file(oauth_client_secret_file.as_ref().context("--oauth-client-secret-file")?)?,
-                    refresh_token: read_secret_file(oauth_refresh_token_file.as_ref().context("--oauth-refresh-token-file")?)?,
+                    client_secret: read_secret_file(
+                        oauth_client_secret_file
+                            .as_ref()
+                            .context("--oauth-client-secret-file")?,
+                    )?,
+                    refresh_token: read_secret_file(
+                        oauth_refresh_token_file
+                            .as_ref()
+                            .context("--oauth-refresh-token-file")?,
+                    )?,
                     access_token: None,
                     expires_at_ms: None,
                     token_url: None,
@@ -302,13 +342,20 @@ async fn tenant(cmd: TenantCommand, tenants: &Tenants, store: &Store) -> anyhow:
                         read_secret_file(f)?
                     } else if api_key_stdin {
                         let mut s = String::new();
-                        std::io::stdin().read_to_string(&mut s).context("reading the API key from stdin")?;
+                        std::io::stdin()
+                            .read_to_string(&mut s)
+                            .context("reading the API key from stdin")?;
                         s.trim().to_string()
                     } else {
-                        std::env::var("OPTSYNC_KEAP_API_KEY").unwrap_or_default().trim().to_string()
+                        std::env::var("OPTSYNC_KEAP_API_KEY")
+                            .unwrap_or_default()
+                            .trim()
+                            .to_string()
                     };
                     if key.is_empty() {
-                        bail!("no Keap credential: give --api-key-file, --api-key-stdin, OPTSYNC_KEAP_API_KEY, or the --oauth-* options");
+                        bail!(
+                            "no Keap credential: give --api-key-file, --api-key-stdin, OPTSYNC_KEAP_API_KEY, or the --oauth-* options"
+                        );
                     }
                     StoredCredential::ApiKey { key }
                 }
@@ -322,18 +369,27 @@ async fn tenant(cmd: TenantCommand, tenants: &Tenants, store: &Store) -> anyhow:
                     opt_out_method,
                 })
                 .await?;
-            println!("tenant {app} added. In Keap: Marketing → Settings → Email Defaults → \"When Someone Opts Out of All Email Marketing\" → Actions → Send an http post to another server, with this Post URL:");
+            println!(
+                "tenant {app} added. In Keap: Marketing → Settings → Email Defaults → \"When Someone Opts Out of All Email Marketing\" → Actions → Send an http post to another server, with this Post URL:"
+            );
             println!("{}", tenants.post_url(&app).await?);
         }
         TenantCommand::List => {
-            println!("{:<20} {:<9} {:<8} {:<6} {:<40} created", "app", "auth", "method", "legacy", "keap base URL");
+            println!(
+                "{:<20} {:<9} {:<8} {:<6} {:<40} created",
+                "app", "auth", "method", "legacy", "keap base URL"
+            );
             for t in store.tenants().await? {
                 println!(
                     "{:<20} {:<9} {:<8} {:<6} {:<40} {}",
                     t.app,
                     t.credential_kind,
                     t.opt_out_method,
-                    if t.legacy_prefix_hash.is_some() { "yes" } else { "no" },
+                    if t.legacy_prefix_hash.is_some() {
+                        "yes"
+                    } else {
+                        "no"
+                    },
                     t.keap_base_url,
                     rfc3339(t.created_at)
                 );
@@ -342,7 +398,9 @@ async fn tenant(cmd: TenantCommand, tenants: &Tenants, store: &Store) -> anyhow:
         TenantCommand::Url { app } => println!("{}", tenants.post_url(&app).await?),
         TenantCommand::RotateToken { app } => {
             let url = tenants.rotate_token(&app).await?;
-            eprintln!("token rotated; the old Post URL no longer works. Update Keap's action set with:");
+            eprintln!(
+                "token rotated; the old Post URL no longer works. Update Keap's action set with:"
+            );
             println!("{url}");
         }
         TenantCommand::Remove { app } => {

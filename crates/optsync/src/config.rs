@@ -50,6 +50,7 @@ struct FileConfig {
     retry_cap_ms: Option<u64>,
     poll_ms: Option<u64>,
     failed_auth_per_minute: Option<u32>,
+    keap_limits: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +73,44 @@ pub struct Settings {
     pub failed_auth_per_minute: u32,
     /// `OPTSYNC_MASTER_KEY`, if set.
     pub master_key: Option<String>,
+    /// Limits to pace every Keap credential to, instead of Keap's published ones (an account
+    /// with a negotiated quota; tests against the emulator).
+    pub keap_limits: Option<keap::Limits>,
+}
+
+/// Parses `10/s,240/min,30000/day` (any subset; `N/Xms`, `N/Xs` for other windows).
+pub fn parse_limits(s: &str) -> Result<keap::Limits> {
+    let bad = || {
+        Error::Config(format!(
+            "keap limits {s:?}: expected e.g. 10/s,240/min,30000/day"
+        ))
+    };
+    let mut limits = keap::Limits {
+        windows: Vec::new(),
+        daily: None,
+    };
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (n, unit) = part.split_once('/').ok_or_else(bad)?;
+        let n: u32 = n.trim().parse().map_err(|_| bad())?;
+        let length = match unit.trim() {
+            "day" => {
+                limits.daily = Some(n);
+                continue;
+            }
+            "s" => Duration::from_secs(1),
+            "min" => Duration::from_secs(60),
+            u if u.ends_with("ms") => {
+                Duration::from_millis(u[..u.len() - 2].parse().map_err(|_| bad())?)
+            }
+            u if u.ends_with('s') => {
+                Duration::from_secs(u[..u.len() - 1].parse().map_err(|_| bad())?)
+            }
+            _ => return Err(bad()),
+        };
+        limits.windows.push(keap::WindowLimit { limit: n, length });
+    }
+    limits.windows.sort_by_key(|w| w.length);
+    Ok(limits)
 }
 
 fn env(name: &str) -> Option<String> {
@@ -124,13 +163,23 @@ impl Settings {
                 .or(file.max_attempts)
                 .unwrap_or(8)
                 .max(1),
-            retry_base: ms(env_parse("OPTSYNC_RETRY_BASE_MS")?.or(file.retry_base_ms), 2_000),
-            retry_cap: ms(env_parse("OPTSYNC_RETRY_CAP_MS")?.or(file.retry_cap_ms), 600_000),
+            retry_base: ms(
+                env_parse("OPTSYNC_RETRY_BASE_MS")?.or(file.retry_base_ms),
+                2_000,
+            ),
+            retry_cap: ms(
+                env_parse("OPTSYNC_RETRY_CAP_MS")?.or(file.retry_cap_ms),
+                600_000,
+            ),
             poll: ms(env_parse("OPTSYNC_POLL_MS")?.or(file.poll_ms), 500),
             failed_auth_per_minute: env_parse("OPTSYNC_FAILED_AUTH_PER_MINUTE")?
                 .or(file.failed_auth_per_minute)
                 .unwrap_or(20),
             master_key: env("OPTSYNC_MASTER_KEY"),
+            keap_limits: env("OPTSYNC_KEAP_LIMITS")
+                .or(file.keap_limits)
+                .map(|v| parse_limits(&v))
+                .transpose()?,
             data_dir,
             database_url,
             listen,
@@ -145,9 +194,8 @@ impl Settings {
     /// elsewhere.
     pub fn for_dir(data_dir: &Path, database_url: Option<String>) -> Self {
         Self {
-            database_url: database_url.unwrap_or_else(|| {
-                format!("sqlite://{}", data_dir.join("optsync.db").display())
-            }),
+            database_url: database_url
+                .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("optsync.db").display())),
             data_dir: data_dir.to_path_buf(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_url: "http://127.0.0.1:8080".into(),
@@ -159,6 +207,7 @@ impl Settings {
             poll: Duration::from_millis(200),
             failed_auth_per_minute: 20,
             master_key: None,
+            keap_limits: None,
         }
     }
 }
@@ -167,4 +216,42 @@ fn read_file(p: &Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(p)
         .map_err(|e| Error::Config(format!("cannot read {}: {e}", p.display())))?;
     toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", p.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_documents_valid_keys() {
+        let text = include_str!("../../../optsync.example.toml");
+        let f: FileConfig = toml::from_str(text).expect("optsync.example.toml parses");
+        assert_eq!(f.workers, Some(4));
+        // Every key the file may hold appears in the example, commented or not.
+        for key in [
+            "data_dir", "database_url", "listen", "public_url", "workers", "lease_secs", "max_attempts",
+            "retry_base_ms", "retry_cap_ms", "poll_ms", "failed_auth_per_minute", "keap_limits",
+        ] {
+            assert!(text.contains(&format!("{key} = ")), "{key} is not documented");
+        }
+    }
+
+    #[test]
+    fn limits_parse() {
+        let l = parse_limits("240/min, 10/s,30000/day").unwrap();
+        assert_eq!(
+            l.windows,
+            vec![
+                keap::WindowLimit::per_second(10),
+                keap::WindowLimit::per_minute(240)
+            ]
+        );
+        assert_eq!(l.daily, Some(30_000));
+        assert_eq!(
+            parse_limits("5/250ms").unwrap().windows[0].length,
+            Duration::from_millis(250)
+        );
+        assert!(parse_limits("ten/s").is_err());
+        assert!(parse_limits("10/fortnight").is_err());
+    }
 }

@@ -127,10 +127,21 @@ mod tests {
         let b = SecretBox::new([7; 32]);
         let s = b.seal(b"KeapAK-secret", "tenant:acme:credential").unwrap();
         assert!(!s.contains("KeapAK"));
-        assert_eq!(b.open(&s, "tenant:acme:credential").unwrap(), b"KeapAK-secret");
+        assert_eq!(
+            b.open(&s, "tenant:acme:credential").unwrap(),
+            b"KeapAK-secret"
+        );
         assert!(b.open(&s, "tenant:other:credential").is_err());
-        assert!(SecretBox::new([8; 32]).open(&s, "tenant:acme:credential").is_err());
-        assert_ne!(s, b.seal(b"KeapAK-secret", "tenant:acme:credential").unwrap(), "fresh nonce");
+        assert!(
+            SecretBox::new([8; 32])
+                .open(&s, "tenant:acme:credential")
+                .is_err()
+        );
+        assert_ne!(
+            s,
+            b.seal(b"KeapAK-secret", "tenant:acme:credential").unwrap(),
+            "fresh nonce"
+        );
     }
 
     #[test]
@@ -144,7 +155,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join(KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         assert!(SecretBox::load(Some("bm90IDMyIGJ5dGVz"), &dir).is_err());

@@ -92,11 +92,16 @@ fn now_ms() -> i64 {
 }
 
 async fn oauth_refresh_token(sim: &KeapSim) -> anyhow::Result<String> {
-    let code = sim.issue_auth_code(CLIENT_ID).context("demo OAuth client")?;
+    let code = sim
+        .issue_auth_code(CLIENT_ID)
+        .context("demo OAuth client")?;
     let r: serde_json::Value = reqwest::Client::new()
         .post(format!("{}/token", sim.base_url()))
         .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-        .form(&[("grant_type", "authorization_code"), ("code", code.as_str())])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+        ])
         .send()
         .await?
         .error_for_status()?
@@ -110,9 +115,13 @@ async fn oauth_refresh_token(sim: &KeapSim) -> anyhow::Result<String> {
 
 pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let dir = std::env::temp_dir().join(format!("optsync-demo-{}-{}", std::process::id(), now_ms()));
+    let dir =
+        std::env::temp_dir().join(format!("optsync-demo-{}-{}", std::process::id(), now_ms()));
     std::fs::create_dir_all(&dir)?;
-    println!("optsync demo — {contacts} seeded contacts, data in {}", dir.display());
+    println!(
+        "optsync demo — {contacts} seeded contacts, data in {}",
+        dir.display()
+    );
 
     // Keap, emulated: real OAuth-client limits (1,500/min), the action set posting to us.
     let sim = KeapSim::builder()
@@ -148,7 +157,9 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
     let workers = 4;
     let state = AppState::new(store.clone(), tenants, settings, Clock::System);
     let running = crate::server::start_on(state, listener, workers).await?;
-    println!("service on {public_url} with {workers} workers; Keap's action set posts to /process_optout.php?app=demo&auth=…");
+    println!(
+        "service on {public_url} with {workers} workers; Keap's action set posts to /process_optout.php?app=demo&auth=…"
+    );
 
     // Contacts whose addresses are all marketable and not shared, so each scenario's
     // expected outcome is plain.
@@ -167,7 +178,15 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
         let before: HashMap<i64, Vec<Option<EmailStatus>>> = s
             .contacts
             .values()
-            .map(|c| (c.id, c.emails.iter().map(|e| e.as_ref().and_then(|e| s.status(e))).collect()))
+            .map(|c| {
+                (
+                    c.id,
+                    c.emails
+                        .iter()
+                        .map(|e| e.as_ref().and_then(|e| s.status(e)))
+                        .collect(),
+                )
+            })
             .collect();
         (candidates, before)
     });
@@ -176,7 +195,10 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
     for sc in Scenario::ALL {
         plan.extend(pool.by_ref().take(sc.count()).map(|id| (sc, id)));
     }
-    anyhow::ensure!(!plan.is_empty(), "the seed has no suitable contacts; use more --contacts");
+    anyhow::ensure!(
+        !plan.is_empty(),
+        "the seed has no suitable contacts; use more --contacts"
+    );
 
     let mut clicked_at: HashMap<i64, i64> = HashMap::new();
     for (sc, id) in &plan {
@@ -237,7 +259,10 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
     for r in rows {
         let (c, h): (Option<i64>, i64) = (r.try_get("contact_id")?, r.try_get("honoured_at")?);
         if let Some(c) = c {
-            honoured_at.entry(c).and_modify(|x| *x = (*x).min(h)).or_insert(h);
+            honoured_at
+                .entry(c)
+                .and_modify(|x| *x = (*x).min(h))
+                .or_insert(h);
         }
     }
 
@@ -245,7 +270,15 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
     let after: HashMap<i64, Vec<Option<EmailStatus>>> = sim.with_store(|s| {
         s.contacts
             .values()
-            .map(|c| (c.id, c.emails.iter().map(|e| e.as_ref().and_then(|e| s.status(e))).collect()))
+            .map(|c| {
+                (
+                    c.id,
+                    c.emails
+                        .iter()
+                        .map(|e| e.as_ref().and_then(|e| s.status(e)))
+                        .collect(),
+                )
+            })
             .collect()
     });
     let planned: HashMap<i64, Scenario> = plan.iter().map(|(s, id)| (*id, *s)).collect();
@@ -267,13 +300,19 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
         if ok {
             e.1 += 1;
         } else {
-            wrong.push(format!("{}: contact {id} before {b:?} after {a:?}", sc.name()));
+            wrong.push(format!(
+                "{}: contact {id} before {b:?} after {a:?}",
+                sc.name()
+            ));
         }
         if let (Some(h), Some(c)) = (honoured_at.get(id), clicked_at.get(id)) {
             e.2.push((h - c).max(0) as u64);
         }
     }
-    let untouched = after.iter().filter(|(id, _)| !planned.contains_key(id)).all(|(id, a)| *a == before[id]);
+    let untouched = after
+        .iter()
+        .filter(|(id, _)| !planned.contains_key(id))
+        .all(|(id, a)| *a == before[id]);
     if !untouched {
         wrong.push("a contact outside the scenarios changed".into());
     }
@@ -285,7 +324,10 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
         "-".into()
     };
     println!();
-    println!("{:<28} {:>6} {:>8} {:>10} {:>10}  {}", "scenario", "count", "correct", "p50 ms", "p99 ms", "note");
+    println!(
+        "{:<28} {:>6} {:>8} {:>10} {:>10}  note",
+        "scenario", "count", "correct", "p50 ms", "p99 ms"
+    );
     for (sc, (count, correct, mut times)) in rows {
         times.sort_unstable();
         let fmt = |p| percentile(&times, p).map_or("-".to_string(), |v| v.to_string());
@@ -294,7 +336,12 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
             Scenario::ManualOptOut => "left for reconciliation (Keap posts nothing)",
             Scenario::HardBounce | Scenario::Unengaged => "address-only: siblings untouched",
         };
-        println!("{:<28} {count:>6} {correct:>8} {:>10} {:>10}  {note}", sc.name(), fmt(0.5), fmt(0.99));
+        println!(
+            "{:<28} {count:>6} {correct:>8} {:>10} {:>10}  {note}",
+            sc.name(),
+            fmt(0.5),
+            fmt(0.99)
+        );
     }
     println!();
     println!(
@@ -303,7 +350,10 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
         stats.writes,
         stats.throttled
     );
-    println!("contacts outside the scenarios untouched: {}", if untouched { "yes" } else { "NO" });
+    println!(
+        "contacts outside the scenarios untouched: {}",
+        if untouched { "yes" } else { "NO" }
+    );
     println!("finished in {:.1} s", started.elapsed().as_secs_f64());
     sim.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

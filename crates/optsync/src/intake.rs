@@ -64,8 +64,8 @@ enum Subject {
 }
 
 fn parse_post(body: &[u8]) -> Result<Subject, String> {
-    let fields: Vec<(String, String)> =
-        serde_urlencoded::from_bytes(body).map_err(|_| "the body is not form-encoded".to_string())?;
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|_| "the body is not form-encoded".to_string())?;
     let get = |k: &str| {
         fields
             .iter()
@@ -86,7 +86,10 @@ fn parse_post(body: &[u8]) -> Result<Subject, String> {
                 .map_err(|_| format!("{} {raw:?} is not an email address", f.xmlrpc_name()));
         }
     }
-    Err("the post names no contact: neither contactId/Id nor Email/EmailAddress2/EmailAddress3".into())
+    Err(
+        "the post names no contact: neither contactId/Id nor Email/EmailAddress2/EmailAddress3"
+            .into(),
+    )
 }
 
 async fn handle(
@@ -100,7 +103,10 @@ async fn handle(
     let ip = peer.ip();
     if state.auth_failures.blocked(ip, now as u64) {
         tracing::warn!(%ip, "hook refused: too many failed authentications from this address");
-        return refuse(StatusCode::TOO_MANY_REQUESTS, "too many failed attempts; try later");
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed attempts; try later",
+        );
     }
     let auth = q.get("auth").map(String::as_str).unwrap_or_default();
     let tenant = match state.tenants.authenticate(&app, auth).await {
@@ -113,7 +119,10 @@ async fn handle(
         }
         Err(e) => {
             tracing::error!(error = %e, "hook: the store is unavailable");
-            return refuse(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable; retry");
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable; retry",
+            );
         }
     };
     let subject = match parse_post(&body) {
@@ -125,7 +134,11 @@ async fn handle(
     };
     let (contact_id, email, subject_key) = match &subject {
         Subject::Contact(id) => (Some(id.get()), None, format!("contact:{id}")),
-        Subject::Address(e) => (None, Some(e.as_str().to_string()), format!("email:{}", e.key())),
+        Subject::Address(e) => (
+            None,
+            Some(e.as_str().to_string()),
+            format!("email:{}", e.key()),
+        ),
     };
     if let Subject::Contact(id) = subject
         && let Err(resp) = check_contact(&state, &tenant, id).await
@@ -146,11 +159,17 @@ async fn handle(
         Ok(acc) => {
             state.wake.notify_waiters();
             tracing::info!(tenant = %tenant.app, subject = %subject_key, event = acc.event_id, job = acc.job_id, "opt-out post accepted");
-            reply(StatusCode::OK, json!({"accepted": true, "event_id": acc.event_id, "job_id": acc.job_id}))
+            reply(
+                StatusCode::OK,
+                json!({"accepted": true, "event_id": acc.event_id, "job_id": acc.job_id}),
+            )
         }
         Err(e) => {
             tracing::error!(tenant = %tenant.app, error = %e, "opt-out post NOT stored; answering 503 so Keap retries");
-            refuse(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable; retry")
+            refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable; retry",
+            )
         }
     }
 }
@@ -195,13 +214,20 @@ mod tests {
 
     #[test]
     fn posts_name_a_contact_or_fall_back_to_an_address() {
-        assert!(matches!(parse_post(b"contactId=42&Email=a%40x.example"), Ok(Subject::Contact(id)) if id.get() == 42));
+        assert!(
+            matches!(parse_post(b"contactId=42&Email=a%40x.example"), Ok(Subject::Contact(id)) if id.get() == 42)
+        );
         assert!(matches!(parse_post(b"Id=7"), Ok(Subject::Contact(id)) if id.get() == 7));
-        assert!(matches!(parse_post(b"FirstName=Ann&EmailAddress2=u1%40relay.example"), Ok(Subject::Address(e)) if e.as_str() == "u1@relay.example"));
+        assert!(
+            matches!(parse_post(b"FirstName=Ann&EmailAddress2=u1%40relay.example"), Ok(Subject::Address(e)) if e.as_str() == "u1@relay.example")
+        );
         assert!(parse_post(b"contactId=abc").is_err());
         assert!(parse_post(b"contactId=-1").is_err());
         assert!(parse_post(b"Email=not-an-address").is_err());
         assert!(parse_post(b"FirstName=Ann").is_err());
-        assert!(parse_post(br#"{"contactId": 5}"#).is_err(), "JSON is not a form");
+        assert!(
+            parse_post(br#"{"contactId": 5}"#).is_err(),
+            "JSON is not a form"
+        );
     }
 }

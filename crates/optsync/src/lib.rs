@@ -5,9 +5,9 @@
 //! contact, decide with the pure [`rules`], opt out what must be, and record each decision
 //! in an append-only audit log.
 
+pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod cli;
 pub mod crypto;
 pub mod demo;
 pub mod error;

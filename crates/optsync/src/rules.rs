@@ -113,7 +113,10 @@ pub fn decide(addresses: &[AddressView], signals: &Signals) -> Decision {
     let actions = addresses
         .iter()
         .map(|a| {
-            let bounced = signals.hard_bounces.iter().any(|b| b.key() == a.email.key());
+            let bounced = signals
+                .hard_bounces
+                .iter()
+                .any(|b| b.key() == a.email.key());
             let action = if a.status.is_stop() {
                 Action::AlreadyStopped
             } else if a.status.is_terminal() {
@@ -297,8 +300,16 @@ mod tests {
                     })
                     .collect();
                 let signals = Signals {
-                    stops: self.contacts[c].iter().filter(|i| self.provider_stops.contains(i)).map(|&i| email(i)).collect(),
-                    hard_bounces: self.contacts[c].iter().filter(|i| self.bounced.contains(i)).map(|&i| email(i)).collect(),
+                    stops: self.contacts[c]
+                        .iter()
+                        .filter(|i| self.provider_stops.contains(i))
+                        .map(|&i| email(i))
+                        .collect(),
+                    hard_bounces: self.contacts[c]
+                        .iter()
+                        .filter(|i| self.bounced.contains(i))
+                        .map(|&i| email(i))
+                        .collect(),
                 };
                 let d = decide(&views, &signals);
                 let mut n = 0;
@@ -359,12 +370,21 @@ mod tests {
             (1usize..5)
                 .prop_flat_map(|n| {
                     (
-                        proptest::collection::vec(proptest::collection::btree_set(0..ADDRESSES, 1..=3), n),
+                        proptest::collection::vec(
+                            proptest::collection::btree_set(0..ADDRESSES, 1..=3),
+                            n,
+                        ),
                         proptest::collection::vec(status(), ADDRESSES),
                         proptest::collection::vec(event(n), 0..20),
                     )
                 })
-                .prop_map(|(c, s, e)| (c.into_iter().map(|set| set.into_iter().collect()).collect(), s, e))
+                .prop_map(|(c, s, e)| {
+                    (
+                        c.into_iter().map(|set| set.into_iter().collect()).collect(),
+                        s,
+                        e,
+                    )
+                })
         }
 
         proptest! {

@@ -35,7 +35,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Ok(()) => (StatusCode::OK, "ready\n".to_string()),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: database unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n".to_string())
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database unreachable\n".to_string(),
+            )
         }
     }
 }

@@ -95,9 +95,16 @@ fn matches_digest(presented: &str, stored_hex: &str) -> bool {
 
 /// The Post URL to paste into Keap's action set, in the setup guide's shape.
 pub fn post_url(public_url: &str, app: &str, token: &str) -> String {
-    let mut u = url::Url::parse(&format!("{}/process_optout.php", public_url.trim_end_matches('/')))
-        .unwrap_or_else(|_| url::Url::parse("http://127.0.0.1/process_optout.php").expect("static URL"));
-    u.query_pairs_mut().append_pair("app", app).append_pair("auth", token);
+    let mut u = url::Url::parse(&format!(
+        "{}/process_optout.php",
+        public_url.trim_end_matches('/')
+    ))
+    .unwrap_or_else(|_| {
+        url::Url::parse("http://127.0.0.1/process_optout.php").expect("static URL")
+    });
+    u.query_pairs_mut()
+        .append_pair("app", app)
+        .append_pair("auth", token);
     u.to_string()
 }
 
@@ -163,8 +170,9 @@ impl Tenants {
     /// Adds a tenant; returns it with its new hook token.
     pub async fn add(&self, spec: TenantSpec) -> Result<(TenantRow, String)> {
         validate_app(&spec.app)?;
-        let base = url::Url::parse(&spec.keap_base_url)
-            .map_err(|e| Error::Invalid(format!("--keap-base-url {:?}: {e}", spec.keap_base_url)))?;
+        let base = url::Url::parse(&spec.keap_base_url).map_err(|e| {
+            Error::Invalid(format!("--keap-base-url {:?}: {e}", spec.keap_base_url))
+        })?;
         if !matches!(base.scheme(), "https" | "http") {
             return Err(Error::Invalid("--keap-base-url must be http(s)".into()));
         }
@@ -181,22 +189,26 @@ impl Tenants {
             }
             let prefix: String = key.chars().take(6).collect();
             if prefix.len() < 6 {
-                return Err(Error::Invalid("the API key is too short for legacy auth".into()));
+                return Err(Error::Invalid(
+                    "the API key is too short for legacy auth".into(),
+                ));
             }
             Some(digest_hex(&prefix))
         } else {
             None
         };
         let token = new_token();
-        let json = serde_json::to_vec(&spec.credential)
-            .map_err(|e| Error::Crypto(e.to_string()))?;
+        let json =
+            serde_json::to_vec(&spec.credential).map_err(|e| Error::Crypto(e.to_string()))?;
         let row = NewTenant {
             app: spec.app.clone(),
             keap_base_url: spec.keap_base_url.trim_end_matches('/').to_string(),
             credential_kind: spec.credential.kind().into(),
             credential_sealed: self.secrets.seal(&json, &aad(&spec.app, "credential"))?,
             token_hash: digest_hex(&token),
-            token_sealed: self.secrets.seal(token.as_bytes(), &aad(&spec.app, "token"))?,
+            token_sealed: self
+                .secrets
+                .seal(token.as_bytes(), &aad(&spec.app, "token"))?,
             legacy_prefix_hash,
             opt_out_method: method_name(spec.opt_out_method).into(),
         };
@@ -220,7 +232,8 @@ impl Tenants {
     pub async fn post_url(&self, app: &str) -> Result<String> {
         let t = self.get(app).await?;
         let token = self.secrets.open(&t.token_sealed, &aad(&t.app, "token"))?;
-        let token = String::from_utf8(token).map_err(|_| Error::Crypto("token is not UTF-8".into()))?;
+        let token =
+            String::from_utf8(token).map_err(|_| Error::Crypto("token is not UTF-8".into()))?;
         Ok(post_url(&self.public_url, &t.app, &token))
     }
 
@@ -238,7 +251,10 @@ impl Tenants {
     pub async fn remove(&self, app: &str) -> Result<()> {
         let t = self.get(app).await?;
         self.store.remove_tenant(t.id).await?;
-        self.clients.lock().unwrap_or_else(|e| e.into_inner()).remove(&t.id);
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&t.id);
         Ok(())
     }
 
@@ -265,7 +281,9 @@ impl Tenants {
     }
 
     pub fn credential(&self, t: &TenantRow) -> Result<StoredCredential> {
-        let raw = self.secrets.open(&t.credential_sealed, &aad(&t.app, "credential"))?;
+        let raw = self
+            .secrets
+            .open(&t.credential_sealed, &aad(&t.app, "credential"))?;
         serde_json::from_slice(&raw).map_err(|e| Error::Crypto(format!("stored credential: {e}")))
     }
 
@@ -273,13 +291,19 @@ impl Tenants {
         let mut pacers = self.pacers.lock().unwrap_or_else(|e| e.into_inner());
         pacers
             .entry(key)
-            .or_insert_with(|| Arc::new(Pacer::new(self.pacing_override.clone().unwrap_or(default))))
+            .or_insert_with(|| {
+                Arc::new(Pacer::new(self.pacing_override.clone().unwrap_or(default)))
+            })
             .clone()
     }
 
     /// The Keap client for a tenant, cached until the tenant row changes.
     pub fn client(&self, t: &TenantRow) -> Result<KeapClient> {
-        if let Some((stamp, c)) = self.clients.lock().unwrap_or_else(|e| e.into_inner()).get(&t.id)
+        if let Some((stamp, c)) = self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&t.id)
             && *stamp == t.updated_at
         {
             return Ok(c.clone());
@@ -289,7 +313,10 @@ impl Tenants {
             StoredCredential::ApiKey { key } => {
                 // Keap counts a key's calls wherever they come from: tenants sharing a key
                 // share its pacer.
-                let pacer = self.pacer(format!("key:{}", digest_hex(&key)), PacingConfig::service_account());
+                let pacer = self.pacer(
+                    format!("key:{}", digest_hex(&key)),
+                    PacingConfig::service_account(),
+                );
                 (Credential::api_key(key), pacer)
             }
             StoredCredential::OAuth {
@@ -306,13 +333,21 @@ impl Tenants {
                 };
                 let token_url = url::Url::parse(&token_url)
                     .map_err(|e| Error::Config(format!("token URL: {e}")))?;
-                let persist = self.persist_tokens(t.id, t.app.clone(), client_id.clone(), client_secret.clone(), token_url.to_string());
+                let persist = self.persist_tokens(
+                    t.id,
+                    t.app.clone(),
+                    client_id.clone(),
+                    client_secret.clone(),
+                    token_url.to_string(),
+                );
                 let session = OAuthSession::new(
                     client_id.clone(),
                     SecretString::from(client_secret),
                     token_url,
                     SecretString::from(refresh_token),
-                    access_token.zip(expires_at_ms).map(|(a, e)| (SecretString::from(a), e)),
+                    access_token
+                        .zip(expires_at_ms)
+                        .map(|(a, e)| (SecretString::from(a), e)),
                     persist,
                 )?;
                 // An OAuth client's limits are shared by every app it serves.
@@ -346,7 +381,12 @@ impl Tenants {
         let clock = self.clock.clone();
         let clients = self.clients.clone();
         Arc::new(move |tokens: OAuthTokens| {
-            let (store, secrets, clock, clients) = (store.clone(), secrets.clone(), clock.clone(), clients.clone());
+            let (store, secrets, clock, clients) = (
+                store.clone(),
+                secrets.clone(),
+                clock.clone(),
+                clients.clone(),
+            );
             let cred = StoredCredential::OAuth {
                 client_id: client_id.clone(),
                 client_secret: client_secret.clone(),
@@ -358,7 +398,9 @@ impl Tenants {
             let app = app.clone();
             Box::pin(async move {
                 let json = serde_json::to_vec(&cred).map_err(|e| e.to_string())?;
-                let sealed = secrets.seal(&json, &aad(&app, "credential")).map_err(|e| e.to_string())?;
+                let sealed = secrets
+                    .seal(&json, &aad(&app, "credential"))
+                    .map_err(|e| e.to_string())?;
                 let now = clock.now_ms();
                 store
                     .set_tenant_credential(tenant_id, &sealed, now)
@@ -405,7 +447,10 @@ mod tests {
             post_url("https://optsync.example.com/", "rc135", "a+b/c"),
             "https://optsync.example.com/process_optout.php?app=rc135&auth=a%2Bb%2Fc"
         );
-        assert_eq!(derive_token_url("https://api.infusionsoft.com/crm").unwrap(), "https://api.infusionsoft.com/token");
+        assert_eq!(
+            derive_token_url("https://api.infusionsoft.com/crm").unwrap(),
+            "https://api.infusionsoft.com/token"
+        );
     }
 
     #[test]

@@ -15,12 +15,26 @@ use crate::store::{AuditRow, ClaimedJob, EventRow, LedgerOrigin, NewEvent};
 /// What one job did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobOutcome {
-    Done { job_id: i64, writes: usize },
-    Retrying { job_id: i64, error: String },
-    Deferred { job_id: i64, wait: Duration },
-    Dead { job_id: i64, error: String },
+    Done {
+        job_id: i64,
+        writes: usize,
+    },
+    Retrying {
+        job_id: i64,
+        error: String,
+    },
+    Deferred {
+        job_id: i64,
+        wait: Duration,
+    },
+    Dead {
+        job_id: i64,
+        error: String,
+    },
     /// The lease ran out while working and another worker took the job over.
-    LostLease { job_id: i64 },
+    LostLease {
+        job_id: i64,
+    },
 }
 
 #[derive(Clone)]
@@ -70,7 +84,10 @@ impl Worker {
                         writes: work.writes,
                     }
                 } else {
-                    tracing::warn!(job = job.id, "lease ran out before completion; another worker has the job");
+                    tracing::warn!(
+                        job = job.id,
+                        "lease ran out before completion; another worker has the job"
+                    );
                     JobOutcome::LostLease { job_id: job.id }
                 }
             }
@@ -117,17 +134,34 @@ impl Worker {
             && let Some(wait) = k.retry_after()
         {
             // Waiting for Keap's limits is not a failed attempt.
-            tracing::info!(job = job.id, wait_ms = wait.as_millis() as u64, "deferred by Keap's rate limit");
+            tracing::info!(
+                job = job.id,
+                wait_ms = wait.as_millis() as u64,
+                "deferred by Keap's rate limit"
+            );
             s.store
-                .requeue(job.id, now + wait.as_millis() as i64, false, false, &msg, now)
+                .requeue(
+                    job.id,
+                    now + wait.as_millis() as i64,
+                    false,
+                    false,
+                    &msg,
+                    now,
+                )
                 .await?;
-            return Ok(JobOutcome::Deferred { job_id: job.id, wait });
+            return Ok(JobOutcome::Deferred {
+                job_id: job.id,
+                wait,
+            });
         }
         if job.attempts >= s.settings.max_attempts {
             tracing::error!(job = job.id, subject = %job.subject, attempts = job.attempts, error = %msg,
                 "job is dead; re-drive it with `optsync retry`");
             s.store.requeue(job.id, now, true, true, &msg, now).await?;
-            return Ok(JobOutcome::Dead { job_id: job.id, error: msg });
+            return Ok(JobOutcome::Dead {
+                job_id: job.id,
+                error: msg,
+            });
         }
         let exp = (job.attempts - 1).clamp(0, 20) as u32;
         let ceiling = s
@@ -140,9 +174,19 @@ impl Worker {
         let wait = ceiling.mul_f64(factor);
         tracing::warn!(job = job.id, subject = %job.subject, attempt = job.attempts, retry_in_ms = wait.as_millis() as u64, error = %msg, "job failed; will retry");
         s.store
-            .requeue(job.id, now + wait.as_millis() as i64, false, true, &msg, now)
+            .requeue(
+                job.id,
+                now + wait.as_millis() as i64,
+                false,
+                true,
+                &msg,
+                now,
+            )
             .await?;
-        Ok(JobOutcome::Retrying { job_id: job.id, error: msg })
+        Ok(JobOutcome::Retrying {
+            job_id: job.id,
+            error: msg,
+        })
     }
 
     async fn execute(&self, job: &ClaimedJob) -> Result<Work> {
@@ -157,8 +201,16 @@ impl Worker {
         };
         let client = s.tenants.client(&tenant)?.scoped();
         let events = s.store.job_events(job.id).await?;
-        let received_at = events.iter().map(|e| e.received_at).min().unwrap_or_else(|| s.clock.now_ms());
-        let event_ids = events.iter().map(|e| e.id.to_string()).collect::<Vec<_>>().join(",");
+        let received_at = events
+            .iter()
+            .map(|e| e.received_at)
+            .min()
+            .unwrap_or_else(|| s.clock.now_ms());
+        let event_ids = events
+            .iter()
+            .map(|e| e.id.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         let signals = signals(&events);
         let audit = |contact: Option<i64>, email: &str, action: &str| AuditRow {
             tenant_id: tenant.id,
@@ -177,9 +229,13 @@ impl Worker {
         };
 
         let contacts: Vec<ContactId> = match job.subject.split_once(':') {
-            Some(("contact", id)) => vec![id.parse().map_err(|_| Error::Invalid(format!("bad subject {}", job.subject)))?],
+            Some(("contact", id)) => vec![
+                id.parse()
+                    .map_err(|_| Error::Invalid(format!("bad subject {}", job.subject)))?,
+            ],
             Some(("email", e)) => {
-                let email = EmailAddress::parse(e).map_err(|err| Error::Invalid(err.to_string()))?;
+                let email =
+                    EmailAddress::parse(e).map_err(|err| Error::Invalid(err.to_string()))?;
                 let holders = client.contacts_with_address(&email).await?;
                 if holders.is_empty() {
                     let mut a = audit(None, email.as_str(), "no_holder");
@@ -237,11 +293,20 @@ impl Worker {
                         };
                         let intent = s
                             .store
-                            .ledger_intent(tenant.id, &email.key(), origin, source.as_deref(), job.id, s.clock.now_ms())
+                            .ledger_intent(
+                                tenant.id,
+                                &email.key(),
+                                origin,
+                                source.as_deref(),
+                                job.id,
+                                s.clock.now_ms(),
+                            )
                             .await?;
                         let report = client.opt_out(email, &text).await?;
                         if let Some(after) = report.status_after {
-                            s.store.ledger_resolve(intent, after, s.clock.now_ms()).await?;
+                            s.store
+                                .ledger_resolve(intent, after, s.clock.now_ms())
+                                .await?;
                         }
                         if !report.verified {
                             return Err(Error::Invalid(format!(
@@ -255,7 +320,9 @@ impl Worker {
                         a.status_after = report.status_after.map(|s| s.type_name().to_string());
                         a.path = Some(path_name(report.path).into());
                         a.keap_calls = i64::from(report.calls);
-                        a.detail = source.map(|s| format!("source {s}")).or(Some("hard bounce".into()));
+                        a.detail = source
+                            .map(|s| format!("source {s}"))
+                            .or(Some("hard bounce".into()));
                         work.writes += 1;
                     }
                     Action::AlreadyStopped => a.action = "already_stopped".into(),
@@ -265,7 +332,8 @@ impl Worker {
                 a.keap_calls += std::mem::take(&mut read_calls);
                 work.audits.push(a);
             }
-            self.fan_out(&client, &tenant.id, id, &decision.sources, job).await?;
+            self.fan_out(&client, &tenant.id, id, &decision.sources, job)
+                .await?;
         }
         let done = s.clock.now_ms();
         for a in &mut work.audits {
@@ -301,10 +369,14 @@ impl Worker {
                     body_digest: format!("job:{}", job.id),
                     received_at: s.clock.now_ms(),
                 };
-                s.store.accept(&ev, &format!("contact:{}", other.get())).await?;
+                s.store
+                    .accept(&ev, &format!("contact:{}", other.get()))
+                    .await?;
                 s.wake.notify_waiters();
             }
-            s.store.mark_fanned_out(*tenant_id, &source.key(), s.clock.now_ms()).await?;
+            s.store
+                .mark_fanned_out(*tenant_id, &source.key(), s.clock.now_ms())
+                .await?;
         }
         Ok(())
     }

@@ -50,7 +50,9 @@ impl Store {
         };
         let pool = match backend {
             Backend::Sqlite => {
-                let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+                let path = url
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:");
                 let path = path.split('?').next().unwrap_or(path);
                 if let Some(dir) = std::path::Path::new(path).parent()
                     && !dir.as_os_str().is_empty()

@@ -115,7 +115,9 @@ impl Store {
     /// duplicate: nothing is stored and the earlier ids are returned.
     pub async fn accept(&self, ev: &NewEvent, subject: &str) -> Result<Accepted> {
         if let Some(pid) = &ev.provider_event_id
-            && let Some(prev) = self.find_provider_event(ev.tenant_id, &ev.source, pid).await?
+            && let Some(prev) = self
+                .find_provider_event(ev.tenant_id, &ev.source, pid)
+                .await?
         {
             return Ok(prev);
         }
@@ -437,9 +439,10 @@ impl Store {
 
     /// How many jobs are in each state.
     pub async fn job_counts(&self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state ORDER BY state")
-            .fetch_all(self.pool())
-            .await?;
+        let rows =
+            sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state ORDER BY state")
+                .fetch_all(self.pool())
+                .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
             .collect()

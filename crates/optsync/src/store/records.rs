@@ -160,12 +160,14 @@ impl Store {
     }
 
     pub async fn is_fanned_out(&self, tenant_id: i64, email_key: &str) -> Result<bool> {
-        Ok(sqlx::query("SELECT 1 AS one FROM fanned_out WHERE tenant_id = $1 AND email_key = $2")
-            .bind(tenant_id)
-            .bind(email_key)
-            .fetch_optional(self.pool())
-            .await?
-            .is_some())
+        Ok(
+            sqlx::query("SELECT 1 AS one FROM fanned_out WHERE tenant_id = $1 AND email_key = $2")
+                .bind(tenant_id)
+                .bind(email_key)
+                .fetch_optional(self.pool())
+                .await?
+                .is_some(),
+        )
     }
 
     /// Audit rows, newest first; optionally one tenant's, or one address's.

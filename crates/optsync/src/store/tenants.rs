@@ -102,14 +102,22 @@ impl Store {
         rows.iter().map(row).collect()
     }
 
-    pub async fn set_tenant_token(&self, id: i64, hash: &str, sealed: &str, now: i64) -> Result<()> {
-        sqlx::query("UPDATE tenants SET token_hash = $1, token_sealed = $2, updated_at = $3 WHERE id = $4")
-            .bind(hash)
-            .bind(sealed)
-            .bind(now)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+    pub async fn set_tenant_token(
+        &self,
+        id: i64,
+        hash: &str,
+        sealed: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE tenants SET token_hash = $1, token_sealed = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(hash)
+        .bind(sealed)
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 

@@ -1,1 +1,11 @@
+//! optsync end to end: the real service on a real SQLite file and a real PostgreSQL server,
+//! against keap-sim, driven from the tests.
 
+mod harness;
+mod intake;
+mod processes;
+mod queue;
+mod sharing;
+mod store;
+
+pub use harness::*;

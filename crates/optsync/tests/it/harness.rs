@@ -1,0 +1,235 @@
+//! Spawning the service for a test: a fresh database per test (a SQLite file in a temporary
+//! directory, or a new database on the PostgreSQL server scripts/test starts), keap-sim
+//! in-process, the HTTP server on port 0, and a worker the test drives.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use keap::{EmailStatus, Limits, OptOutMethod, PacingConfig};
+use keap_sim::KeapSim;
+use optsync::clock::Clock;
+use optsync::config::Settings;
+use optsync::crypto::SecretBox;
+use optsync::server::Running;
+use optsync::state::AppState;
+use optsync::store::Store;
+use optsync::tenant::{StoredCredential, TenantSpec, Tenants};
+use optsync::worker::Worker;
+use sqlx::Connection as _;
+
+pub const KEY: &str = "KeapAK-5a4b3c2d1e0f5a4b3c2d1e0f5a4b3c2d1e0f5a4b3c2d1e0f";
+pub const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs a test body once on each backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::Db::Postgres).await
+            }
+        }
+    };
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "optsync-it-{tag}-{}-{}",
+            std::process::id(),
+            rand_hex()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn rand_hex() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 6];
+    rand::rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A database URL for a fresh, empty database on the chosen backend.
+pub async fn fresh_database(db: Db, dir: &Path) -> String {
+    match db {
+        Db::Sqlite => format!("sqlite://{}", dir.join("optsync.db").display()),
+        Db::Postgres => {
+            let admin = std::env::var("OPTSYNC_TEST_DATABASE_URL").expect(
+                "OPTSYNC_TEST_DATABASE_URL is not set: run the tests through scripts/test, which starts PostgreSQL",
+            );
+            sqlx::any::install_default_drivers();
+            let name = format!("optsync_t_{}", rand_hex());
+            let mut c = sqlx::AnyConnection::connect(&admin)
+                .await
+                .expect("connect to the test PostgreSQL server");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut c)
+                .await
+                .expect("create a test database");
+            let mut u = url::Url::parse(&admin).unwrap();
+            u.set_path(&format!("/{name}"));
+            u.to_string()
+        }
+    }
+}
+
+/// Pacing for tests: no limits worth waiting for, quick backoffs.
+pub fn test_pacing() -> PacingConfig {
+    PacingConfig {
+        backoff_base: Duration::from_millis(5),
+        backoff_cap: Duration::from_millis(20),
+        ..PacingConfig::new(Limits {
+            windows: vec![],
+            daily: None,
+        })
+    }
+}
+
+pub struct TestApp {
+    pub sim: KeapSim,
+    pub state: AppState,
+    pub worker: Worker,
+    pub running: Option<Running>,
+    pub base: String,
+    pub app: String,
+    pub post_url: String,
+    pub database_url: String,
+    pub dir: TempDir,
+}
+
+pub struct Options {
+    pub clock: Clock,
+    pub max_attempts: i64,
+    pub sim: Option<KeapSim>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            clock: Clock::System,
+            max_attempts: 8,
+            sim: None,
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(db: Db) -> Self {
+        Self::spawn_with(db, Options::default()).await
+    }
+
+    pub async fn spawn_with(db: Db, o: Options) -> Self {
+        let dir = TempDir::new("app");
+        let database_url = fresh_database(db, dir.path()).await;
+        let sim = match o.sim {
+            Some(s) => s,
+            None => KeapSim::builder().api_key(KEY).start().await.unwrap(),
+        };
+        let store = Store::open(&database_url).await.unwrap();
+        let listener = optsync::server::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut settings = Settings::for_dir(dir.path(), Some(database_url.clone()));
+        settings.public_url = base.clone();
+        settings.max_attempts = o.max_attempts;
+        settings.retry_base = Duration::from_millis(1_000);
+        let secrets = SecretBox::load(Some(MASTER_KEY), dir.path()).unwrap();
+        let tenants =
+            Tenants::new(store.clone(), secrets, o.clock.clone(), &base).with_pacing(test_pacing());
+        let app = "acme".to_string();
+        tenants
+            .add(TenantSpec {
+                app: app.clone(),
+                keap_base_url: sim.crm_url(),
+                credential: StoredCredential::ApiKey { key: KEY.into() },
+                legacy_auth: false,
+                opt_out_method: OptOutMethod::Auto,
+            })
+            .await
+            .unwrap();
+        let post_url = tenants.post_url(&app).await.unwrap();
+        let state = AppState::new(store, tenants, settings, o.clock);
+        let running = optsync::server::start_on(state.clone(), listener, 0)
+            .await
+            .unwrap();
+        Self {
+            worker: Worker::new(state.clone()),
+            sim,
+            state,
+            running: Some(running),
+            base,
+            app,
+            post_url,
+            database_url,
+            dir,
+        }
+    }
+
+    /// POSTs a form to the tenant's Post URL.
+    pub async fn post(&self, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
+        post_to(&self.post_url, form).await
+    }
+
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        use sqlx::Row;
+        sqlx::query(sql)
+            .fetch_one(self.state.store.pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap()
+    }
+
+    /// A contact in the emulator with `n` marketable addresses.
+    pub fn contact(&self, tag: &str, n: usize) -> (i64, Vec<String>) {
+        let emails: Vec<String> = (1..=n).map(|i| format!("{tag}.{i}@example.com")).collect();
+        let id = self.sim.add_contact(
+            &emails[0],
+            emails.get(1).map(String::as_str),
+            emails.get(2).map(String::as_str),
+            EmailStatus::SingleOptIn,
+        );
+        (id, emails)
+    }
+
+    pub fn statuses(&self, emails: &[String]) -> Vec<Option<EmailStatus>> {
+        emails.iter().map(|e| self.sim.status(e)).collect()
+    }
+}
+
+pub async fn post_to(url: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}

@@ -1,0 +1,239 @@
+//! Keap's opt-out post, end to end: accepted, honoured on every address, idempotent; bad
+//! input refused with nothing stored; a store outage answered 503.
+
+use std::time::Duration;
+
+use keap::EmailStatus;
+use keap_sim::SimEvent;
+
+use crate::{Db, TestApp, on_both_backends, post_to};
+
+async fn action_set_post_opts_out_every_sibling_once(db: Db) {
+    let t = TestApp::spawn(db).await;
+    let (id, emails) = t.contact("ann", 3);
+    t.sim.set_action_set_url(Some(&t.post_url));
+    // The person clicks the unsubscribe link on EMAIL1; Keap posts to us.
+    t.sim.event(&emails[0], SimEvent::UnsubscribeLink).unwrap();
+    let posts = t
+        .sim
+        .wait_action_posts(1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(posts[0].status, 200, "accepted");
+    assert_eq!(t.count("SELECT COUNT(*) FROM events").await, 1);
+    t.worker.drain().await.unwrap();
+    assert_eq!(
+        t.statuses(&emails),
+        vec![
+            Some(EmailStatus::Manual),
+            Some(EmailStatus::Admin),
+            Some(EmailStatus::Admin)
+        ]
+    );
+    let writes = t.sim.stats().writes;
+    assert_eq!(writes, 2);
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM events WHERE honoured_at IS NOT NULL")
+            .await,
+        1
+    );
+    // Audit: one row per address, the proof of when each was honoured.
+    let audit = t.state.store.audit(None, None, 10).await.unwrap();
+    let mut actions: Vec<(String, String)> = audit
+        .iter()
+        .map(|a| (a.row.email.clone(), a.row.action.clone()))
+        .collect();
+    actions.sort();
+    assert_eq!(
+        actions,
+        vec![
+            (emails[0].clone(), "already_stopped".into()),
+            (emails[1].clone(), "opted_out".into()),
+            (emails[2].clone(), "opted_out".into())
+        ]
+    );
+    assert!(
+        audit
+            .iter()
+            .all(|a| a.row.honoured_at >= a.row.received_at && a.row.contact_id == Some(id))
+    );
+
+    // The same post again: 2xx, and no further write.
+    let (status, _) = t
+        .post(&[("contactId", &id.to_string()), ("Email", &emails[0])])
+        .await;
+    assert_eq!(status, 200);
+    t.worker.drain().await.unwrap();
+    assert_eq!(t.sim.stats().writes, writes, "a replay writes nothing");
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM events WHERE honoured_at IS NOT NULL")
+            .await,
+        2
+    );
+}
+on_both_backends!(action_set_post_opts_out_every_sibling_once);
+
+async fn both_url_shapes_and_an_address_only_post(db: Db) {
+    let t = TestApp::spawn(db).await;
+    let (id, emails) = t.contact("bo", 2);
+    t.sim
+        .event(&emails[1], SimEvent::Set(EmailStatus::Manual))
+        .unwrap();
+    let token = t.post_url.split("auth=").nth(1).unwrap().to_string();
+    let hooks = format!("{}/hooks/keap/{}?auth={token}", t.base, t.app);
+    let (status, _) = post_to(&hooks, &[("contactId", &id.to_string())]).await;
+    assert_eq!(status, 200);
+    // No contact id: the address is resolved to its contacts by the worker.
+    let (id2, emails2) = t.contact("cy", 2);
+    t.sim
+        .event(&emails2[0], SimEvent::Set(EmailStatus::Spam))
+        .unwrap();
+    let (status, _) = t.post(&[("FirstName", "Cy"), ("Email", &emails2[0])]).await;
+    assert_eq!(status, 200);
+    t.worker.drain().await.unwrap();
+    assert_eq!(
+        t.statuses(&emails),
+        vec![Some(EmailStatus::Admin), Some(EmailStatus::Manual)]
+    );
+    assert_eq!(
+        t.statuses(&emails2),
+        vec![Some(EmailStatus::Spam), Some(EmailStatus::Admin)]
+    );
+    assert!(id2 > id);
+}
+on_both_backends!(both_url_shapes_and_an_address_only_post);
+
+async fn bad_input_is_refused_and_nothing_is_stored(db: Db) {
+    let t = TestApp::spawn(db).await;
+    let (id, _) = t.contact("dee", 2);
+    let id = id.to_string();
+    let wrong = t.post_url.replace("auth=", "auth=x");
+    let (s1, b1) = post_to(&wrong, &[("contactId", &id)]).await;
+    let unknown = t.post_url.replace("app=acme", "app=nosuch");
+    let (s2, b2) = post_to(&unknown, &[("contactId", &id)]).await;
+    assert_eq!((s1, s2), (401, 401));
+    assert_eq!(b1, b2, "unknown app and wrong token look the same");
+    let no_auth = format!("{}/process_optout.php?app=acme", t.base);
+    assert_eq!(post_to(&no_auth, &[("contactId", &id)]).await.0, 401);
+
+    let big = "x".repeat(70 * 1024);
+    let r = reqwest::Client::new()
+        .post(&t.post_url)
+        .form(&[("contactId", id.as_str()), ("pad", &big)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413, "oversized body");
+
+    let r = reqwest::Client::new()
+        .post(&t.post_url)
+        .header("content-type", "application/json")
+        .body(format!("{{\"contactId\": {id}}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400, "not a form");
+    let (s, body) = t.post(&[("contactId", "12abc")]).await;
+    assert_eq!(s, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("contactId"),
+        "{body}"
+    );
+    assert_eq!(t.post(&[("FirstName", "Nobody")]).await.0, 400);
+    assert_eq!(t.post(&[("Email", "not-an-address")]).await.0, 400);
+    let (s, body) = t.post(&[("contactId", "987654")]).await;
+    assert_eq!(s, 422, "unknown contact: {body}");
+
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM events").await,
+        0,
+        "nothing stored"
+    );
+    assert_eq!(t.count("SELECT COUNT(*) FROM jobs").await, 0);
+}
+on_both_backends!(bad_input_is_refused_and_nothing_is_stored);
+
+async fn repeated_failed_authentication_is_slowed(db: Db) {
+    let t = TestApp::spawn(db).await;
+    let (id, _) = t.contact("eve", 1);
+    let wrong = t.post_url.replace("auth=", "auth=guess");
+    for _ in 0..20 {
+        assert_eq!(
+            post_to(&wrong, &[("contactId", &id.to_string())]).await.0,
+            401
+        );
+    }
+    assert_eq!(
+        post_to(&wrong, &[("contactId", &id.to_string())]).await.0,
+        429
+    );
+    // Once an address is over the limit even the right token waits: nothing is stored.
+    assert_eq!(t.post(&[("contactId", &id.to_string())]).await.0, 429);
+    assert_eq!(t.count("SELECT COUNT(*) FROM events").await, 0);
+}
+on_both_backends!(repeated_failed_authentication_is_slowed);
+
+async fn a_store_outage_answers_503_so_keap_retries(db: Db) {
+    let t = TestApp::spawn(db).await;
+    let (id, _) = t.contact("fay", 2);
+    t.state.store.close().await;
+    let (status, body) = t.post(&[("contactId", &id.to_string())]).await;
+    assert_eq!(status, 503, "{body}");
+    let r = reqwest::get(format!("{}/readyz", t.base)).await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let r = reqwest::get(format!("{}/healthz", t.base)).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "the process is alive");
+}
+on_both_backends!(a_store_outage_answers_503_so_keap_retries);
+
+async fn legacy_six_character_auth_only_when_opted_in(db: Db) {
+    use optsync::tenant::{StoredCredential, TenantSpec};
+    let t = TestApp::spawn(db).await;
+    let spec = |app: &str, key: &str, legacy: bool| TenantSpec {
+        app: app.into(),
+        keap_base_url: t.sim.crm_url(),
+        credential: StoredCredential::ApiKey { key: key.into() },
+        legacy_auth: legacy,
+        opt_out_method: keap::OptOutMethod::Auto,
+    };
+    let refused = t.state.tenants.add(spec("new", crate::KEY, true)).await;
+    assert!(
+        refused.is_err(),
+        "KeapAK keys share their first 6 characters"
+    );
+    t.state
+        .tenants
+        .add(spec("old", "7cf726d0e1legacykey", true))
+        .await
+        .unwrap();
+    t.state
+        .tenants
+        .add(spec("strict", "9ab123d0e1legacykey", false))
+        .await
+        .unwrap();
+    assert!(
+        t.state
+            .tenants
+            .authenticate("old", "7cf726")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        t.state
+            .tenants
+            .authenticate("old", "7cf72")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        t.state
+            .tenants
+            .authenticate("strict", "9ab123")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+on_both_backends!(legacy_six_character_auth_only_when_opted_in);

@@ -1,0 +1,382 @@
+//! The real binary: `optsync serve` killed with SIGKILL mid-work loses nothing; two
+//! `optsync serve` processes share one PostgreSQL database; the CLI manages tenants.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use keap::EmailStatus;
+use keap_sim::{FaultKind, KeapSim, SimConfig, SimEvent};
+use optsync::clock::Clock;
+use optsync::crypto::SecretBox;
+use optsync::store::Store;
+use optsync::tenant::{StoredCredential, TenantSpec, Tenants};
+
+use crate::{Db, KEY, MASTER_KEY, TempDir, fresh_database, on_both_backends, post_to};
+
+const BIN: &str = env!("CARGO_BIN_EXE_optsync");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn serve(dir: &Path, database_url: &str, port: u16, tag: &str) -> Child {
+    let log = std::fs::File::create(dir.join(format!("serve-{tag}.log"))).unwrap();
+    Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("OPTSYNC_DATA_DIR", dir)
+        .env("OPTSYNC_DATABASE_URL", database_url)
+        .env("OPTSYNC_LISTEN", format!("127.0.0.1:{port}"))
+        .env("OPTSYNC_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .env("OPTSYNC_MASTER_KEY", MASTER_KEY)
+        .env("OPTSYNC_WORKERS", "4")
+        .env("OPTSYNC_LEASE_SECS", "2")
+        .env("OPTSYNC_POLL_MS", "50")
+        .env("OPTSYNC_RETRY_BASE_MS", "200")
+        .env("OPTSYNC_KEAP_LIMITS", "100000/min")
+        .env("OPTSYNC_LOG", "optsync=debug")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start optsync serve")
+}
+
+async fn wait_ready(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "optsync serve did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn add_tenant(
+    database_url: &str,
+    dir: &Path,
+    sim: &KeapSim,
+    public: &str,
+) -> (Store, String) {
+    let store = Store::open(database_url).await.unwrap();
+    let secrets = SecretBox::load(Some(MASTER_KEY), dir).unwrap();
+    let tenants = Tenants::new(store.clone(), secrets, Clock::System, public);
+    tenants
+        .add(TenantSpec {
+            app: "acme".into(),
+            keap_base_url: sim.crm_url(),
+            credential: StoredCredential::ApiKey { key: KEY.into() },
+            legacy_auth: false,
+            opt_out_method: keap::OptOutMethod::Auto,
+        })
+        .await
+        .unwrap();
+    let url = tenants.post_url("acme").await.unwrap();
+    (store, url)
+}
+
+async fn count(store: &Store, sql: &'static str) -> i64 {
+    use sqlx::Row;
+    sqlx::query(sql)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap()
+}
+
+async fn wait_until_all_honoured(store: &Store, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let open = count(
+            store,
+            "SELECT COUNT(*) FROM events WHERE honoured_at IS NULL",
+        )
+        .await;
+        let busy = count(
+            store,
+            "SELECT COUNT(*) FROM jobs WHERE state IN ('pending', 'running')",
+        )
+        .await;
+        if open == 0 && busy == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open} events not honoured, {busy} jobs open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn sigkill_while_holding_jobs_loses_no_accepted_post(db: Db) {
+    let dir = TempDir::new("crash");
+    let database_url = fresh_database(db, dir.path()).await;
+    let config = SimConfig {
+        fault_timeout_delay: Duration::from_secs(60),
+        ..SimConfig::default()
+    };
+    let sim = KeapSim::builder()
+        .config(config)
+        .api_key(KEY)
+        .start()
+        .await
+        .unwrap();
+    sim.configure(|c| c.action_set_backoff = Duration::from_millis(300));
+    let port = free_port();
+    let (store, post_url) = add_tenant(
+        &database_url,
+        dir.path(),
+        &sim,
+        &format!("http://127.0.0.1:{port}"),
+    )
+    .await;
+    sim.set_action_set_url(Some(&post_url));
+    let contacts: Vec<(i64, [String; 2])> = (0..40)
+        .map(|i| {
+            let e = [
+                format!("p{i}@example.com"),
+                format!("p{i}@relay.wedeliver.example"),
+            ];
+            (
+                sim.add_contact(&e[0], Some(&e[1]), None, EmailStatus::SingleOptIn),
+                e,
+            )
+        })
+        .collect();
+
+    let mut child = serve(dir.path(), &database_url, port, "1");
+    wait_ready(port).await;
+    for (_, e) in &contacts[..20] {
+        sim.event(&e[0], SimEvent::UnsubscribeLink).unwrap();
+    }
+    sim.wait_action_posts(20, Duration::from_secs(20))
+        .await
+        .unwrap();
+    // Keap hangs: the workers sit in Keap calls holding their leases while posts keep coming.
+    sim.inject_fault(FaultKind::Timeout, 1_000);
+    for (_, e) in &contacts[20..] {
+        sim.event(&e[0], SimEvent::UnsubscribeLink).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(&store, "SELECT COUNT(*) FROM jobs WHERE state = 'running'").await == 0 {
+        assert!(Instant::now() < deadline, "no job was ever claimed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        count(&store, "SELECT COUNT(*) FROM jobs WHERE state = 'running'").await > 0,
+        "killed holding jobs"
+    );
+
+    sim.shared().lock().faults.clear();
+    let mut child = serve(dir.path(), &database_url, port, "2");
+    wait_ready(port).await;
+    // Posts refused while the service was down were retried by Keap; wait for those to land.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    wait_until_all_honoured(&store, Duration::from_secs(60)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let accepted: BTreeSet<i64> = sim
+        .stats()
+        .action_posts
+        .iter()
+        .filter(|p| p.status == 200)
+        .map(|p| p.contact_id)
+        .collect();
+    assert!(
+        accepted.len() >= 20,
+        "only {} posts accepted",
+        accepted.len()
+    );
+    for (id, e) in &contacts {
+        if accepted.contains(id) {
+            assert_eq!(
+                sim.status(&e[1]),
+                Some(EmailStatus::Admin),
+                "contact {id}'s accepted post was not honoured"
+            );
+        }
+    }
+    let stored = count(&store, "SELECT COUNT(DISTINCT contact_id) FROM events").await;
+    assert!(stored as usize >= accepted.len());
+}
+on_both_backends!(sigkill_while_holding_jobs_loses_no_accepted_post);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_processes_share_one_postgres_database() {
+    let dir = TempDir::new("pair");
+    let database_url = fresh_database(Db::Postgres, dir.path()).await;
+    let sim = KeapSim::builder().api_key(KEY).start().await.unwrap();
+    let (p1, p2) = (free_port(), free_port());
+    let (store, post_url) = add_tenant(
+        &database_url,
+        dir.path(),
+        &sim,
+        &format!("http://127.0.0.1:{p1}"),
+    )
+    .await;
+    let urls = [
+        post_url.clone(),
+        post_url.replace(&format!(":{p1}/"), &format!(":{p2}/")),
+    ];
+    let contacts: Vec<(i64, [String; 2])> = (0..500)
+        .map(|i| {
+            let e = [
+                format!("q{i}@example.com"),
+                format!("q{i}@relay.wedeliver.example"),
+            ];
+            let id = sim.add_contact(&e[0], Some(&e[1]), None, EmailStatus::SingleOptIn);
+            sim.event(&e[0], SimEvent::Set(EmailStatus::Manual))
+                .unwrap();
+            (id, e)
+        })
+        .collect();
+    let mut a = serve(dir.path(), &database_url, p1, "a");
+    let mut b = serve(dir.path(), &database_url, p2, "b");
+    wait_ready(p1).await;
+    wait_ready(p2).await;
+
+    let mut tasks = Vec::new();
+    for chunk in contacts.chunks(50) {
+        let chunk: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
+        let urls = urls.clone();
+        tasks.push(tokio::spawn(async move {
+            for id in chunk {
+                let (s, body) =
+                    post_to(&urls[(id % 2) as usize], &[("contactId", &id.to_string())]).await;
+                assert_eq!(s, 200, "{body}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    wait_until_all_honoured(&store, Duration::from_secs(120)).await;
+    a.kill().unwrap();
+    b.kill().unwrap();
+    let _ = (a.wait(), b.wait());
+    for (id, e) in &contacts {
+        assert_eq!(sim.status(&e[1]), Some(EmailStatus::Admin), "contact {id}");
+    }
+    assert_eq!(
+        sim.stats().writes,
+        500,
+        "exactly one write per address that needed one"
+    );
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM events").await, 500);
+}
+
+fn cli(
+    dir: &Path,
+    database_url: &str,
+    args: &[&str],
+    api_key: Option<&str>,
+) -> (bool, String, String) {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("OPTSYNC_DATA_DIR", dir)
+        .env("OPTSYNC_DATABASE_URL", database_url)
+        .env("OPTSYNC_PUBLIC_URL", "https://optsync.example.com");
+    if let Some(k) = api_key {
+        c.env("OPTSYNC_KEAP_API_KEY", k);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn the_cli_manages_tenants_without_secrets_in_argv(db: Db) {
+    let dir = TempDir::new("cli");
+    let url = fresh_database(db, dir.path()).await;
+    let (ok, out, err) = cli(
+        dir.path(),
+        &url,
+        &[
+            "tenant",
+            "add",
+            "rc135",
+            "--keap-base-url",
+            "http://127.0.0.1:9/crm",
+        ],
+        Some(KEY),
+    );
+    assert!(ok, "{err}");
+    let last = out.lines().last().unwrap();
+    assert!(
+        last.starts_with("https://optsync.example.com/process_optout.php?app=rc135&auth="),
+        "{out}"
+    );
+    assert!(
+        !out.contains(KEY) && !err.contains(KEY),
+        "the key is never printed"
+    );
+    let (ok, url_out, _) = cli(dir.path(), &url, &["tenant", "url", "rc135"], None);
+    assert!(ok);
+    assert_eq!(url_out.trim(), last, "tenant url prints the Post URL alone");
+    let (ok, _, err) = cli(dir.path(), &url, &["tenant", "add", "rc135"], Some(KEY));
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = cli(dir.path(), &url, &["tenant", "add", "other"], None);
+    assert!(!ok && err.contains("no Keap credential"), "{err}");
+    let (ok, rotated, _) = cli(dir.path(), &url, &["tenant", "rotate-token", "rc135"], None);
+    assert!(ok && rotated.trim() != last);
+    let (ok, list, _) = cli(dir.path(), &url, &["tenant", "list"], None);
+    assert!(ok && list.contains("rc135") && list.contains("api_key"));
+    assert!(cli(dir.path(), &url, &["events"], None).0);
+    assert!(cli(dir.path(), &url, &["audit"], None).0);
+    let (ok, _, err) = cli(dir.path(), &url, &["retry", "12345"], None);
+    assert!(!ok && err.contains("not dead"), "{err}");
+    assert!(cli(dir.path(), &url, &["tenant", "remove", "rc135"], None).0);
+    let (ok, _, err) = cli(dir.path(), &url, &["tenant", "url", "rc135"], None);
+    assert!(!ok && err.contains("unknown tenant"), "{err}");
+    if db == Db::Sqlite {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("master.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}
+on_both_backends!(the_cli_manages_tenants_without_secrets_in_argv);
+
+#[test]
+fn every_command_documents_itself() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["tenant", "add", "--help"],
+        vec!["events", "--help"],
+        vec!["retry", "--help"],
+        vec!["demo", "--help"],
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).len() > 200,
+            "{args:?} says little"
+        );
+    }
+}

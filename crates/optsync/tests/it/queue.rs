@@ -1,0 +1,231 @@
+//! The queue: retries with backoff, dead jobs and re-driving them, rate-limit waits that are
+//! not attempts, coalescing, and leases that expire — on a fixed clock, driven by the test.
+
+use keap::EmailStatus;
+use keap_sim::{FaultKind, SimEvent};
+use optsync::clock::Clock;
+use optsync::store::NewEvent;
+use optsync::worker::JobOutcome;
+use sqlx::Row;
+
+use crate::{Db, Options, TestApp, on_both_backends};
+
+const T0: u64 = 1_800_000_000_000;
+
+async fn enqueue(t: &TestApp, contact: i64) -> i64 {
+    let tenant = t.state.tenants.get(&t.app).await.unwrap();
+    let ev = NewEvent {
+        tenant_id: tenant.id,
+        source: "keap_post".into(),
+        kind: "opt_out".into(),
+        contact_id: Some(contact),
+        email: None,
+        provider_event_id: None,
+        body_digest: "test".into(),
+        received_at: t.state.clock.now_ms(),
+    };
+    t.state
+        .store
+        .accept(&ev, &format!("contact:{contact}"))
+        .await
+        .unwrap()
+        .job_id
+}
+
+async fn job(t: &TestApp, id: i64) -> (String, i64, i64) {
+    let r = sqlx::query("SELECT state, attempts, run_at FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(t.state.store.pool())
+        .await
+        .unwrap();
+    (
+        r.try_get("state").unwrap(),
+        r.try_get("attempts").unwrap(),
+        r.try_get("run_at").unwrap(),
+    )
+}
+
+async fn failures_back_off_then_die_and_can_be_re_driven(db: Db) {
+    let clock = Clock::fixed(T0);
+    let t = TestApp::spawn_with(
+        db,
+        Options {
+            clock: clock.clone(),
+            max_attempts: 2,
+            ..Options::default()
+        },
+    )
+    .await;
+    let (id, emails) = t.contact("gus", 2);
+    t.sim
+        .event(&emails[0], SimEvent::Set(EmailStatus::Manual))
+        .unwrap();
+    let job_id = enqueue(&t, id).await;
+
+    t.sim.inject_fault(FaultKind::ServerError, 3);
+    let first = t.worker.run_once().await.unwrap().unwrap();
+    assert!(matches!(first, JobOutcome::Retrying { .. }), "{first:?}");
+    let (state, attempts, run_at) = job(&t, job_id).await;
+    assert_eq!((state.as_str(), attempts), ("pending", 1));
+    assert!(
+        run_at >= T0 as i64 + 800 && run_at <= T0 as i64 + 1_200,
+        "about 1 s of backoff: {}",
+        run_at - T0 as i64
+    );
+    assert!(t.worker.run_once().await.unwrap().is_none(), "not due yet");
+
+    clock.advance_ms(5_000);
+    let second = t.worker.run_once().await.unwrap().unwrap();
+    assert!(matches!(second, JobOutcome::Dead { .. }), "{second:?}");
+    assert_eq!(job(&t, job_id).await.0, "dead");
+    let dead = t
+        .state
+        .store
+        .events(None, Some(optsync::store::JobState::Dead), 10)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].last_error.as_deref().unwrap_or("").contains("500"),
+        "{:?}",
+        dead[0].last_error
+    );
+
+    assert!(
+        t.state
+            .store
+            .retry_job(job_id, clock.now_ms())
+            .await
+            .unwrap()
+    );
+    assert_eq!(job(&t, job_id).await.0, "pending");
+    assert!(
+        matches!(
+            t.worker.run_once().await.unwrap(),
+            Some(JobOutcome::Retrying { .. })
+        ),
+        "the third fault"
+    );
+    clock.advance_ms(5_000);
+    assert!(matches!(
+        t.worker.run_once().await.unwrap(),
+        Some(JobOutcome::Done { writes: 1, .. })
+    ));
+    assert_eq!(t.sim.status(&emails[1]), Some(EmailStatus::Admin));
+    assert_eq!(t.state.store.retry_dead(clock.now_ms()).await.unwrap(), 0);
+}
+on_both_backends!(failures_back_off_then_die_and_can_be_re_driven);
+
+async fn waiting_for_keaps_rate_limit_is_not_an_attempt(db: Db) {
+    let clock = Clock::fixed(T0);
+    let t = TestApp::spawn_with(
+        db,
+        Options {
+            clock: clock.clone(),
+            max_attempts: 1,
+            ..Options::default()
+        },
+    )
+    .await;
+    let (id, emails) = t.contact("hal", 2);
+    t.sim
+        .event(&emails[0], SimEvent::Set(EmailStatus::Manual))
+        .unwrap();
+    let job_id = enqueue(&t, id).await;
+    t.sim.inject_fault(FaultKind::TooManyRequests, 50);
+    let out = t.worker.run_once().await.unwrap().unwrap();
+    assert!(matches!(out, JobOutcome::Deferred { .. }), "{out:?}");
+    let (state, attempts, _) = job(&t, job_id).await;
+    assert_eq!(
+        (state.as_str(), attempts),
+        ("pending", 0),
+        "even with max_attempts 1 the job is not dead"
+    );
+    t.sim.shared().lock().faults.clear();
+    clock.advance_ms(120_000);
+    assert!(matches!(
+        t.worker.run_once().await.unwrap(),
+        Some(JobOutcome::Done { .. })
+    ));
+}
+on_both_backends!(waiting_for_keaps_rate_limit_is_not_an_attempt);
+
+async fn events_for_one_contact_coalesce_and_one_job_runs_at_a_time(db: Db) {
+    let clock = Clock::fixed(T0);
+    let t = TestApp::spawn_with(
+        db,
+        Options {
+            clock: clock.clone(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (id, emails) = t.contact("ida", 2);
+    t.sim
+        .event(&emails[0], SimEvent::Set(EmailStatus::Manual))
+        .unwrap();
+    let a = enqueue(&t, id).await;
+    let b = enqueue(&t, id).await;
+    assert_eq!(a, b, "a second event joins the pending job");
+    let lease = t.state.settings.lease.as_millis() as i64;
+    let claimed = t
+        .state
+        .store
+        .claim(clock.now_ms(), lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, a);
+    // While it runs, a new event makes a new pending job, which waits for the running one.
+    let c = enqueue(&t, id).await;
+    assert_ne!(c, a);
+    assert!(
+        t.state
+            .store
+            .claim(clock.now_ms(), lease)
+            .await
+            .unwrap()
+            .is_none(),
+        "same contact is busy"
+    );
+    // The first worker dies; its lease runs out; the work is taken over.
+    clock.advance_ms(lease as u64 + 1);
+    let again = t
+        .state
+        .store
+        .claim(clock.now_ms(), lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.id, a, "the expired job first");
+    assert_eq!(again.attempts, 2);
+    // The dead worker waking up cannot complete a job that is no longer its own.
+    assert!(
+        !t.state
+            .store
+            .complete(a, Some(T0 as i64 + lease), clock.now_ms(), &[])
+            .await
+            .unwrap()
+    );
+    assert!(
+        t.state
+            .store
+            .complete(a, Some(clock.now_ms() + lease), clock.now_ms(), &[])
+            .await
+            .unwrap()
+    );
+    let next = t
+        .state
+        .store
+        .claim(clock.now_ms(), lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.id, c);
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM events WHERE honoured_at IS NOT NULL")
+            .await,
+        2
+    );
+}
+on_both_backends!(events_for_one_contact_coalesce_and_one_job_runs_at_a_time);
