@@ -229,10 +229,23 @@ mod tests {
         assert_eq!(f.workers, Some(4));
         // Every key the file may hold appears in the example, commented or not.
         for key in [
-            "data_dir", "database_url", "listen", "public_url", "workers", "lease_secs", "max_attempts",
-            "retry_base_ms", "retry_cap_ms", "poll_ms", "failed_auth_per_minute", "keap_limits",
+            "data_dir",
+            "database_url",
+            "listen",
+            "public_url",
+            "workers",
+            "lease_secs",
+            "max_attempts",
+            "retry_base_ms",
+            "retry_cap_ms",
+            "poll_ms",
+            "failed_auth_per_minute",
+            "keap_limits",
         ] {
-            assert!(text.contains(&format!("{key} = ")), "{key} is not documented");
+            assert!(
+                text.contains(&format!("{key} = ")),
+                "{key} is not documented"
+            );
         }
     }
 
