@@ -63,6 +63,18 @@ pub enum Command {
         #[arg(long)]
         dead: bool,
     },
+    /// Run one reconciliation sweep of a tenant to completion, writes included, and print a
+    /// report. Incremental (the opted-out list diffed against the last sweep) when a full
+    /// sweep ran within the week, full otherwise; a stopped full sweep resumes from its cursor.
+    Reconcile {
+        app: String,
+        /// Decide and report only: no write, no queued job, no state kept.
+        #[arg(long)]
+        dry_run: bool,
+        /// Page through every contact even if an incremental sweep would do.
+        #[arg(long)]
+        full: bool,
+    },
     /// Show the audit log: each decision about each address, with when it was honoured.
     Audit {
         #[arg(long)]
@@ -177,12 +189,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
             let listen = settings.listen;
             let workers = settings.workers;
+            let reconcile = settings.reconcile.then(|| crate::reconcile::SweepOptions {
+                budget_share: settings.reconcile_budget_share,
+                ..Default::default()
+            });
             let state = AppState::new(store, tenants, settings, Clock::System);
-            let running = crate::server::start(state, listen, workers).await?;
+            let running = crate::server::start(state.clone(), listen, workers).await?;
+            let scheduler = reconcile.map(|opts| {
+                tokio::spawn(crate::reconcile::schedule(
+                    state,
+                    opts,
+                    running.stop_signal(),
+                ))
+            });
             tracing::info!(addr = %running.addr, workers, "optsync serving");
             crate::server::shutdown_signal().await;
             tracing::info!("shutting down: finishing jobs in hand");
             running.stop().await;
+            if let Some(s) = scheduler {
+                let _ = s.await;
+            }
         }
         Command::Tenant(cmd) => {
             let (store, secrets) = open(&settings).await?;
@@ -253,6 +279,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 println!("job {id} back in the queue");
             }
         }
+        Command::Reconcile { app, dry_run, full } => {
+            let (store, secrets) = open(&settings).await?;
+            let mut tenants =
+                Tenants::new(store.clone(), secrets, Clock::System, &settings.public_url);
+            if let Some(limits) = settings.keap_limits.clone() {
+                tenants = tenants.with_pacing(keap::PacingConfig::new(limits));
+            }
+            let tenant = tenants.get(&app).await?;
+            let opts = crate::reconcile::SweepOptions {
+                full,
+                dry_run,
+                budget_share: settings.reconcile_budget_share,
+                ..Default::default()
+            };
+            let state = AppState::new(store, tenants, settings, Clock::System);
+            let report = crate::reconcile::sweep(&state, &tenant, &opts).await?;
+            let mut writes = 0;
+            let mut dead = 0;
+            if !dry_run {
+                for o in crate::worker::Worker::new(state.clone()).drain().await? {
+                    match o {
+                        crate::worker::JobOutcome::Done { writes: w, .. } => writes += w,
+                        crate::worker::JobOutcome::Dead { .. } => dead += 1,
+                        _ => {}
+                    }
+                }
+            }
+            print_report(&app, &report, writes, dead);
+            if !report.finished {
+                return Ok(std::process::ExitCode::from(3));
+            }
+        }
         Command::Audit {
             tenant,
             email,
@@ -305,6 +363,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
     }
     Ok(ok)
+}
+
+fn print_report(app: &str, r: &crate::reconcile::SweepReport, writes: usize, dead: usize) {
+    let kind = match r.kind {
+        Some(crate::reconcile::SweepKind::Full) => "full",
+        _ => "incremental",
+    };
+    println!(
+        "reconcile {app}: {kind} sweep{}{}",
+        if r.resumed { " (resumed)" } else { "" },
+        if r.dry_run { ", dry run" } else { "" }
+    );
+    println!("  pages read            {}", r.pages);
+    println!("  contacts scanned      {}", r.contacts_scanned);
+    if kind == "incremental" {
+        println!("  opted-out addresses   {}", r.addresses_listed);
+        println!("  address lookups       {}", r.lookups);
+    }
+    println!("  Keap calls (sweep)    {}", r.calls);
+    println!("  contacts to fix       {}", r.contacts_queued);
+    for (k, n) in &r.discrepancies {
+        println!("    stop source {k:<18} {n}");
+    }
+    if r.dry_run {
+        println!("  writes that would be made  {}", r.addresses_to_write);
+    } else {
+        println!("  writes made           {writes}");
+        if dead > 0 {
+            println!("  jobs dead             {dead} (see `optsync events --state dead`)");
+        }
+    }
+    match &r.paused {
+        Some(why) => {
+            println!("  not finished: {why}; the next run resumes from where this one stopped")
+        }
+        None => println!("  finished"),
+    }
 }
 
 async fn tenant(cmd: TenantCommand, tenants: &Tenants, store: &Store) -> anyhow::Result<()> {

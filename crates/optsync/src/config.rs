@@ -51,6 +51,8 @@ struct FileConfig {
     poll_ms: Option<u64>,
     failed_auth_per_minute: Option<u32>,
     keap_limits: Option<String>,
+    reconcile: Option<bool>,
+    reconcile_budget_share: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +78,10 @@ pub struct Settings {
     /// Limits to pace every Keap credential to, instead of Keap's published ones (an account
     /// with a negotiated quota; tests against the emulator).
     pub keap_limits: Option<keap::Limits>,
+    /// `serve` sweeps every tenant on a schedule.
+    pub reconcile: bool,
+    /// Share of a credential's remaining daily quota one sweep may spend.
+    pub reconcile_budget_share: f64,
 }
 
 /// Parses `10/s,240/min,30000/day` (any subset; `N/Xms`, `N/Xs` for other windows).
@@ -180,11 +186,22 @@ impl Settings {
                 .or(file.keap_limits)
                 .map(|v| parse_limits(&v))
                 .transpose()?,
+            reconcile: env_parse("OPTSYNC_RECONCILE")?
+                .or(file.reconcile)
+                .unwrap_or(true),
+            reconcile_budget_share: env_parse("OPTSYNC_RECONCILE_BUDGET_SHARE")?
+                .or(file.reconcile_budget_share)
+                .unwrap_or(0.5),
             data_dir,
             database_url,
             listen,
             public_url: public_url.trim_end_matches('/').to_string(),
         };
+        if !(0.0..=1.0).contains(&s.reconcile_budget_share) {
+            return Err(Error::Config(
+                "reconcile_budget_share must be between 0 and 1".into(),
+            ));
+        }
         url::Url::parse(&s.public_url)
             .map_err(|e| Error::Config(format!("public URL {:?}: {e}", s.public_url)))?;
         Ok(s)
@@ -208,6 +225,8 @@ impl Settings {
             failed_auth_per_minute: 20,
             master_key: None,
             keap_limits: None,
+            reconcile: false,
+            reconcile_budget_share: 0.5,
         }
     }
 }
@@ -241,6 +260,8 @@ mod tests {
             "poll_ms",
             "failed_auth_per_minute",
             "keap_limits",
+            "reconcile",
+            "reconcile_budget_share",
         ] {
             assert!(
                 text.contains(&format!("{key} = ")),

@@ -154,6 +154,7 @@ async fn handle(
         provider_event_id: None,
         body_digest: hex::encode(Sha256::digest(&body)),
         received_at: now,
+        snapshot: None,
     };
     match state.store.accept(&ev, &subject_key).await {
         Ok(acc) => {

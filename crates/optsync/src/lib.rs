@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod demo;
 pub mod error;
 pub mod intake;
+pub mod reconcile;
 pub mod rules;
 pub mod server;
 pub mod state;

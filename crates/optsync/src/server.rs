@@ -61,6 +61,11 @@ impl Running {
         }
     }
 
+    /// A receiver that turns true when the server stops (for tasks that live beside it).
+    pub fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
     pub fn signal_stop(&self) {
         let _ = self.shutdown.send(true);
     }

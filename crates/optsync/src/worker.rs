@@ -247,9 +247,25 @@ impl Worker {
             _ => return Err(Error::Invalid(format!("bad subject {}", job.subject))),
         };
 
+        // A job queued by a reconcile sweep carries what the sweep saw; on its first run that
+        // is as good as a fresh read (the opt-out itself is verified by reading back).
+        let reconcile_only = !events.is_empty() && events.iter().all(|e| e.source == "reconcile");
         for id in contacts {
             let before_calls = client.calls_made();
-            let contact = match client.contact(id).await {
+            let snapshot = if reconcile_only && job.attempts == 1 {
+                events.iter().rev().find_map(|e| {
+                    e.snapshot
+                        .as_deref()
+                        .and_then(|s| crate::reconcile::snapshot_contact(s, id))
+                })
+            } else {
+                None
+            };
+            let fetched = match snapshot {
+                Some(c) => Ok(c),
+                None => client.contact(id).await,
+            };
+            let contact = match fetched {
                 Ok(c) => c,
                 Err(keap::Error::NotFound(_)) => {
                     let mut a = audit(Some(id.get()), "", "contact_not_found");
@@ -332,8 +348,11 @@ impl Worker {
                 a.keap_calls += std::mem::take(&mut read_calls);
                 work.audits.push(a);
             }
-            self.fan_out(&client, &tenant.id, id, &decision.sources, job)
-                .await?;
+            // A sweep has already looked at every holder of its sources.
+            if !reconcile_only {
+                self.fan_out(&client, &tenant.id, id, &decision.sources, job)
+                    .await?;
+            }
         }
         let done = s.clock.now_ms();
         for a in &mut work.audits {
@@ -368,6 +387,7 @@ impl Worker {
                     provider_event_id: None,
                     body_digest: format!("job:{}", job.id),
                     received_at: s.clock.now_ms(),
+                    snapshot: None,
                 };
                 s.store
                     .accept(&ev, &format!("contact:{}", other.get()))

@@ -5,10 +5,12 @@
 
 mod queue;
 mod records;
+mod sweeps;
 mod tenants;
 
 pub use queue::{Accepted, ClaimedJob, EventRow, EventSummary, JobState, NewEvent};
 pub use records::{AuditEntry, AuditRow, LedgerOrigin};
+pub use sweeps::{IndexedAddress, PageCommit, SweepRow};
 pub use tenants::{NewTenant, TenantRow};
 
 use std::str::FromStr;

@@ -44,6 +44,8 @@ pub struct NewEvent {
     /// SHA-256 (hex) of the raw body the event came in.
     pub body_digest: String,
     pub received_at: i64,
+    /// What a reconcile sweep saw of the contact (JSON), so the worker need not read it.
+    pub snapshot: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +73,7 @@ pub struct EventRow {
     pub contact_id: Option<i64>,
     pub email: Option<String>,
     pub received_at: i64,
+    pub snapshot: Option<String>,
 }
 
 /// An event with its job's state, for `optsync events`.
@@ -88,6 +91,46 @@ pub struct EventSummary {
     pub job_state: Option<String>,
     pub attempts: Option<i64>,
     pub last_error: Option<String>,
+}
+
+/// Inserts (or joins) the subject's pending job and the event, inside the caller's
+/// transaction; (event id, job id).
+pub(super) async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ev: &NewEvent,
+    subject: &str,
+) -> Result<(i64, i64), sqlx::Error> {
+    let job_id: i64 = sqlx::query(
+        "INSERT INTO jobs (tenant_id, subject, state, attempts, run_at, created_at, updated_at)
+         VALUES ($1, $2, 'pending', 0, $3, $3, $3)
+         ON CONFLICT (tenant_id, subject) WHERE state = 'pending'
+         DO UPDATE SET updated_at = excluded.updated_at
+         RETURNING id",
+    )
+    .bind(ev.tenant_id)
+    .bind(subject)
+    .bind(ev.received_at)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("id")?;
+    let event_id: i64 = sqlx::query(
+        "INSERT INTO events (tenant_id, source, kind, contact_id, email, provider_event_id, body_digest, received_at, job_id, snapshot)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+    )
+    .bind(ev.tenant_id)
+    .bind(&ev.source)
+    .bind(&ev.kind)
+    .bind(ev.contact_id)
+    .bind(&ev.email)
+    .bind(&ev.provider_event_id)
+    .bind(&ev.body_digest)
+    .bind(ev.received_at)
+    .bind(job_id)
+    .bind(&ev.snapshot)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("id")?;
+    Ok((event_id, job_id))
 }
 
 const CLAIM_SQLITE: &str = "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2
@@ -122,36 +165,9 @@ impl Store {
             return Ok(prev);
         }
         let mut tx = self.pool().begin().await?;
-        let job_id: i64 = sqlx::query(
-            "INSERT INTO jobs (tenant_id, subject, state, attempts, run_at, created_at, updated_at)
-             VALUES ($1, $2, 'pending', 0, $3, $3, $3)
-             ON CONFLICT (tenant_id, subject) WHERE state = 'pending'
-             DO UPDATE SET updated_at = excluded.updated_at
-             RETURNING id",
-        )
-        .bind(ev.tenant_id)
-        .bind(subject)
-        .bind(ev.received_at)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("id")?;
-        let inserted = sqlx::query(
-            "INSERT INTO events (tenant_id, source, kind, contact_id, email, provider_event_id, body_digest, received_at, job_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-        )
-        .bind(ev.tenant_id)
-        .bind(&ev.source)
-        .bind(&ev.kind)
-        .bind(ev.contact_id)
-        .bind(&ev.email)
-        .bind(&ev.provider_event_id)
-        .bind(&ev.body_digest)
-        .bind(ev.received_at)
-        .bind(job_id)
-        .fetch_one(&mut *tx)
-        .await;
-        let event_id: i64 = match inserted {
-            Ok(r) => r.try_get("id")?,
+        let inserted = insert_event(&mut tx, ev, subject).await;
+        let (event_id, job_id) = match inserted {
+            Ok(ids) => ids,
             // The same provider event raced in through another connection.
             Err(e) if is_unique_violation(&e) && ev.provider_event_id.is_some() => {
                 drop(tx);
@@ -225,7 +241,7 @@ impl Store {
 
     pub async fn job_events(&self, job_id: i64) -> Result<Vec<EventRow>> {
         let rows = sqlx::query(
-            "SELECT id, source, kind, contact_id, email, received_at FROM events WHERE job_id = $1 ORDER BY id",
+            "SELECT id, source, kind, contact_id, email, received_at, snapshot FROM events WHERE job_id = $1 ORDER BY id",
         )
         .bind(job_id)
         .fetch_all(self.pool())
@@ -239,6 +255,7 @@ impl Store {
                     contact_id: r.try_get("contact_id")?,
                     email: r.try_get("email")?,
                     received_at: r.try_get("received_at")?,
+                    snapshot: r.try_get("snapshot")?,
                 })
             })
             .collect()

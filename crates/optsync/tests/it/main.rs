@@ -5,6 +5,7 @@ mod harness;
 mod intake;
 mod processes;
 mod queue;
+mod reconcile;
 mod sharing;
 mod store;
 

@@ -23,6 +23,7 @@ async fn enqueue(t: &TestApp, contact: i64) -> i64 {
         provider_event_id: None,
         body_digest: "test".into(),
         received_at: t.state.clock.now_ms(),
+        snapshot: None,
     };
     t.state
         .store

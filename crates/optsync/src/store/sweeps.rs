@@ -1,0 +1,285 @@
+//! Reconciliation's durable state: the sweep in progress with its cursor, the local index of
+//! each contact's addresses, and the set of not-marketable addresses last seen.
+//!
+//! A page's results — index rows, seen addresses, the jobs it queues, the new cursor — are
+//! committed together, so a sweep stopped at any point resumes from its last committed page
+//! and never queues the same page twice.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use super::Store;
+use super::queue::{NewEvent, insert_event};
+use crate::error::Result;
+use crate::rules::OwnWrite;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepRow {
+    pub kind: String,
+    pub state: String,
+    pub cursor: Option<String>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub last_full_at: Option<i64>,
+    pub pages: i64,
+    pub contacts_scanned: i64,
+    pub calls: i64,
+    pub enqueued: i64,
+    pub discrepancies: String,
+}
+
+/// One contact's address as indexed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedAddress {
+    pub contact_id: i64,
+    pub field: String,
+    pub email: String,
+}
+
+/// Everything one page of a sweep produced.
+#[derive(Debug, Default)]
+pub struct PageCommit {
+    /// The cursor to resume from after this page (`None`: this was the last page).
+    pub cursor: Option<String>,
+    pub contacts_scanned: i64,
+    pub calls: i64,
+    pub index: Vec<IndexedAddress>,
+    /// (email key, status) of not-marketable addresses seen.
+    pub seen: Vec<(String, String)>,
+    pub jobs: Vec<(NewEvent, String)>,
+    pub discrepancies: String,
+}
+
+impl Store {
+    pub async fn sweep(&self, tenant_id: i64) -> Result<Option<SweepRow>> {
+        let r = sqlx::query(
+            "SELECT kind, state, cursor, started_at, finished_at, last_full_at, pages, contacts_scanned, calls, enqueued, discrepancies
+               FROM sweeps WHERE tenant_id = $1",
+        )
+        .bind(tenant_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match r {
+            Some(r) => Some(SweepRow {
+                kind: r.try_get("kind")?,
+                state: r.try_get("state")?,
+                cursor: r.try_get("cursor")?,
+                started_at: r.try_get("started_at")?,
+                finished_at: r.try_get("finished_at")?,
+                last_full_at: r.try_get("last_full_at")?,
+                pages: r.try_get("pages")?,
+                contacts_scanned: r.try_get("contacts_scanned")?,
+                calls: r.try_get("calls")?,
+                enqueued: r.try_get("enqueued")?,
+                discrepancies: r.try_get("discrepancies")?,
+            }),
+            None => None,
+        })
+    }
+
+    /// Starts a sweep from the beginning. A full sweep forgets the old index and seen set:
+    /// it rebuilds both.
+    pub async fn begin_sweep(&self, tenant_id: i64, kind: &str, now: i64) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        if kind == "full" {
+            for sql in [
+                "DELETE FROM contact_addresses WHERE tenant_id = $1",
+                "DELETE FROM opted_out_seen WHERE tenant_id = $1",
+            ] {
+                sqlx::query(sql).bind(tenant_id).execute(&mut *tx).await?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO sweeps (tenant_id, kind, state, cursor, started_at, updated_at, pages, contacts_scanned, calls, enqueued, discrepancies)
+             VALUES ($1, $2, 'running', NULL, $3, $3, 0, 0, 0, 0, '{}')
+             ON CONFLICT (tenant_id) DO UPDATE SET kind = excluded.kind, state = 'running', cursor = NULL,
+                 started_at = excluded.started_at, updated_at = excluded.updated_at, finished_at = NULL,
+                 pages = 0, contacts_scanned = 0, calls = 0, enqueued = 0, discrepancies = '{}'",
+        )
+        .bind(tenant_id)
+        .bind(kind)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Commits one page's results and the cursor after it.
+    pub async fn commit_page(&self, tenant_id: i64, page: &PageCommit, now: i64) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        for a in &page.index {
+            sqlx::query(
+                "INSERT INTO contact_addresses (tenant_id, contact_id, field, email, email_key) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (tenant_id, contact_id, field) DO UPDATE SET email = excluded.email, email_key = excluded.email_key",
+            )
+            .bind(tenant_id)
+            .bind(a.contact_id)
+            .bind(&a.field)
+            .bind(&a.email)
+            .bind(a.email.to_lowercase())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (key, status) in &page.seen {
+            sqlx::query(
+                "INSERT INTO opted_out_seen (tenant_id, email_key, status) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant_id, email_key) DO UPDATE SET status = excluded.status",
+            )
+            .bind(tenant_id)
+            .bind(key)
+            .bind(status)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (ev, subject) in &page.jobs {
+            insert_event(&mut tx, ev, subject).await?;
+        }
+        sqlx::query(
+            "UPDATE sweeps SET cursor = $1, updated_at = $2, pages = pages + 1, contacts_scanned = contacts_scanned + $3,
+                    calls = calls + $4, enqueued = enqueued + $5, discrepancies = $6
+              WHERE tenant_id = $7",
+        )
+        .bind(&page.cursor)
+        .bind(now)
+        .bind(page.contacts_scanned)
+        .bind(page.calls)
+        .bind(page.jobs.len() as i64)
+        .bind(&page.discrepancies)
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn pause_sweep(&self, tenant_id: i64, now: i64) -> Result<()> {
+        sqlx::query("UPDATE sweeps SET state = 'paused', updated_at = $1 WHERE tenant_id = $2")
+            .bind(now)
+            .bind(tenant_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn finish_sweep(&self, tenant_id: i64, full: bool, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE sweeps SET state = 'finished', cursor = NULL, updated_at = $1, finished_at = $1,
+                    last_full_at = CASE WHEN $2 = 1 THEN $1 ELSE last_full_at END
+              WHERE tenant_id = $3",
+        )
+        .bind(now)
+        .bind(i64::from(full))
+        .bind(tenant_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The contacts the index says hold an address, each with all its indexed addresses.
+    pub async fn indexed_holders(
+        &self,
+        tenant_id: i64,
+        email_key: &str,
+    ) -> Result<Vec<(i64, Vec<IndexedAddress>)>> {
+        let ids: Vec<i64> = sqlx::query(
+            "SELECT DISTINCT contact_id FROM contact_addresses WHERE tenant_id = $1 AND email_key = $2 ORDER BY contact_id",
+        )
+        .bind(tenant_id)
+        .bind(email_key)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| r.try_get("contact_id"))
+        .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let rows = sqlx::query(
+                "SELECT field, email FROM contact_addresses WHERE tenant_id = $1 AND contact_id = $2 ORDER BY field",
+            )
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_all(self.pool())
+            .await?;
+            let addrs = rows
+                .iter()
+                .map(|r| {
+                    Ok(IndexedAddress {
+                        contact_id: id,
+                        field: r.try_get("field")?,
+                        email: r.try_get("email")?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            out.push((id, addrs));
+        }
+        Ok(out)
+    }
+
+    /// The not-marketable addresses the last sweep saw: email key → status.
+    pub async fn opted_out_seen(&self, tenant_id: i64) -> Result<HashMap<String, String>> {
+        let rows = sqlx::query("SELECT email_key, status FROM opted_out_seen WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("email_key")?, r.try_get("status")?)))
+            .collect()
+    }
+
+    /// Replaces the seen set (an incremental sweep's result), in one transaction.
+    pub async fn replace_opted_out_seen(
+        &self,
+        tenant_id: i64,
+        seen: &HashMap<String, String>,
+    ) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM opted_out_seen WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .execute(&mut *tx)
+            .await?;
+        for (k, s) in seen {
+            sqlx::query(
+                "INSERT INTO opted_out_seen (tenant_id, email_key, status) VALUES ($1, $2, $3)",
+            )
+            .bind(tenant_id)
+            .bind(k)
+            .bind(s)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// optsync's writes to a tenant's addresses recorded after ledger row `after` (0: all):
+    /// the last one per address, and the highest row id seen.
+    pub async fn own_writes_since(
+        &self,
+        tenant_id: i64,
+        after: i64,
+    ) -> Result<(HashMap<String, OwnWrite>, i64)> {
+        let rows = sqlx::query(
+            "SELECT id, email_key, status_written FROM ledger WHERE tenant_id = $1 AND id > $2 ORDER BY id",
+        )
+        .bind(tenant_id)
+        .bind(after)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = HashMap::new();
+        let mut max = after;
+        for r in rows {
+            let id: i64 = r.try_get("id")?;
+            let key: String = r.try_get("email_key")?;
+            let written: Option<String> = r.try_get("status_written")?;
+            let own = match written.as_deref().map(str::parse::<keap::EmailStatus>) {
+                Some(Ok(s)) => OwnWrite::Wrote(s),
+                _ => OwnWrite::Intended,
+            };
+            out.insert(key, own);
+            max = max.max(id);
+        }
+        Ok((out, max))
+    }
+}
