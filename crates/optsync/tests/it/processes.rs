@@ -26,6 +26,10 @@ fn free_port() -> u16 {
 }
 
 fn serve(dir: &Path, database_url: &str, port: u16, tag: &str) -> Child {
+    serve_with(dir, database_url, port, tag, false)
+}
+
+fn serve_with(dir: &Path, database_url: &str, port: u16, tag: &str, reconcile: bool) -> Child {
     let log = std::fs::File::create(dir.join(format!("serve-{tag}.log"))).unwrap();
     Command::new(BIN)
         .arg("serve")
@@ -41,6 +45,11 @@ fn serve(dir: &Path, database_url: &str, port: u16, tag: &str) -> Child {
         .env("OPTSYNC_POLL_MS", "50")
         .env("OPTSYNC_RETRY_BASE_MS", "200")
         .env("OPTSYNC_KEAP_LIMITS", "100000/min")
+        // Most of these tests are about posts; scheduled sweeps would add work of their own.
+        .env(
+            "OPTSYNC_RECONCILE",
+            if reconcile { "true" } else { "false" },
+        )
         .env("OPTSYNC_LOG", "optsync=debug")
         .stdout(Stdio::null())
         .stderr(log)
@@ -281,6 +290,50 @@ async fn two_serve_processes_share_one_postgres_database() {
     assert_eq!(count(&store, "SELECT COUNT(*) FROM events").await, 500);
 }
 
+async fn serve_sweeps_every_tenant_on_its_own(db: Db) {
+    let dir = TempDir::new("sched");
+    let database_url = fresh_database(db, dir.path()).await;
+    let sim = KeapSim::builder().api_key(KEY).start().await.unwrap();
+    let port = free_port();
+    let (store, _) = add_tenant(
+        &database_url,
+        dir.path(),
+        &sim,
+        &format!("http://127.0.0.1:{port}"),
+    )
+    .await;
+    // A user opted this person out by hand: Keap posts nothing.
+    sim.add_contact(
+        "quiet@example.com",
+        Some("quiet@relay.wedeliver.example"),
+        None,
+        EmailStatus::SingleOptIn,
+    );
+    sim.event("quiet@example.com", SimEvent::ManualOptOut)
+        .unwrap();
+    let mut child = serve_with(dir.path(), &database_url, port, "sched", true);
+    wait_ready(port).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sim.status("quiet@relay.wedeliver.example") != Some(EmailStatus::Admin) {
+        assert!(
+            Instant::now() < deadline,
+            "no scheduled sweep honoured the manual opt-out"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM events WHERE source = 'reconcile'"
+        )
+        .await,
+        1
+    );
+}
+on_both_backends!(serve_sweeps_every_tenant_on_its_own);
+
 fn cli(
     dir: &Path,
     database_url: &str,
@@ -343,6 +396,9 @@ async fn the_cli_manages_tenants_without_secrets_in_argv(db: Db) {
     assert!(ok && list.contains("rc135") && list.contains("api_key"));
     assert!(cli(dir.path(), &url, &["events"], None).0);
     assert!(cli(dir.path(), &url, &["audit"], None).0);
+    // A reconcile against a Keap that is not there fails with a clear message.
+    let (ok, _, err) = cli(dir.path(), &url, &["reconcile", "rc135", "--dry-run"], None);
+    assert!(!ok && err.contains("Keap"), "{err}");
     let (ok, _, err) = cli(dir.path(), &url, &["retry", "12345"], None);
     assert!(!ok && err.contains("not dead"), "{err}");
     assert!(cli(dir.path(), &url, &["tenant", "remove", "rc135"], None).0);
@@ -371,6 +427,7 @@ fn every_command_documents_itself() {
         vec!["events", "--help"],
         vec!["retry", "--help"],
         vec!["demo", "--help"],
+        vec!["reconcile", "--help"],
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
