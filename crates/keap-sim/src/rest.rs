@@ -73,6 +73,24 @@ fn decode_token(
     }
 }
 
+/// What every list route reads from its query: page size, filter clauses, page token.
+struct ListParams {
+    size: usize,
+    filter: Vec<(String, String, String)>,
+    token: Option<Value>,
+}
+
+fn list_params(
+    q: &HashMap<String, String>,
+    resource: &'static str,
+) -> Result<ListParams, BadRequest> {
+    Ok(ListParams {
+        size: page_size(q, resource)?,
+        filter: parse_filter(q.get("filter"), resource)?,
+        token: decode_token(q, resource)?,
+    })
+}
+
 /// `key==value` clauses joined by `;` (also `key>value` for `contact_id`).
 fn parse_filter(
     raw: Option<&String>,
@@ -172,13 +190,13 @@ fn contact_matches(c: &Contact, filter: &[(String, String, String)]) -> Result<b
 
 pub async fn list_contacts(State(shared): State<Arc<Shared>>, Query(q): Params) -> Response {
     const RES: &str = "GET /rest/v2/contacts";
-    let (size, filter, token) = match (
-        page_size(&q, RES),
-        parse_filter(q.get("filter"), RES),
-        decode_token(&q, RES),
-    ) {
-        (Ok(s), Ok(f), Ok(t)) => (s, f, t),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e.into_response(),
+    let ListParams {
+        size,
+        filter,
+        token,
+    } = match list_params(&q, RES) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
     if let Some((k, op, _)) = filter.iter().find(|(k, op, _)| {
         !matches!(
@@ -373,13 +391,13 @@ fn row_sort_key(row: &AddressRow, by: &str) -> (String, i64) {
 
 pub async fn list_addresses(State(shared): State<Arc<Shared>>, Query(q): Params) -> Response {
     const RES: &str = "GET /rest/v2/emailAddresses";
-    let (size, filter, token) = match (
-        page_size(&q, RES),
-        parse_filter(q.get("filter"), RES),
-        decode_token(&q, RES),
-    ) {
-        (Ok(s), Ok(f), Ok(t)) => (s, f, t),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e.into_response(),
+    let ListParams {
+        size,
+        filter,
+        token,
+    } = match list_params(&q, RES) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
     let mut opted_in: Option<bool> = None;
     let mut statuses: Option<Vec<EmailStatus>> = None;

@@ -124,29 +124,37 @@ impl KeapClient {
                         } => Error::NotFound(message),
                         e => e,
                     })?;
-                let mut addresses = Vec::new();
-                for field in EmailField::ALL {
-                    let Some(raw) = v.member(field.xmlrpc_name()).and_then(Value::as_str) else {
-                        continue;
-                    };
-                    if raw.trim().is_empty() {
-                        continue;
-                    }
-                    let email = EmailAddress::from_stored(raw);
-                    // An address with no EmailAddStatus row has no recorded consent.
-                    let status = self
-                        .status_xmlrpc(&email)
-                        .await?
-                        .unwrap_or(EmailStatus::NonMarketable);
-                    addresses.push(Address {
-                        field,
-                        email,
-                        status,
-                    });
-                }
+                let addresses = self.xmlrpc_addresses(&v).await?;
                 Ok(Contact { id, addresses })
             }
         }
+    }
+
+    /// The addresses of an XML-RPC `Contact` struct, each with its status (one
+    /// `EmailAddStatus` query per address: XML-RPC has no join).
+    async fn xmlrpc_addresses(&self, row: &Value) -> Result<Vec<Address>, Error> {
+        let mut addresses = Vec::new();
+        for field in EmailField::ALL {
+            let Some(raw) = row
+                .member(field.xmlrpc_name())
+                .and_then(Value::as_str)
+                .filter(|r| !r.trim().is_empty())
+            else {
+                continue;
+            };
+            let email = EmailAddress::from_stored(raw);
+            // An address with no EmailAddStatus row has no recorded consent.
+            let status = self
+                .status_xmlrpc(&email)
+                .await?
+                .unwrap_or(EmailStatus::NonMarketable);
+            addresses.push(Address {
+                field,
+                email,
+                status,
+            });
+        }
+        Ok(addresses)
     }
 
     /// Every contact holding `email` in Email, Email 2 or Email 3.
@@ -391,23 +399,7 @@ impl KeapClient {
                         .and_then(Value::as_i64)
                         .and_then(ContactId::new)
                         .ok_or_else(|| protocol("Contact row without Id"))?;
-                    let mut addresses = Vec::new();
-                    for field in EmailField::ALL {
-                        let Some(raw) = r.member(field.xmlrpc_name()).and_then(Value::as_str)
-                        else {
-                            continue;
-                        };
-                        let email = EmailAddress::from_stored(raw);
-                        let status = self
-                            .status_xmlrpc(&email)
-                            .await?
-                            .unwrap_or(EmailStatus::NonMarketable);
-                        addresses.push(Address {
-                            field,
-                            email,
-                            status,
-                        });
-                    }
+                    let addresses = self.xmlrpc_addresses(r).await?;
                     contacts.push(Contact { id, addresses });
                 }
                 let next = (rows.len() == size as usize).then(|| (page + 1).to_string());

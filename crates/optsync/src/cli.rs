@@ -221,16 +221,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             limit,
         } => {
             let (store, _) = open(&settings).await?;
-            let tid = match tenant {
-                Some(app) => Some(
-                    store
-                        .tenant_by_app(&app)
-                        .await?
-                        .with_context(|| format!("unknown tenant {app:?}"))?
-                        .id,
-                ),
-                None => None,
-            };
+            let tid = tenant_id(&store, tenant.as_deref()).await?;
             let state = state.map(|s| match s {
                 StateArg::Pending => JobState::Pending,
                 StateArg::Running => JobState::Running,
@@ -317,16 +308,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             limit,
         } => {
             let (store, _) = open(&settings).await?;
-            let tid = match tenant {
-                Some(app) => Some(
-                    store
-                        .tenant_by_app(&app)
-                        .await?
-                        .with_context(|| format!("unknown tenant {app:?}"))?
-                        .id,
-                ),
-                None => None,
-            };
+            let tid = tenant_id(&store, tenant.as_deref()).await?;
             println!(
                 "{:>7}  {:<12} {:<10} {:<34} {:<24} {:<16} {:<16} {:<16} {:>5}  {:<25} honoured",
                 "audit",
@@ -363,6 +345,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
     }
     Ok(ok)
+}
+
+/// The id of the tenant named on the command line, if one was.
+async fn tenant_id(store: &Store, app: Option<&str>) -> anyhow::Result<Option<i64>> {
+    match app {
+        Some(app) => Ok(Some(
+            store
+                .tenant_by_app(app)
+                .await?
+                .with_context(|| format!("unknown tenant {app:?}"))?
+                .id,
+        )),
+        None => Ok(None),
+    }
 }
 
 fn print_report(app: &str, r: &crate::reconcile::SweepReport, writes: usize, dead: usize) {

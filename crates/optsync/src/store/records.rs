@@ -53,6 +53,15 @@ pub struct AuditEntry {
     pub row: AuditRow,
 }
 
+/// A ledger row's `status_written` as the rules see it.
+pub(super) fn own_write(written: Option<String>) -> OwnWrite {
+    match written.as_deref().map(str::parse::<EmailStatus>) {
+        Some(Ok(s)) => OwnWrite::Wrote(s),
+        // NULL: the write was under way when the process stopped.
+        _ => OwnWrite::Intended,
+    }
+}
+
 pub(super) async fn insert_audit(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     a: &AuditRow,
@@ -133,13 +142,7 @@ impl Store {
             .fetch_optional(self.pool())
             .await?;
             if let Some(r) = r {
-                let written: Option<String> = r.try_get("status_written")?;
-                let own = match written.as_deref().map(str::parse::<EmailStatus>) {
-                    Some(Ok(s)) => OwnWrite::Wrote(s),
-                    // NULL: the write was under way when the process stopped.
-                    _ => OwnWrite::Intended,
-                };
-                out.insert(key.clone(), own);
+                out.insert(key.clone(), own_write(r.try_get("status_written")?));
             }
         }
         Ok(out)

@@ -272,12 +272,7 @@ impl Store {
         for r in rows {
             let id: i64 = r.try_get("id")?;
             let key: String = r.try_get("email_key")?;
-            let written: Option<String> = r.try_get("status_written")?;
-            let own = match written.as_deref().map(str::parse::<keap::EmailStatus>) {
-                Some(Ok(s)) => OwnWrite::Wrote(s),
-                _ => OwnWrite::Intended,
-            };
-            out.insert(key, own);
+            out.insert(key, super::records::own_write(r.try_get("status_written")?));
             max = max.max(id);
         }
         Ok((out, max))
