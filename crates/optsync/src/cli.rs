@@ -43,6 +43,10 @@ pub enum Command {
     /// Manage tenants (one Keap app each).
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Configure the sending providers whose webhooks report unsubscribes, complaints and
+    /// bounces for a tenant.
+    #[command(subcommand)]
+    Provider(ProviderCommand),
     /// List received events with the state of their job, newest first.
     Events {
         /// Only this tenant's.
@@ -150,6 +154,47 @@ pub enum TenantCommand {
     Remove { app: String },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ProviderCommand {
+    /// Add (or replace) a provider's settings for a tenant; prints the webhook URL to give the
+    /// provider, alone on the last line. Secrets are read from files, never the command line.
+    ///
+    /// sendgrid: --public-key-file (the Signed Event Webhook's verification key).
+    /// mailgun: --signing-key-file (the HTTP webhook signing key, not the API key).
+    /// mandrill: --webhook-key-file, and --url if Mandrill was given another URL than the one
+    /// printed (the URL is part of what Mandrill signs).
+    /// postmark, mailjet: --basic-user with --basic-password-file.
+    /// sparkpost, brevo: basic auth as above, or --bearer-token-file.
+    Add {
+        app: String,
+        /// sendgrid | mailgun | mandrill | postmark | sparkpost | mailjet | brevo
+        provider: String,
+        #[arg(long, value_name = "FILE")]
+        public_key_file: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        signing_key_file: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        webhook_key_file: Option<PathBuf>,
+        /// Mandrill: the webhook URL exactly as registered with Mandrill.
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        basic_user: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        basic_password_file: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        bearer_token_file: Option<PathBuf>,
+        /// SendGrid and Mailgun: how old a signed timestamp may be, in seconds (defaults: 24 h
+        /// 10 min for SendGrid, which retries for 24 h; 9 h for Mailgun).
+        #[arg(long)]
+        max_age_secs: Option<u64>,
+    },
+    /// List a tenant's providers.
+    List { app: String },
+    /// Print the webhook URL to give a provider, alone.
+    Url { app: String, provider: String },
+}
+
 fn parse_method(s: &str) -> Result<OptOutMethod, String> {
     s.parse()
 }
@@ -214,6 +259,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let (store, secrets) = open(&settings).await?;
             let tenants = Tenants::new(store.clone(), secrets, Clock::System, &settings.public_url);
             tenant(cmd, &tenants, &store).await?;
+        }
+        Command::Provider(cmd) => {
+            let (store, secrets) = open(&settings).await?;
+            let tenants = Tenants::new(store, secrets, Clock::System, &settings.public_url);
+            provider(cmd, &tenants).await?;
         }
         Command::Events {
             tenant,
@@ -345,6 +395,106 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
     }
     Ok(ok)
+}
+
+fn parse_provider(name: &str) -> anyhow::Result<crate::providers::Provider> {
+    crate::providers::Provider::from_name(name).with_context(|| {
+        format!("unknown provider {name:?}: sendgrid, mailgun, mandrill, postmark, sparkpost, mailjet or brevo")
+    })
+}
+
+async fn provider(cmd: ProviderCommand, tenants: &Tenants) -> anyhow::Result<()> {
+    use crate::providers::{HttpAuth, Provider, ProviderConfig, sendgrid_key_ok};
+    match cmd {
+        ProviderCommand::Add {
+            app,
+            provider,
+            public_key_file,
+            signing_key_file,
+            webhook_key_file,
+            url,
+            basic_user,
+            basic_password_file,
+            bearer_token_file,
+            max_age_secs,
+        } => {
+            let p = parse_provider(&provider)?;
+            tenants.get(&app).await?;
+            let http = || -> anyhow::Result<HttpAuth> {
+                match (&basic_user, &basic_password_file, &bearer_token_file) {
+                    (Some(user), Some(f), None) => Ok(HttpAuth::Basic {
+                        user: user.clone(),
+                        password: read_secret_file(f)?,
+                    }),
+                    (None, None, Some(f)) if matches!(p, Provider::Sparkpost | Provider::Brevo) => {
+                        Ok(HttpAuth::Bearer {
+                            token: read_secret_file(f)?,
+                        })
+                    }
+                    _ => bail!(
+                        "{provider} needs --basic-user with --basic-password-file{}",
+                        if matches!(p, Provider::Sparkpost | Provider::Brevo) {
+                            ", or --bearer-token-file"
+                        } else {
+                            ""
+                        }
+                    ),
+                }
+            };
+            let config = match p {
+                Provider::Sendgrid => {
+                    let key = read_secret_file(
+                        public_key_file
+                            .as_ref()
+                            .context("sendgrid needs --public-key-file")?,
+                    )?;
+                    sendgrid_key_ok(&key).map_err(anyhow::Error::msg)?;
+                    ProviderConfig::Sendgrid {
+                        public_key: key,
+                        max_age_secs: max_age_secs
+                            .unwrap_or(crate::providers::SENDGRID_MAX_AGE_SECS),
+                    }
+                }
+                Provider::Mailgun => ProviderConfig::Mailgun {
+                    signing_key: read_secret_file(
+                        signing_key_file
+                            .as_ref()
+                            .context("mailgun needs --signing-key-file")?,
+                    )?,
+                    max_age_secs: max_age_secs.unwrap_or(crate::providers::MAILGUN_MAX_AGE_SECS),
+                },
+                Provider::Mandrill => ProviderConfig::Mandrill {
+                    webhook_key: read_secret_file(
+                        webhook_key_file
+                            .as_ref()
+                            .context("mandrill needs --webhook-key-file")?,
+                    )?,
+                    url: url.clone().unwrap_or_else(|| tenants.provider_url(&app, p)),
+                },
+                Provider::Postmark | Provider::Sparkpost | Provider::Mailjet | Provider::Brevo => {
+                    ProviderConfig::Http(http()?)
+                }
+            };
+            tenants.set_provider(&app, p, &config).await?;
+            println!("{provider} configured for {app}. Give {provider} this webhook URL:");
+            println!("{}", tenants.provider_url(&app, p));
+        }
+        ProviderCommand::List { app } => {
+            let t = tenants.get(&app).await?;
+            for (name, at) in tenants.store().providers(t.id).await? {
+                println!("{name:<10} configured {}", rfc3339(at));
+            }
+        }
+        ProviderCommand::Url { app, provider } => {
+            let p = parse_provider(&provider)?;
+            let t = tenants.get(&app).await?;
+            if tenants.provider_config(&t, p).await?.is_none() {
+                bail!("{provider} is not configured for {app}");
+            }
+            println!("{}", tenants.provider_url(&app, p));
+        }
+    }
+    Ok(())
 }
 
 /// The id of the tenant named on the command line, if one was.

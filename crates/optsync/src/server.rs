@@ -20,6 +20,12 @@ pub fn router(state: AppState) -> Router {
         .route("/process_optout.php", post(intake::process_optout_php))
         .route("/hooks/keap/{app}", post(intake::hooks_keap))
         .layer(DefaultBodyLimit::max(intake::MAX_BODY))
+        .route(
+            "/hooks/esp/{provider}/{app}",
+            post(crate::esp::receive)
+                .head(crate::esp::head)
+                .layer(DefaultBodyLimit::max(crate::esp::MAX_BODY)),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)

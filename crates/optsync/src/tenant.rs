@@ -280,6 +280,47 @@ impl Tenants {
         Ok((main || legacy).then_some(t))
     }
 
+    /// Stores (or replaces) a tenant's settings for a sending provider, sealed.
+    pub async fn set_provider(
+        &self,
+        app: &str,
+        provider: crate::providers::Provider,
+        config: &crate::providers::ProviderConfig,
+    ) -> Result<()> {
+        let t = self.get(app).await?;
+        let json = serde_json::to_vec(config).map_err(|e| Error::Crypto(e.to_string()))?;
+        let sealed = self.secrets.seal(
+            &json,
+            &aad(&t.app, &format!("provider:{}", provider.name())),
+        )?;
+        self.store
+            .upsert_provider(t.id, provider.name(), &sealed, self.clock.now_ms())
+            .await
+    }
+
+    /// A tenant's settings for a provider, if it has any.
+    pub async fn provider_config(
+        &self,
+        t: &TenantRow,
+        provider: crate::providers::Provider,
+    ) -> Result<Option<crate::providers::ProviderConfig>> {
+        let Some(sealed) = self.store.provider_config(t.id, provider.name()).await? else {
+            return Ok(None);
+        };
+        let raw = self.secrets.open(
+            &sealed,
+            &aad(&t.app, &format!("provider:{}", provider.name())),
+        )?;
+        serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|e| Error::Crypto(format!("stored provider settings: {e}")))
+    }
+
+    /// The URL to give a provider for a tenant's webhook.
+    pub fn provider_url(&self, app: &str, provider: crate::providers::Provider) -> String {
+        format!("{}/hooks/esp/{}/{app}", self.public_url, provider.name())
+    }
+
     pub fn credential(&self, t: &TenantRow) -> Result<StoredCredential> {
         let raw = self
             .secrets

@@ -3,11 +3,13 @@
 //! (`$n` parameters, `RETURNING`, `ON CONFLICT`, partial unique indexes); where the dialects
 //! must differ — claiming a job — the statement is chosen by [`Backend`].
 
+mod providers;
 mod queue;
 mod records;
 mod sweeps;
 mod tenants;
 
+pub use providers::DeliveryOutcome;
 pub use queue::{Accepted, ClaimedJob, EventRow, EventSummary, JobState, NewEvent};
 pub use records::{AuditEntry, AuditRow, LedgerOrigin};
 pub use sweeps::{IndexedAddress, PageCommit, SweepRow};

@@ -1,0 +1,314 @@
+//! The sending providers' webhooks: unsubscribes, complaints and bounces from the services
+//! that deliver the mail sent to a contact's other addresses.
+//!
+//! Each provider authenticates its webhook its own way, and each is checked on the raw
+//! request bytes before anything in them is believed: SendGrid signs timestamp‖body with
+//! ECDSA P-256, Mailgun signs timestamp‖token with HMAC-SHA256 (so tokens are single-use),
+//! Mandrill signs URL‖sorted form fields with HMAC-SHA1, and Postmark, SparkPost, Mailjet and
+//! Brevo use basic auth or a bearer token. Every comparison of a secret is constant-time.
+//! Each provider's event types are then mapped to one [`Kind`].
+
+mod auth;
+mod brevo;
+mod mailgun;
+mod mailjet;
+mod mandrill;
+mod postmark;
+mod sendgrid;
+mod sparkpost;
+
+use axum::http::{HeaderMap, StatusCode};
+use keap::EmailAddress;
+use serde::{Deserialize, Serialize};
+
+pub use auth::HttpAuth;
+pub use mandrill::signature as mandrill_signature;
+
+/// Checks a SendGrid verification key before it is stored.
+pub fn sendgrid_key_ok(b64: &str) -> Result<(), String> {
+    sendgrid::parse_key(b64).map(|_| ())
+}
+
+/// A sending provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Provider {
+    Sendgrid,
+    Mailgun,
+    Postmark,
+    Sparkpost,
+    Mandrill,
+    Mailjet,
+    Brevo,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 7] = [
+        Self::Sendgrid,
+        Self::Mailgun,
+        Self::Postmark,
+        Self::Sparkpost,
+        Self::Mandrill,
+        Self::Mailjet,
+        Self::Brevo,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sendgrid => "sendgrid",
+            Self::Mailgun => "mailgun",
+            Self::Postmark => "postmark",
+            Self::Sparkpost => "sparkpost",
+            Self::Mandrill => "mandrill",
+            Self::Mailjet => "mailjet",
+            Self::Brevo => "brevo",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == s)
+    }
+
+    /// The answer to a request that is refused for good (forged, stale, replayed, malformed):
+    /// one the provider does not retry where it has one (Mailgun 406), and never Postmark's
+    /// 403, which would stop its retries of genuine events too.
+    pub fn reject_status(self, r: &Reject) -> StatusCode {
+        match (self, r) {
+            (Self::Mailgun, _) => StatusCode::NOT_ACCEPTABLE,
+            (
+                _,
+                Reject::Unauthorized(_) | Reject::Forged(_) | Reject::Stale(_) | Reject::Replayed,
+            ) => StatusCode::UNAUTHORIZED,
+            (_, Reject::Malformed(_)) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The answer when a verified delivery could not be stored: one that makes the provider
+    /// try again (Brevo retries 429 but not every 5xx).
+    pub fn retry_status(self) -> StatusCode {
+        match self {
+            Self::Brevo => StatusCode::TOO_MANY_REQUESTS,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// A provider's settings for one tenant, stored sealed.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(tag = "scheme", rename_all = "snake_case")]
+pub enum ProviderConfig {
+    /// SendGrid's signed Event Webhook: the verification key (base64 DER, as SendGrid shows
+    /// it) and how old a signed timestamp may be.
+    Sendgrid {
+        public_key: String,
+        max_age_secs: u64,
+    },
+    /// Mailgun's HTTP webhook signing key (not the API key).
+    Mailgun {
+        signing_key: String,
+        max_age_secs: u64,
+    },
+    /// Mandrill's webhook key, and the URL exactly as registered with Mandrill (it is part of
+    /// what is signed).
+    Mandrill { webhook_key: String, url: String },
+    /// Basic auth or a bearer token (Postmark, SparkPost, Mailjet, Brevo).
+    Http(HttpAuth),
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sendgrid { .. } => "Sendgrid(…)",
+            Self::Mailgun { .. } => "Mailgun(…)",
+            Self::Mandrill { .. } => "Mandrill(…)",
+            Self::Http(_) => "Http(…)",
+        })
+    }
+}
+
+/// SendGrid retries for up to 24 hours and does not say whether retries are re-signed: a
+/// tighter window could refuse a genuine late unsubscribe.
+pub const SENDGRID_MAX_AGE_SECS: u64 = 86_400 + 600;
+/// Mailgun retries over 8 hours; its tokens are remembered for as long.
+pub const MAILGUN_MAX_AGE_SECS: u64 = 9 * 3600;
+
+/// What a provider's event means for optsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The recipient unsubscribed: a stop source.
+    Unsubscribe,
+    /// The recipient reported the mail as spam: a stop source.
+    Complaint,
+    /// The address does not exist: that address alone is opted out.
+    HardBounce,
+    /// Recorded only.
+    SoftBounce,
+    /// Recorded only: optsync never opts anyone back in.
+    Resubscribe,
+}
+
+impl Kind {
+    pub fn event_kind(self) -> &'static str {
+        match self {
+            Self::Unsubscribe => "unsubscribe",
+            Self::Complaint => "complaint",
+            Self::HardBounce => "hard_bounce",
+            Self::SoftBounce => "soft_bounce",
+            Self::Resubscribe => "resubscribe",
+        }
+    }
+
+    /// Whether the event needs work in Keap (a job), or is only recorded.
+    pub fn acts(self) -> bool {
+        matches!(self, Self::Unsubscribe | Self::Complaint | Self::HardBounce)
+    }
+}
+
+/// One normalised event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normalized {
+    pub kind: Kind,
+    pub email: EmailAddress,
+    /// The provider's id for the event, for de-duplication.
+    pub id: Option<String>,
+}
+
+/// A verified delivery.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verified {
+    pub events: Vec<Normalized>,
+    /// Events of types optsync does not act on (opens, deliveries, …) or without a usable
+    /// recipient.
+    pub ignored: usize,
+    /// A single-use signature token to remember (Mailgun).
+    pub token: Option<String>,
+}
+
+/// Why a delivery is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reject {
+    Unauthorized(String),
+    Forged(String),
+    Stale(String),
+    Replayed,
+    Malformed(String),
+}
+
+impl std::fmt::Display for Reject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unauthorized(m) => write!(f, "unauthorized: {m}"),
+            Self::Forged(m) => write!(f, "signature does not verify: {m}"),
+            Self::Stale(m) => write!(f, "too old: {m}"),
+            Self::Replayed => f.write_str("replayed signature token"),
+            Self::Malformed(m) => write!(f, "malformed: {m}"),
+        }
+    }
+}
+
+/// What a verifier is given.
+pub struct Request<'a> {
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    /// Epoch seconds now.
+    pub now: i64,
+}
+
+impl Request<'_> {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    }
+}
+
+/// Checks a delivery with the tenant's settings for the provider and normalises its events.
+pub fn verify(
+    provider: Provider,
+    config: &ProviderConfig,
+    req: &Request<'_>,
+) -> Result<Verified, Reject> {
+    match (provider, config) {
+        (
+            Provider::Sendgrid,
+            ProviderConfig::Sendgrid {
+                public_key,
+                max_age_secs,
+            },
+        ) => sendgrid::verify(public_key, *max_age_secs, req),
+        (
+            Provider::Mailgun,
+            ProviderConfig::Mailgun {
+                signing_key,
+                max_age_secs,
+            },
+        ) => mailgun::verify(signing_key, *max_age_secs, req),
+        (Provider::Mandrill, ProviderConfig::Mandrill { webhook_key, url }) => {
+            mandrill::verify(webhook_key, url, req)
+        }
+        (Provider::Postmark, ProviderConfig::Http(a)) => {
+            a.check(req)?;
+            postmark::parse(req.body)
+        }
+        (Provider::Sparkpost, ProviderConfig::Http(a)) => {
+            a.check(req)?;
+            sparkpost::parse(req.body)
+        }
+        (Provider::Mailjet, ProviderConfig::Http(a)) => {
+            a.check(req)?;
+            mailjet::parse(req.body)
+        }
+        (Provider::Brevo, ProviderConfig::Http(a)) => {
+            a.check(req)?;
+            brevo::parse(req.body)
+        }
+        _ => Err(Reject::Unauthorized(
+            "the provider is configured with another scheme".into(),
+        )),
+    }
+}
+
+/// A JSON body, refused unless it is JSON.
+pub(crate) fn json(body: &[u8]) -> Result<serde_json::Value, Reject> {
+    if body.is_empty() {
+        return Err(Reject::Malformed("empty body".into()));
+    }
+    serde_json::from_slice(body).map_err(|e| Reject::Malformed(format!("not JSON: {e}")))
+}
+
+/// One event object or an array of them (providers batch, or not, as configured).
+pub(crate) fn objects(v: &serde_json::Value) -> Result<Vec<&serde_json::Value>, Reject> {
+    match v {
+        serde_json::Value::Array(a) => Ok(a.iter().collect()),
+        serde_json::Value::Object(_) => Ok(vec![v]),
+        _ => Err(Reject::Malformed("expected a JSON object or array".into())),
+    }
+}
+
+/// A recipient address, if the field holds one.
+pub(crate) fn recipient(v: Option<&serde_json::Value>) -> Option<EmailAddress> {
+    v.and_then(serde_json::Value::as_str)
+        .and_then(|s| EmailAddress::parse(s).ok())
+}
+
+/// A JSON value as an id fragment, exact for big integers (Mailjet's MessageID exceeds 2^53).
+pub(crate) fn id_part(v: Option<&serde_json::Value>) -> String {
+    match v {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Adds an event to a delivery, or counts it as ignored when it has no usable recipient.
+pub(crate) fn push(
+    out: &mut Verified,
+    kind: Option<Kind>,
+    email: Option<EmailAddress>,
+    id: Option<String>,
+) {
+    match (kind, email) {
+        (Some(kind), Some(email)) => out.events.push(Normalized { kind, email, id }),
+        _ => out.ignored += 1,
+    }
+}
