@@ -159,40 +159,49 @@ pub enum ProviderCommand {
     /// Add (or replace) a provider's settings for a tenant; prints the webhook URL to give the
     /// provider, alone on the last line. Secrets are read from files, never the command line.
     ///
+    /// ses: --topic-arn (repeatable): the SNS topics this app's SES events come from; only
+    /// these are accepted and only their subscriptions are confirmed.
     /// sendgrid: --public-key-file (the Signed Event Webhook's verification key).
     /// mailgun: --signing-key-file (the HTTP webhook signing key, not the API key).
     /// mandrill: --webhook-key-file, and --url if Mandrill was given another URL than the one
     /// printed (the URL is part of what Mandrill signs).
     /// postmark, mailjet: --basic-user with --basic-password-file.
     /// sparkpost, brevo: basic auth as above, or --bearer-token-file.
-    Add {
-        app: String,
-        /// sendgrid | mailgun | mandrill | postmark | sparkpost | mailjet | brevo
-        provider: String,
-        #[arg(long, value_name = "FILE")]
-        public_key_file: Option<PathBuf>,
-        #[arg(long, value_name = "FILE")]
-        signing_key_file: Option<PathBuf>,
-        #[arg(long, value_name = "FILE")]
-        webhook_key_file: Option<PathBuf>,
-        /// Mandrill: the webhook URL exactly as registered with Mandrill.
-        #[arg(long)]
-        url: Option<String>,
-        #[arg(long)]
-        basic_user: Option<String>,
-        #[arg(long, value_name = "FILE")]
-        basic_password_file: Option<PathBuf>,
-        #[arg(long, value_name = "FILE")]
-        bearer_token_file: Option<PathBuf>,
-        /// SendGrid and Mailgun: how old a signed timestamp may be, in seconds (defaults: 24 h
-        /// 10 min for SendGrid, which retries for 24 h; 9 h for Mailgun).
-        #[arg(long)]
-        max_age_secs: Option<u64>,
-    },
+    Add(Box<ProviderAdd>),
     /// List a tenant's providers.
     List { app: String },
     /// Print the webhook URL to give a provider, alone.
     Url { app: String, provider: String },
+}
+
+/// What `provider add` takes.
+#[derive(Debug, clap::Args)]
+pub struct ProviderAdd {
+    app: String,
+    /// ses | sendgrid | mailgun | mandrill | postmark | sparkpost | mailjet | brevo
+    provider: String,
+    /// SES: an SNS topic ARN to accept (repeatable).
+    #[arg(long = "topic-arn", value_name = "ARN")]
+    topic_arns: Vec<String>,
+    #[arg(long, value_name = "FILE")]
+    public_key_file: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    signing_key_file: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    webhook_key_file: Option<PathBuf>,
+    /// Mandrill: the webhook URL exactly as registered with Mandrill.
+    #[arg(long)]
+    url: Option<String>,
+    #[arg(long)]
+    basic_user: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    basic_password_file: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    bearer_token_file: Option<PathBuf>,
+    /// SendGrid and Mailgun: how old a signed timestamp may be, in seconds (defaults: 24 h
+    /// 10 min for SendGrid, which retries for 24 h; 9 h for Mailgun).
+    #[arg(long)]
+    max_age_secs: Option<u64>,
 }
 
 fn parse_method(s: &str) -> Result<OptOutMethod, String> {
@@ -399,25 +408,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
 
 fn parse_provider(name: &str) -> anyhow::Result<crate::providers::Provider> {
     crate::providers::Provider::from_name(name).with_context(|| {
-        format!("unknown provider {name:?}: sendgrid, mailgun, mandrill, postmark, sparkpost, mailjet or brevo")
+        format!("unknown provider {name:?}: ses, sendgrid, mailgun, mandrill, postmark, sparkpost, mailjet or brevo")
     })
 }
 
 async fn provider(cmd: ProviderCommand, tenants: &Tenants) -> anyhow::Result<()> {
     use crate::providers::{HttpAuth, Provider, ProviderConfig, sendgrid_key_ok};
     match cmd {
-        ProviderCommand::Add {
-            app,
-            provider,
-            public_key_file,
-            signing_key_file,
-            webhook_key_file,
-            url,
-            basic_user,
-            basic_password_file,
-            bearer_token_file,
-            max_age_secs,
-        } => {
+        ProviderCommand::Add(add) => {
+            let ProviderAdd {
+                app,
+                provider,
+                topic_arns,
+                public_key_file,
+                signing_key_file,
+                webhook_key_file,
+                url,
+                basic_user,
+                basic_password_file,
+                bearer_token_file,
+                max_age_secs,
+            } = *add;
             let p = parse_provider(&provider)?;
             tenants.get(&app).await?;
             let http = || -> anyhow::Result<HttpAuth> {
@@ -442,6 +453,17 @@ async fn provider(cmd: ProviderCommand, tenants: &Tenants) -> anyhow::Result<()>
                 }
             };
             let config = match p {
+                Provider::Ses => {
+                    if topic_arns.is_empty() || topic_arns.iter().any(|a| !a.starts_with("arn:aws"))
+                    {
+                        bail!(
+                            "ses needs one or more --topic-arn arn:aws…:sns:REGION:ACCOUNT:TOPIC"
+                        );
+                    }
+                    ProviderConfig::Ses {
+                        topic_arns: topic_arns.clone(),
+                    }
+                }
                 Provider::Sendgrid => {
                     let key = read_secret_file(
                         public_key_file

@@ -74,7 +74,8 @@ pub async fn receive(
         body: &body,
         now: now / 1000,
     };
-    let verified = match providers::verify(provider, &config, &req) {
+    let verified = match providers::verify_async(provider, &config, &req, state.sns.as_ref()).await
+    {
         Ok(v) => v,
         Err(r) => {
             if matches!(r, Reject::Unauthorized(_) | Reject::Forged(_)) {

@@ -22,6 +22,8 @@ pub struct AppState {
     /// Wakes idle workers when intake stores a job.
     pub wake: Arc<Notify>,
     pub auth_failures: Arc<AuthFailures>,
+    /// Fetches SNS signing certificates and confirms SNS subscriptions.
+    pub sns: Arc<dyn crate::providers::ses::SnsFetcher>,
 }
 
 impl AppState {
@@ -34,6 +36,9 @@ impl AppState {
             clock,
             wake: Arc::new(Notify::new()),
             auth_failures: Arc::new(AuthFailures::new(per_minute)),
+            sns: Arc::new(
+                crate::providers::ses::HttpSnsFetcher::new().expect("an HTTP client can be built"),
+            ),
         }
     }
 }

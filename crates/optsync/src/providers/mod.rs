@@ -15,6 +15,7 @@ mod mailjet;
 mod mandrill;
 mod postmark;
 mod sendgrid;
+pub mod ses;
 mod sparkpost;
 
 use axum::http::{HeaderMap, StatusCode};
@@ -32,6 +33,7 @@ pub fn sendgrid_key_ok(b64: &str) -> Result<(), String> {
 /// A sending provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Provider {
+    Ses,
     Sendgrid,
     Mailgun,
     Postmark,
@@ -42,7 +44,8 @@ pub enum Provider {
 }
 
 impl Provider {
-    pub const ALL: [Provider; 7] = [
+    pub const ALL: [Provider; 8] = [
+        Self::Ses,
         Self::Sendgrid,
         Self::Mailgun,
         Self::Postmark,
@@ -54,6 +57,7 @@ impl Provider {
 
     pub fn name(self) -> &'static str {
         match self {
+            Self::Ses => "ses",
             Self::Sendgrid => "sendgrid",
             Self::Mailgun => "mailgun",
             Self::Postmark => "postmark",
@@ -86,6 +90,8 @@ impl Provider {
     /// try again (Brevo retries 429 but not every 5xx).
     pub fn retry_status(self) -> StatusCode {
         match self {
+            // SNS retries only answers outside 200–4xx.
+            Self::Ses => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Brevo => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -96,6 +102,8 @@ impl Provider {
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(tag = "scheme", rename_all = "snake_case")]
 pub enum ProviderConfig {
+    /// Amazon SES through SNS: the topics this app's events may come from.
+    Ses { topic_arns: Vec<String> },
     /// SendGrid's signed Event Webhook: the verification key (base64 DER, as SendGrid shows
     /// it) and how old a signed timestamp may be.
     Sendgrid {
@@ -117,6 +125,7 @@ pub enum ProviderConfig {
 impl std::fmt::Debug for ProviderConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Self::Ses { .. } => "Ses(…)",
             Self::Sendgrid { .. } => "Sendgrid(…)",
             Self::Mailgun { .. } => "Mailgun(…)",
             Self::Mandrill { .. } => "Mandrill(…)",
@@ -222,7 +231,8 @@ impl Request<'_> {
     }
 }
 
-/// Checks a delivery with the tenant's settings for the provider and normalises its events.
+/// Checks a delivery with the tenant's settings for the provider and normalises its events
+/// (SES needs the network for its certificate: see [`verify_async`]).
 pub fn verify(
     provider: Provider,
     config: &ProviderConfig,
@@ -265,6 +275,21 @@ pub fn verify(
         _ => Err(Reject::Unauthorized(
             "the provider is configured with another scheme".into(),
         )),
+    }
+}
+
+/// [`verify`] for every provider, SES included.
+pub async fn verify_async(
+    provider: Provider,
+    config: &ProviderConfig,
+    req: &Request<'_>,
+    sns: &dyn ses::SnsFetcher,
+) -> Result<Verified, Reject> {
+    match (provider, config) {
+        (Provider::Ses, ProviderConfig::Ses { topic_arns }) => {
+            ses::verify(topic_arns, req, sns).await
+        }
+        _ => verify(provider, config, req),
     }
 }
 

@@ -126,6 +126,7 @@ pub struct Options {
     pub clock: Clock,
     pub max_attempts: i64,
     pub sim: Option<KeapSim>,
+    pub sns: Option<std::sync::Arc<dyn optsync::providers::ses::SnsFetcher>>,
 }
 
 impl Default for Options {
@@ -134,6 +135,7 @@ impl Default for Options {
             clock: Clock::System,
             max_attempts: 8,
             sim: None,
+            sns: None,
         }
     }
 }
@@ -174,7 +176,10 @@ impl TestApp {
             .await
             .unwrap();
         let post_url = tenants.post_url(&app).await.unwrap();
-        let state = AppState::new(store, tenants, settings, o.clock);
+        let mut state = AppState::new(store, tenants, settings, o.clock);
+        if let Some(sns) = o.sns {
+            state.sns = sns;
+        }
         let running = optsync::server::start_on(state.clone(), listener, 0)
             .await
             .unwrap();

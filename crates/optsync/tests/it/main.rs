@@ -7,6 +7,7 @@ mod intake;
 mod processes;
 mod queue;
 mod reconcile;
+mod ses;
 mod sharing;
 mod store;
 

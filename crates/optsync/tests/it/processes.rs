@@ -390,6 +390,86 @@ async fn the_cli_manages_tenants_without_secrets_in_argv(db: Db) {
     assert!(!ok && err.contains("already exists"), "{err}");
     let (ok, _, err) = cli(dir.path(), &url, &["tenant", "add", "other"], None);
     assert!(!ok && err.contains("no Keap credential"), "{err}");
+    // Providers: secrets from files; the URL to give the provider alone on the last line.
+    let pw = dir.path().join("postmark.pass");
+    std::fs::write(&pw, "s3cret-pass\n").unwrap();
+    let (ok, out, err) = cli(
+        dir.path(),
+        &url,
+        &[
+            "provider",
+            "add",
+            "rc135",
+            "postmark",
+            "--basic-user",
+            "hook",
+            "--basic-password-file",
+            pw.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.lines().last(),
+        Some("https://optsync.example.com/hooks/esp/postmark/rc135")
+    );
+    assert!(!out.contains("s3cret-pass"));
+    let (ok, out, _) = cli(
+        dir.path(),
+        &url,
+        &["provider", "url", "rc135", "postmark"],
+        None,
+    );
+    assert!(ok && out.trim() == "https://optsync.example.com/hooks/esp/postmark/rc135");
+    let (ok, out, _) = cli(dir.path(), &url, &["provider", "list", "rc135"], None);
+    assert!(ok && out.contains("postmark"));
+    let (ok, _, err) = cli(
+        dir.path(),
+        &url,
+        &["provider", "url", "rc135", "mailgun"],
+        None,
+    );
+    assert!(!ok && err.contains("not configured"), "{err}");
+    let (ok, _, err) = cli(dir.path(), &url, &["provider", "add", "rc135", "ses"], None);
+    assert!(!ok && err.contains("--topic-arn"), "{err}");
+    let (ok, _, _) = cli(
+        dir.path(),
+        &url,
+        &[
+            "provider",
+            "add",
+            "rc135",
+            "ses",
+            "--topic-arn",
+            "arn:aws:sns:us-east-1:123456789012:ses-events",
+        ],
+        None,
+    );
+    assert!(ok);
+    let (ok, _, err) = cli(
+        dir.path(),
+        &url,
+        &[
+            "provider",
+            "add",
+            "rc135",
+            "sendgrid",
+            "--public-key-file",
+            pw.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        !ok && err.contains("not base64") || err.contains("P-256"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(
+        dir.path(),
+        &url,
+        &["provider", "add", "rc135", "pigeon"],
+        None,
+    );
+    assert!(!ok && err.contains("unknown provider"), "{err}");
     let (ok, rotated, _) = cli(dir.path(), &url, &["tenant", "rotate-token", "rc135"], None);
     assert!(ok && rotated.trim() != last);
     let (ok, list, _) = cli(dir.path(), &url, &["tenant", "list"], None);
@@ -428,6 +508,7 @@ fn every_command_documents_itself() {
         vec!["retry", "--help"],
         vec!["demo", "--help"],
         vec!["reconcile", "--help"],
+        vec!["provider", "add", "--help"],
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
