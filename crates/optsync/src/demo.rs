@@ -35,15 +35,21 @@ enum Scenario {
     ManualOptOut,
     HardBounce,
     Unengaged,
+    /// A SendGrid spam report (signed Event Webhook) for EMAIL1.
+    SendgridSpam,
+    /// A Mailgun permanent failure (signed webhook) for EMAIL2.
+    MailgunBounce,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 5] = [
+    const ALL: [Scenario; 7] = [
         Self::UnsubscribeEmail1,
         Self::UnsubscribeEmail2,
         Self::ManualOptOut,
         Self::HardBounce,
         Self::Unengaged,
+        Self::SendgridSpam,
+        Self::MailgunBounce,
     ];
 
     fn name(self) -> &'static str {
@@ -53,7 +59,14 @@ impl Scenario {
             Self::ManualOptOut => "manual opt-out (Admin)",
             Self::HardBounce => "hard bounce in Keap",
             Self::Unengaged => "unengaged non-marketable",
+            Self::SendgridSpam => "SendGrid spam report, EMAIL1",
+            Self::MailgunBounce => "Mailgun hard bounce, EMAIL2",
         }
+    }
+
+    /// Reported by a sending provider's webhook rather than by Keap.
+    fn provider(self) -> bool {
+        matches!(self, Self::SendgridSpam | Self::MailgunBounce)
     }
 
     /// (which address, what happens to it)
@@ -64,6 +77,9 @@ impl Scenario {
             Self::ManualOptOut => (0, SimEvent::ManualOptOut),
             Self::HardBounce => (0, SimEvent::HardBounce),
             Self::Unengaged => (0, SimEvent::UnengagedNonMarketable),
+            // Keap hears nothing of these; the status is what it already was.
+            Self::SendgridSpam => (0, SimEvent::Set(EmailStatus::SingleOptIn)),
+            Self::MailgunBounce => (1, SimEvent::Set(EmailStatus::SingleOptIn)),
         }
     }
 
@@ -74,6 +90,7 @@ impl Scenario {
     fn count(self) -> usize {
         match self {
             Self::UnsubscribeEmail1 | Self::UnsubscribeEmail2 => 40,
+            Self::SendgridSpam | Self::MailgunBounce => 15,
             _ => 20,
         }
     }
@@ -166,6 +183,7 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
             opt_out_method: OptOutMethod::Auto,
         })
         .await?;
+    providers::configure(&tenants, "demo").await?;
     let post_url = tenants.post_url("demo").await?;
     sim.set_action_set_url(Some(&post_url));
     let workers = 4;
@@ -204,6 +222,7 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
     );
 
     let mut clicked_at: HashMap<i64, i64> = HashMap::new();
+    let mut reported: Vec<(Scenario, String)> = Vec::new();
     for (sc, id) in &plan {
         let (field, event) = sc.event();
         let email = sim
@@ -211,13 +230,29 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
             .and_then(|c| c.emails[field].clone())
             .context("planned contact vanished")?;
         clicked_at.insert(*id, now_ms());
-        sim.event(&email, event)?;
+        if sc.provider() {
+            reported.push((*sc, email));
+        } else {
+            sim.event(&email, event)?;
+        }
     }
+    let provider_stops: std::collections::HashSet<String> = reported
+        .iter()
+        .filter(|(sc, _)| *sc == Scenario::SendgridSpam)
+        .map(|(_, e)| e.to_lowercase())
+        .collect();
+    let bounced: std::collections::HashSet<String> = reported
+        .iter()
+        .filter(|(sc, _)| *sc == Scenario::MailgunBounce)
+        .map(|(_, e)| e.to_lowercase())
+        .collect();
+    providers::send(&public_url, "demo", &reported).await?;
     let expected_posts = plan.iter().filter(|(sc, _)| sc.posts()).count();
     println!(
-        "{} people acted: {expected_posts} through unsubscribe links (Keap posts), {} in ways Keap announces to nobody",
+        "{} people acted: {expected_posts} through unsubscribe links (Keap posts), {} through their mail provider (signed webhooks), {} in ways Keap announces to nobody",
         plan.len(),
-        plan.len() - expected_posts
+        reported.len(),
+        plan.len() - expected_posts - reported.len()
     );
 
     // Wait for every post to be honoured, showing progress.
@@ -274,6 +309,14 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
         .fetch_all(store.pool())
         .await?;
     let mut honoured_at: HashMap<i64, i64> = HashMap::new();
+    let mut honoured_by_email: HashMap<String, i64> = HashMap::new();
+    for r in sqlx::query("SELECT email, honoured_at FROM events WHERE source LIKE 'esp:%' AND honoured_at IS NOT NULL")
+        .fetch_all(store.pool())
+        .await?
+    {
+        let (e, h): (String, i64) = (r.try_get("email")?, r.try_get("honoured_at")?);
+        honoured_by_email.insert(e.to_lowercase(), h);
+    }
     for r in rows {
         let (c, h): (i64, i64) = (r.try_get("contact_id")?, r.try_get("honoured_at")?);
         honoured_at
@@ -315,7 +358,7 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
     let is_target = |id: &i64| {
         emails_of[id]
             .iter()
-            .any(|e| pre.get(e).is_some_and(|s| s.is_stop()))
+            .any(|e| pre.get(e).is_some_and(|s| s.is_stop()) || provider_stops.contains(e))
     };
     let target_addresses: std::collections::HashSet<&String> = emails_of
         .iter()
@@ -328,8 +371,11 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
             v.iter()
                 .all(|e| after.get(e).is_some_and(|s| is_settled(*s)))
         } else {
-            v.iter()
-                .all(|e| after.get(e) == pre.get(e) || target_addresses.contains(e))
+            v.iter().all(|e| {
+                after.get(e) == pre.get(e)
+                    || target_addresses.contains(e)
+                    || (bounced.contains(e) && after.get(e).is_some_and(|s| is_settled(*s)))
+            })
         }
     };
     let mut rows: BTreeMap<Scenario, (usize, usize, Vec<u64>)> = BTreeMap::new();
@@ -349,8 +395,11 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
                     .collect::<Vec<_>>()
             ));
         }
-        if let (Some(h), Some(c)) = (honoured_at.get(id), clicked_at.get(id))
-            && is_target(id)
+        let honoured = honoured_at
+            .get(id)
+            .or_else(|| emails_of[id].iter().find_map(|e| honoured_by_email.get(e)));
+        if let (Some(h), Some(c)) = (honoured, clicked_at.get(id))
+            && (is_target(id) || sc.provider())
         {
             e.2.push((h - c).max(0) as u64);
         }
@@ -369,8 +418,9 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
     }
 
     let stats = sim.stats();
-    let calls_per = if honoured > 0 {
-        format!("{:.1}", post_calls as f64 / honoured as f64)
+    let events = honoured + reported.len();
+    let calls_per = if events > 0 {
+        format!("{:.1}", post_calls as f64 / events as f64)
     } else {
         "-".into()
     };
@@ -387,6 +437,8 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
             Scenario::UnsubscribeEmail1 | Scenario::UnsubscribeEmail2 => "every address opted out",
             Scenario::ManualOptOut => "Keap posts nothing: honoured by reconciliation",
             Scenario::HardBounce | Scenario::Unengaged => "address-only: siblings untouched",
+            Scenario::SendgridSpam => "signed webhook: every address opted out",
+            Scenario::MailgunBounce => "signed webhook: that address only",
         };
         println!(
             "{:<28} {count:>6} {correct:>8} {:>10} {:>10}  {note}",
@@ -397,7 +449,7 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
     }
     println!();
     println!(
-        "Keap calls: {post_calls} for the posts ({calls_per} per honoured post), {} for reconciliation; status writes {}; 429s {}",
+        "Keap calls: {post_calls} for the posts and webhooks ({calls_per} per honoured event), {} for reconciliation; status writes {}; 429s {}",
         stats.total_calls() - post_calls,
         stats.writes,
         stats.throttled
@@ -418,4 +470,114 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
     }
     println!("all correct");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The demo's sending providers: SendGrid and Mailgun, with keys made up for the demo, and
+/// deliveries signed the way those services sign them.
+mod providers {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as B64;
+    use hmac::{Hmac, Mac};
+    use p256::ecdsa::signature::Signer as _;
+    use p256::ecdsa::{Signature, SigningKey};
+    use p256::pkcs8::EncodePublicKey as _;
+    use sha2::Sha256;
+
+    use super::Scenario;
+    use crate::providers::{MAILGUN_MAX_AGE_SECS, Provider, ProviderConfig, SENDGRID_MAX_AGE_SECS};
+    use crate::tenant::Tenants;
+
+    const MAILGUN_KEY: &str = "demo-mailgun-webhook-signing-key";
+
+    fn sendgrid_key() -> anyhow::Result<SigningKey> {
+        SigningKey::from_bytes(&[42u8; 32].into()).map_err(|e| anyhow::anyhow!("demo key: {e}"))
+    }
+
+    pub async fn configure(tenants: &Tenants, app: &str) -> anyhow::Result<()> {
+        let public = p256::PublicKey::from(sendgrid_key()?.verifying_key())
+            .to_public_key_der()
+            .map_err(|e| anyhow::anyhow!("demo key: {e}"))?;
+        let sendgrid = ProviderConfig::Sendgrid {
+            public_key: B64.encode(public.as_bytes()),
+            max_age_secs: SENDGRID_MAX_AGE_SECS,
+        };
+        tenants
+            .set_provider(app, Provider::Sendgrid, &sendgrid)
+            .await?;
+        let mailgun = ProviderConfig::Mailgun {
+            signing_key: MAILGUN_KEY.into(),
+            max_age_secs: MAILGUN_MAX_AGE_SECS,
+        };
+        tenants
+            .set_provider(app, Provider::Mailgun, &mailgun)
+            .await?;
+        Ok(())
+    }
+
+    /// Posts the providers' reports: one signed SendGrid batch, one signed Mailgun request
+    /// per bounce.
+    pub async fn send(
+        base: &str,
+        app: &str,
+        reported: &[(Scenario, String)],
+    ) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let now = super::now_ms() / 1000;
+        let spam: Vec<serde_json::Value> = reported
+            .iter()
+            .filter(|(s, _)| *s == Scenario::SendgridSpam)
+            .enumerate()
+            .map(|(i, (_, e))| serde_json::json!({"email": e, "timestamp": now, "event": "spamreport", "sg_event_id": format!("demo-spam-{i}")}))
+            .collect();
+        if !spam.is_empty() {
+            let body = serde_json::to_vec(&spam)?;
+            let ts = now.to_string();
+            let mut signed = ts.as_bytes().to_vec();
+            signed.extend_from_slice(&body);
+            let sig: Signature = sendgrid_key()?.sign(&signed);
+            let r = http
+                .post(format!("{base}/hooks/esp/sendgrid/{app}"))
+                .header("content-type", "application/json;charset=utf-8")
+                .header(
+                    "x-twilio-email-event-webhook-signature",
+                    B64.encode(sig.to_der().as_bytes()),
+                )
+                .header("x-twilio-email-event-webhook-timestamp", &ts)
+                .body(body)
+                .send()
+                .await?;
+            anyhow::ensure!(
+                r.status().is_success(),
+                "SendGrid webhook answered {}",
+                r.status()
+            );
+        }
+        for (i, (_, e)) in reported
+            .iter()
+            .filter(|(s, _)| *s == Scenario::MailgunBounce)
+            .enumerate()
+        {
+            let ts = now.to_string();
+            let token = format!("demo{i:046}");
+            let mut mac = Hmac::<Sha256>::new_from_slice(MAILGUN_KEY.as_bytes())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            mac.update(ts.as_bytes());
+            mac.update(token.as_bytes());
+            let body = serde_json::json!({
+                "signature": {"timestamp": ts, "token": token, "signature": hex::encode(mac.finalize().into_bytes())},
+                "event-data": {"event": "failed", "severity": "permanent", "reason": "bounce", "recipient": e},
+            });
+            let r = http
+                .post(format!("{base}/hooks/esp/mailgun/{app}"))
+                .json(&body)
+                .send()
+                .await?;
+            anyhow::ensure!(
+                r.status().is_success(),
+                "Mailgun webhook answered {}",
+                r.status()
+            );
+        }
+        Ok(())
+    }
 }

@@ -518,3 +518,29 @@ fn every_command_documents_itself() {
         );
     }
 }
+
+/// The README's first command: the demo runs end to end and finds everything correct.
+#[test]
+fn the_demo_runs_and_everything_is_correct() {
+    let dir = TempDir::new("demo");
+    let out = Command::new(BIN)
+        .args(["demo", "--contacts", "1000"])
+        .env("TMPDIR", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("all correct"), "{stdout}");
+    for row in [
+        "unsubscribe link, EMAIL1",
+        "manual opt-out (Admin)",
+        "SendGrid spam report",
+        "Mailgun hard bounce",
+    ] {
+        assert!(stdout.contains(row), "{row} missing from the report");
+    }
+}
