@@ -431,6 +431,12 @@ async fn provider(cmd: ProviderCommand, tenants: &Tenants) -> anyhow::Result<()>
             } = *add;
             let p = parse_provider(&provider)?;
             tenants.get(&app).await?;
+            if max_age_secs.is_some_and(|a| a > crate::providers::MAX_SIGNED_AGE_SECS) {
+                bail!(
+                    "--max-age-secs may be at most {} (7 days)",
+                    crate::providers::MAX_SIGNED_AGE_SECS
+                );
+            }
             let http = || -> anyhow::Result<HttpAuth> {
                 match (&basic_user, &basic_password_file, &bearer_token_file) {
                     (Some(user), Some(f), None) => Ok(HttpAuth::Basic {

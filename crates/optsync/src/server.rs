@@ -107,15 +107,37 @@ pub async fn start_on(
             tracing::error!(error = %e, "HTTP server failed");
         }
     });
-    let workers = (0..workers)
+    let mut workers: Vec<JoinHandle<()>> = (0..workers)
         .map(|_| tokio::spawn(Worker::new(state.clone()).run(rx.clone())))
         .collect();
+    workers.push(tokio::spawn(housekeeping(state.clone(), rx.clone())));
     Ok(Running {
         addr,
         shutdown: tx,
         http,
         workers,
     })
+}
+
+/// How long accepted signature tokens are remembered; signed timestamps older than this are
+/// refused anyway (provider settings cannot allow more).
+pub const TOKEN_MEMORY_MS: i64 = crate::providers::MAX_SIGNED_AGE_SECS as i64 * 1000;
+
+/// Hourly upkeep: forgets signature tokens too old to be replayed (they would be refused as
+/// stale).
+async fn housekeeping(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let horizon = state.clock.now_ms() - TOKEN_MEMORY_MS;
+        match state.store.prune_seen_tokens(horizon).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "forgot old webhook signature tokens"),
+            Err(e) => tracing::warn!(error = %e, "could not prune webhook signature tokens"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

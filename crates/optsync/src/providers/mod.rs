@@ -137,6 +137,9 @@ impl std::fmt::Debug for ProviderConfig {
 /// SendGrid retries for up to 24 hours and does not say whether retries are re-signed: a
 /// tighter window could refuse a genuine late unsubscribe.
 pub const SENDGRID_MAX_AGE_SECS: u64 = 86_400 + 600;
+/// The longest freshness window a provider may be given: signature tokens are remembered
+/// this long, so a window beyond it would let old tokens be replayed.
+pub const MAX_SIGNED_AGE_SECS: u64 = 7 * 86_400;
 /// Mailgun retries over 8 hours; its tokens are remembered for as long.
 pub const MAILGUN_MAX_AGE_SECS: u64 = 9 * 3600;
 

@@ -826,6 +826,8 @@ async fn signed_provider_events_are_honoured_per_the_rules(db: Db) {
         413
     );
 
+    // Tokens past the freshness window are forgotten (they would be refused as stale anyway).
+    assert_eq!(t.state.store.prune_seen_tokens(i64::MAX).await.unwrap(), 1);
     // Store down → the status that makes the provider retry.
     t.state.store.close().await;
     let unsub = String::from_utf8(fixture("postmark-unsubscribe.json")).unwrap();
