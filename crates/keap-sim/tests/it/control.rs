@@ -143,3 +143,34 @@ async fn contacts_emails_events_and_stats_through_the_control_api() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 400, "the system clock cannot be moved");
 }
+
+#[test]
+fn the_binary_documents_every_flag() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keap-sim"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--contacts",
+        "--seed",
+        "--api-key",
+        "--oauth-client",
+        "--throttle",
+        "--throttle-body",
+        "--rest-opt-out",
+        "--xmlrpc-opt-out-status",
+        "--no-rest-opt-in-from-admin",
+        "--action-set-url",
+        "--action-set-on",
+        "--action-set-attempts",
+        "--token-lifetime",
+        "--accept-query-token",
+        "--manual-clock",
+        "--tenant-id",
+    ] {
+        assert!(help.contains(flag), "{flag} is not documented");
+    }
+}
