@@ -60,8 +60,15 @@ impl Store {
                 let path = path.split('?').next().unwrap_or(path);
                 if let Some(dir) = std::path::Path::new(path).parent()
                     && !dir.as_os_str().is_empty()
+                    && !dir.exists()
                 {
                     std::fs::create_dir_all(dir)?;
+                    // The database holds sealed secrets and token digests: keep it private.
+                    #[cfg(unix)]
+                    {
+                        use std::os::unix::fs::PermissionsExt;
+                        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+                    }
                 }
                 let url = if url.contains('?') {
                     url.to_string()
