@@ -44,8 +44,4 @@ impl SimClock {
             }
         }
     }
-
-    pub fn is_manual(&self) -> bool {
-        matches!(&*self.0, Inner::Manual(_))
-    }
 }

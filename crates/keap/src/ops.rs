@@ -97,6 +97,27 @@ impl KeapClient {
         }
     }
 
+    /// A REST v2 list URL: the resource, its query parameters, a page size and the page
+    /// token to continue from.
+    fn rest_page_url(
+        &self,
+        resource: &str,
+        params: &[(&str, &str)],
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<url::Url, Error> {
+        let mut url = self.rest_url(&[resource])?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.extend_pairs(params)
+                .append_pair("page_size", &page_size.to_string());
+            if let Some(t) = page_token {
+                q.append_pair("page_token", t);
+            }
+        }
+        Ok(url)
+    }
+
     /// A contact's addresses with each one's status. One call over REST; over XML-RPC one
     /// call plus one per address.
     pub async fn contact(&self, id: ContactId) -> Result<Contact, Error> {
@@ -168,15 +189,13 @@ impl KeapClient {
             Api::Rest => {
                 let mut token: Option<String> = None;
                 loop {
-                    let mut url = self.rest_url(&["contacts"])?;
-                    {
-                        let mut q = url.query_pairs_mut();
-                        q.append_pair("filter", &format!("email=={}", email.as_str()))
-                            .append_pair("page_size", &MAX_PAGE_SIZE.to_string());
-                        if let Some(t) = &token {
-                            q.append_pair("page_token", t);
-                        }
-                    }
+                    let filter = format!("email=={}", email.as_str());
+                    let url = self.rest_page_url(
+                        "contacts",
+                        &[("filter", &filter)],
+                        MAX_PAGE_SIZE,
+                        token.as_deref(),
+                    )?;
                     let v = self.rest(Method::GET, url, None).await?;
                     for c in v
                         .get("contacts")
@@ -344,15 +363,8 @@ impl KeapClient {
         let size = page_size.clamp(1, MAX_PAGE_SIZE);
         match self.read_api() {
             Api::Rest => {
-                let mut url = self.rest_url(&["contacts"])?;
-                {
-                    let mut q = url.query_pairs_mut();
-                    q.append_pair("fields", "email_addresses")
-                        .append_pair("page_size", &size.to_string());
-                    if let Some(c) = cursor {
-                        q.append_pair("page_token", c);
-                    }
-                }
+                let url =
+                    self.rest_page_url("contacts", &[("fields", "email_addresses")], size, cursor)?;
                 let v = self.rest(Method::GET, url, None).await?;
                 let contacts = v
                     .get("contacts")
@@ -419,16 +431,12 @@ impl KeapClient {
         let size = page_size.clamp(1, MAX_PAGE_SIZE);
         match self.read_api() {
             Api::Rest => {
-                let mut url = self.rest_url(&["emailAddresses"])?;
-                {
-                    let mut q = url.query_pairs_mut();
-                    q.append_pair("filter", "opted_in==false")
-                        .append_pair("order_by", "email")
-                        .append_pair("page_size", &size.to_string());
-                    if let Some(c) = cursor {
-                        q.append_pair("page_token", c);
-                    }
-                }
+                let url = self.rest_page_url(
+                    "emailAddresses",
+                    &[("filter", "opted_in==false"), ("order_by", "email")],
+                    size,
+                    cursor,
+                )?;
                 let v = self.rest(Method::GET, url, None).await?;
                 let mut addresses = Vec::new();
                 for a in v

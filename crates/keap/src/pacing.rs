@@ -230,10 +230,6 @@ impl Pacer {
         let st = self.lock();
         (st.calls, st.throttled)
     }
-
-    pub fn config(&self) -> &PacingConfig {
-        &self.config
-    }
 }
 
 #[cfg(test)]

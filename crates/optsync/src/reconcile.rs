@@ -535,7 +535,13 @@ pub async fn schedule(
                     if *shutdown.borrow() {
                         return;
                     }
-                    let prev = state.store.sweep(t.id).await.ok().flatten();
+                    let prev = match state.store.sweep(t.id).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            tracing::warn!(tenant = %t.app, error = %e, "cannot read sweep state; skipping this round");
+                            continue;
+                        }
+                    };
                     let limit = state
                         .tenants
                         .client(&t)

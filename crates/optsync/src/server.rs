@@ -71,10 +71,6 @@ impl Running {
     pub fn stop_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
     }
-
-    pub fn signal_stop(&self) {
-        let _ = self.shutdown.send(true);
-    }
 }
 
 /// Binds `listen` and starts the server with `workers` worker tasks (0: the caller drives

@@ -15,7 +15,6 @@ pub use records::{AuditEntry, AuditRow, LedgerOrigin};
 pub use sweeps::{IndexedAddress, PageCommit, SweepRow};
 pub use tenants::{NewTenant, TenantRow};
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -152,19 +151,4 @@ pub fn redact(url: &str) -> String {
 
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
-/// Job states as stored.
-impl FromStr for JobState {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "pending" => Self::Pending,
-            "running" => Self::Running,
-            "done" => Self::Done,
-            "dead" => Self::Dead,
-            "merged" => Self::Merged,
-            _ => return Err(Error::Invalid(format!("unknown job state {s:?}"))),
-        })
-    }
 }

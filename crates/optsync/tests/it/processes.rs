@@ -460,7 +460,7 @@ async fn the_cli_manages_tenants_without_secrets_in_argv(db: Db) {
         None,
     );
     assert!(
-        !ok && err.contains("not base64") || err.contains("P-256"),
+        !ok && (err.contains("not base64") || err.contains("P-256")),
         "{err}"
     );
     let (ok, _, err) = cli(
