@@ -389,6 +389,94 @@ fn row_sort_key(row: &AddressRow, by: &str) -> (String, i64) {
     (k, row.id)
 }
 
+/// The `emailAddresses` list's filter: `opted_in`, `statuses` and `emails`.
+#[derive(Default)]
+struct AddressFilter {
+    opted_in: Option<bool>,
+    statuses: Option<Vec<EmailStatus>>,
+    emails: Option<Vec<String>>,
+}
+
+impl AddressFilter {
+    fn parse(filter: &[(String, String, String)], res: &'static str) -> Result<Self, BadRequest> {
+        let bad = |m: String| bad_request(m, res);
+        let mut f = Self::default();
+        for (k, op, v) in filter {
+            match (k.as_str(), op.as_str()) {
+                ("opted_in", "==") => match v.as_str() {
+                    "true" => f.opted_in = Some(true),
+                    "false" => f.opted_in = Some(false),
+                    _ => return Err(bad(format!("Invalid filter value: {v}"))),
+                },
+                ("statuses", "==") => {
+                    let parsed: Result<Vec<EmailStatus>, _> =
+                        v.split(',').map(|s| s.trim().parse()).collect();
+                    f.statuses =
+                        Some(parsed.map_err(|e| bad(format!("Invalid filter value: {e}")))?);
+                }
+                ("emails", "==") => f.emails = Some(v.split(',').map(email_key).collect()),
+                _ => return Err(bad(format!("Invalid filter field: {k}"))),
+            }
+        }
+        Ok(f)
+    }
+
+    fn matches(&self, r: &AddressRow) -> bool {
+        self.opted_in.is_none_or(|o| r.status.is_marketable() == o)
+            && self.statuses.as_ref().is_none_or(|s| s.contains(&r.status))
+            && self
+                .emails
+                .as_ref()
+                .is_none_or(|e| e.contains(&email_key(&r.email)))
+    }
+}
+
+/// `order_by=FIELD [asc|desc]` of the `emailAddresses` list.
+fn address_order(
+    q: &HashMap<String, String>,
+    res: &'static str,
+) -> Result<(String, bool), BadRequest> {
+    const FIELDS: [&str; 6] = [
+        "email",
+        "status",
+        "create_time",
+        "last_click_time",
+        "last_open_time",
+        "last_sent_time",
+    ];
+    let order = q
+        .get("order_by")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let (by, desc) = match order.split_once(' ') {
+        Some((by, dir)) => (by.to_string(), dir.trim().eq_ignore_ascii_case("desc")),
+        None => (order.clone(), false),
+    };
+    if !by.is_empty() && !FIELDS.contains(&by.as_str()) {
+        return Err(bad_request(format!("Invalid order_by: {by}"), res));
+    }
+    Ok((by, desc))
+}
+
+/// Where a page starts. Keyset paging: the token carries the last row's sort key, so rows
+/// that change while a client pages do not shift the pages after them.
+fn keyset_start(rows: &[&AddressRow], token: Option<&Value>, by: &str, desc: bool) -> usize {
+    let Some(t) = token else {
+        return 0;
+    };
+    let k = t
+        .get("k")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let id = t.get("id").and_then(Value::as_i64).unwrap_or(0);
+    let last = (k, id);
+    rows.partition_point(|r| {
+        let key = row_sort_key(r, by);
+        if desc { key >= last } else { key <= last }
+    })
+}
+
 pub async fn list_addresses(State(shared): State<Arc<Shared>>, Query(q): Params) -> Response {
     const RES: &str = "GET /rest/v2/emailAddresses";
     let ListParams {
@@ -399,87 +487,23 @@ pub async fn list_addresses(State(shared): State<Arc<Shared>>, Query(q): Params)
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let mut opted_in: Option<bool> = None;
-    let mut statuses: Option<Vec<EmailStatus>> = None;
-    let mut emails: Option<Vec<String>> = None;
-    for (k, op, v) in &filter {
-        match (k.as_str(), op.as_str()) {
-            ("opted_in", "==") => match v.as_str() {
-                "true" => opted_in = Some(true),
-                "false" => opted_in = Some(false),
-                _ => return bad_request(format!("Invalid filter value: {v}"), RES).into_response(),
-            },
-            ("statuses", "==") => {
-                let parsed: Result<Vec<EmailStatus>, _> =
-                    v.split(',').map(|s| s.trim().parse()).collect();
-                match parsed {
-                    Ok(p) => statuses = Some(p),
-                    Err(e) => {
-                        return bad_request(format!("Invalid filter value: {e}"), RES)
-                            .into_response();
-                    }
-                }
-            }
-            ("emails", "==") => emails = Some(v.split(',').map(email_key).collect()),
-            _ => return bad_request(format!("Invalid filter field: {k}"), RES).into_response(),
-        }
-    }
-    let order = q
-        .get("order_by")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
-    let (by, desc) = match order.split_once(' ') {
-        Some((by, dir)) => (by.to_string(), dir.trim().eq_ignore_ascii_case("desc")),
-        None => (order.clone(), false),
+    let parsed = AddressFilter::parse(&filter, RES).and_then(|f| Ok((f, address_order(&q, RES)?)));
+    let (filter, (by, desc)) = match parsed {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
-    if !by.is_empty()
-        && ![
-            "email",
-            "status",
-            "create_time",
-            "last_click_time",
-            "last_open_time",
-            "last_sent_time",
-        ]
-        .contains(&by.as_str())
-    {
-        return bad_request(format!("Invalid order_by: {by}"), RES).into_response();
-    }
     let st = shared.lock();
     let mut rows: Vec<&AddressRow> = st
         .store
         .rows
         .values()
-        .filter(|r| opted_in.is_none_or(|o| r.status.is_marketable() == o))
-        .filter(|r| statuses.as_ref().is_none_or(|s| s.contains(&r.status)))
-        .filter(|r| {
-            emails
-                .as_ref()
-                .is_none_or(|e| e.contains(&email_key(&r.email)))
-        })
+        .filter(|r| filter.matches(r))
         .collect();
     rows.sort_by_cached_key(|r| row_sort_key(r, &by));
     if desc {
         rows.reverse();
     }
-    // Keyset paging: the token carries the last row's sort key, so rows that change while a
-    // client pages do not shift the pages after them.
-    let start = match token.as_ref() {
-        Some(t) => {
-            let k = t
-                .get("k")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let id = t.get("id").and_then(Value::as_i64).unwrap_or(0);
-            let last = (k, id);
-            rows.partition_point(|r| {
-                let key = row_sort_key(r, &by);
-                if desc { key >= last } else { key <= last }
-            })
-        }
-        None => 0,
-    };
+    let start = keyset_start(&rows, token.as_ref(), &by, desc);
     let page: Vec<&AddressRow> = rows.iter().skip(start).take(size).copied().collect();
     let next = match page.last() {
         Some(last) if start + page.len() < rows.len() => {

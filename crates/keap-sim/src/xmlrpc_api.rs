@@ -111,29 +111,8 @@ fn dispatch(shared: &Arc<Shared>, method: &str, params: &[Value]) -> Result<Valu
         }
         "APIEmailService.optOut" => opt_out(shared, s(0), s(1)),
         "APIEmailService.optIn" => opt_in(shared, s(0), s(1)),
-        "ContactService.load" => {
-            let fields = field_list(&p[1], "Contact")?;
-            let st = shared.lock();
-            let c = st.store.contacts.get(&i64::from(int(0))).ok_or_else(|| {
-                fault(
-                    5,
-                    format!("[RecordNotFound]Record was not found for Id:{}", int(0)),
-                )
-            })?;
-            Ok(contact_struct(c, &fields))
-        }
-        "ContactService.findByEmail" => {
-            let fields = field_list(&p[1], "Contact")?;
-            let st = shared.lock();
-            let found = st
-                .store
-                .holders(s(0))
-                .into_iter()
-                .filter_map(|id| st.store.contacts.get(&id))
-                .map(|c| contact_struct(c, &fields))
-                .collect();
-            Ok(Value::Array(found))
-        }
+        "ContactService.load" => load_contact(shared, int(0), &p[1]),
+        "ContactService.findByEmail" => find_by_email(shared, s(0), &p[1]),
         "ContactService.add" => add_contact(shared, &p[0]),
         "DataService.query" => {
             let (order, asc) = match p.len() {
@@ -152,37 +131,65 @@ fn dispatch(shared: &Arc<Shared>, method: &str, params: &[Value]) -> Result<Valu
             let query = vec![(s(3).to_string(), s(4).to_string())];
             query_table(shared, s(0), int(1), int(2), query, &p[5], "Id", true).map(Value::Array)
         }
-        "DataService.count" => {
-            let query: Vec<(String, String)> = p[1]
-                .as_struct()
-                .unwrap_or_default()
-                .iter()
-                .map(|(k, v)| (k.clone(), value_text(v)))
-                .collect();
-            let st = shared.lock();
-            let n = match s(0) {
-                "Contact" => {
-                    check_fields(query.iter().map(|(k, _)| k.as_str()), "Contact")?;
-                    st.store
-                        .contacts
-                        .values()
-                        .filter(|c| matches_query(&query, |f| contact_field(c, f)))
-                        .count()
-                }
-                "EmailAddStatus" => {
-                    check_fields(query.iter().map(|(k, _)| k.as_str()), "EmailAddStatus")?;
-                    st.store
-                        .rows
-                        .values()
-                        .filter(|r| matches_query(&query, |f| status_field(r, f)))
-                        .count()
-                }
-                t => return Err(no_table(t)),
-            };
-            Ok(Value::Int(n as i32))
-        }
+        "DataService.count" => count_table(shared, s(0), &p[1]),
         _ => Err(fault(0, format!("No such handler: {method}"))),
     }
+}
+
+fn load_contact(shared: &Arc<Shared>, id: i32, fields: &Value) -> Result<Value, Fault> {
+    let fields = field_list(fields, "Contact")?;
+    let st = shared.lock();
+    let c = st.store.contacts.get(&i64::from(id)).ok_or_else(|| {
+        fault(
+            5,
+            format!("[RecordNotFound]Record was not found for Id:{id}"),
+        )
+    })?;
+    Ok(contact_struct(c, &fields))
+}
+
+fn find_by_email(shared: &Arc<Shared>, email: &str, fields: &Value) -> Result<Value, Fault> {
+    let fields = field_list(fields, "Contact")?;
+    let st = shared.lock();
+    let found = st
+        .store
+        .holders(email)
+        .into_iter()
+        .filter_map(|id| st.store.contacts.get(&id))
+        .map(|c| contact_struct(c, &fields))
+        .collect();
+    Ok(Value::Array(found))
+}
+
+/// `DataService.count` on `Contact` or `EmailAddStatus`.
+fn count_table(shared: &Arc<Shared>, table: &str, query: &Value) -> Result<Value, Fault> {
+    let query: Vec<(String, String)> = query
+        .as_struct()
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| (k.clone(), value_text(v)))
+        .collect();
+    let st = shared.lock();
+    let n = match table {
+        "Contact" => {
+            check_fields(query.iter().map(|(k, _)| k.as_str()), "Contact")?;
+            st.store
+                .contacts
+                .values()
+                .filter(|c| matches_query(&query, |f| contact_field(c, f)))
+                .count()
+        }
+        "EmailAddStatus" => {
+            check_fields(query.iter().map(|(k, _)| k.as_str()), "EmailAddStatus")?;
+            st.store
+                .rows
+                .values()
+                .filter(|r| matches_query(&query, |f| status_field(r, f)))
+                .count()
+        }
+        t => return Err(no_table(t)),
+    };
+    Ok(Value::Int(n as i32))
 }
 
 fn opt_out(shared: &Arc<Shared>, email: &str, reason: &str) -> Result<Value, Fault> {

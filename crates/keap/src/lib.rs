@@ -9,6 +9,7 @@
 //! mapped to one [`Error`] that says whether a retry can help.
 
 mod client;
+pub mod clock;
 pub mod credentials;
 pub mod error;
 pub mod ids;
@@ -20,6 +21,7 @@ pub mod status;
 pub mod xmlrpc;
 
 pub use client::{KeapClient, KeapClientBuilder};
+pub use clock::Clock;
 pub use credentials::{Credential, OAuthSession, OAuthTokens, PersistTokens};
 pub use error::Error;
 pub use ids::{ContactId, EmailAddress, EmailField, IdError};

@@ -59,6 +59,22 @@ pub enum OptOutMethod {
     Auto,
 }
 
+impl OptOutMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rest => "rest",
+            Self::XmlRpc => "xmlrpc",
+            Self::Auto => "auto",
+        }
+    }
+}
+
+impl std::fmt::Display for OptOutMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl std::str::FromStr for OptOutMethod {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -430,97 +430,121 @@ impl KeapClient {
     ) -> Result<OptedOutPage, Error> {
         let size = page_size.clamp(1, MAX_PAGE_SIZE);
         match self.read_api() {
-            Api::Rest => {
-                let url = self.rest_page_url(
-                    "emailAddresses",
-                    &[("filter", "opted_in==false"), ("order_by", "email")],
-                    size,
-                    cursor,
-                )?;
-                let v = self.rest(Method::GET, url, None).await?;
-                let mut addresses = Vec::new();
-                for a in v
-                    .get("email_addresses")
-                    .and_then(Json::as_array)
-                    .ok_or_else(|| protocol("list without email_addresses"))?
-                {
-                    let email = a
-                        .get("email")
-                        .and_then(Json::as_str)
-                        .ok_or_else(|| protocol("address without email"))?;
-                    let status = a
-                        .get("status")
-                        .and_then(Json::as_str)
-                        .ok_or_else(|| protocol("address without status"))?;
-                    addresses.push(AddressStatus {
-                        email: EmailAddress::from_stored(email),
-                        status: parse_status(status)?,
-                    });
-                }
-                Ok(OptedOutPage {
-                    addresses,
-                    next: next_token(&v),
-                })
-            }
-            Api::XmlRpc => {
-                let types: Vec<EmailStatus> = not_marketable().collect();
-                let (mut t, mut page) = match cursor {
-                    Some(c) => c
-                        .split_once(':')
-                        .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<i32>().ok()?)))
-                        .ok_or_else(|| Error::InvalidRequest(format!("bad cursor {c:?}")))?,
-                    None => (0, 0),
-                };
-                while t < types.len() {
-                    let v = self
-                        .xmlrpc(
-                            "DataService.query",
-                            vec![
-                                Value::str("EmailAddStatus"),
-                                Value::Int(size as i32),
-                                Value::Int(page),
-                                Value::Struct(vec![(
-                                    "Type".into(),
-                                    Value::str(types[t].type_name()),
-                                )]),
-                                Value::Array(vec![Value::str("Email"), Value::str("Type")]),
-                                Value::str("Id"),
-                                Value::Bool(true),
-                            ],
-                        )
-                        .await?;
-                    let rows = v
-                        .as_array()
-                        .ok_or_else(|| protocol("query: not an array"))?;
-                    let mut addresses = Vec::with_capacity(rows.len());
-                    for r in rows {
-                        let (Some(e), Some(ty)) = (
-                            r.member("Email").and_then(Value::as_str),
-                            r.member("Type").and_then(Value::as_str),
-                        ) else {
-                            return Err(protocol("EmailAddStatus row without Email or Type"));
-                        };
-                        addresses.push(AddressStatus {
-                            email: EmailAddress::from_stored(e),
-                            status: parse_status(ty)?,
-                        });
-                    }
-                    let (nt, np) = if rows.len() == size as usize {
-                        (t, page + 1)
-                    } else {
-                        (t + 1, 0)
-                    };
-                    if !addresses.is_empty() || nt >= types.len() {
-                        let next = (nt < types.len()).then(|| format!("{nt}:{np}"));
-                        return Ok(OptedOutPage { addresses, next });
-                    }
-                    (t, page) = (nt, np);
-                }
-                Ok(OptedOutPage {
-                    addresses: Vec::new(),
-                    next: None,
-                })
-            }
+            Api::Rest => self.opted_out_page_rest(cursor, size).await,
+            Api::XmlRpc => self.opted_out_page_xmlrpc(cursor, size).await,
         }
     }
+
+    async fn opted_out_page_rest(
+        &self,
+        cursor: Option<&str>,
+        size: u32,
+    ) -> Result<OptedOutPage, Error> {
+        let url = self.rest_page_url(
+            "emailAddresses",
+            &[("filter", "opted_in==false"), ("order_by", "email")],
+            size,
+            cursor,
+        )?;
+        let v = self.rest(Method::GET, url, None).await?;
+        let addresses = v
+            .get("email_addresses")
+            .and_then(Json::as_array)
+            .ok_or_else(|| protocol("list without email_addresses"))?
+            .iter()
+            .map(rest_address_status)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(OptedOutPage {
+            addresses,
+            next: next_token(&v),
+        })
+    }
+
+    /// Reads `EmailAddStatus` one not-marketable type at a time; the cursor is `TYPE:PAGE`.
+    async fn opted_out_page_xmlrpc(
+        &self,
+        cursor: Option<&str>,
+        size: u32,
+    ) -> Result<OptedOutPage, Error> {
+        let types: Vec<EmailStatus> = not_marketable().collect();
+        let (mut t, mut page) = match cursor {
+            Some(c) => c
+                .split_once(':')
+                .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<i32>().ok()?)))
+                .ok_or_else(|| Error::InvalidRequest(format!("bad cursor {c:?}")))?,
+            None => (0, 0),
+        };
+        while t < types.len() {
+            let rows = self.email_add_status_rows(types[t], size, page).await?;
+            let full = rows.len() == size as usize;
+            let (nt, np) = if full { (t, page + 1) } else { (t + 1, 0) };
+            if !rows.is_empty() || nt >= types.len() {
+                let next = (nt < types.len()).then(|| format!("{nt}:{np}"));
+                return Ok(OptedOutPage {
+                    addresses: rows,
+                    next,
+                });
+            }
+            (t, page) = (nt, np);
+        }
+        Ok(OptedOutPage {
+            addresses: Vec::new(),
+            next: None,
+        })
+    }
+
+    /// One page of `EmailAddStatus` rows of one type.
+    async fn email_add_status_rows(
+        &self,
+        status: EmailStatus,
+        size: u32,
+        page: i32,
+    ) -> Result<Vec<AddressStatus>, Error> {
+        let v = self
+            .xmlrpc(
+                "DataService.query",
+                vec![
+                    Value::str("EmailAddStatus"),
+                    Value::Int(size as i32),
+                    Value::Int(page),
+                    Value::Struct(vec![("Type".into(), Value::str(status.type_name()))]),
+                    Value::Array(vec![Value::str("Email"), Value::str("Type")]),
+                    Value::str("Id"),
+                    Value::Bool(true),
+                ],
+            )
+            .await?;
+        v.as_array()
+            .ok_or_else(|| protocol("query: not an array"))?
+            .iter()
+            .map(|r| {
+                let (Some(e), Some(ty)) = (
+                    r.member("Email").and_then(Value::as_str),
+                    r.member("Type").and_then(Value::as_str),
+                ) else {
+                    return Err(protocol("EmailAddStatus row without Email or Type"));
+                };
+                Ok(AddressStatus {
+                    email: EmailAddress::from_stored(e),
+                    status: parse_status(ty)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One entry of REST v2's email-address list.
+fn rest_address_status(a: &Json) -> Result<AddressStatus, Error> {
+    let email = a
+        .get("email")
+        .and_then(Json::as_str)
+        .ok_or_else(|| protocol("address without email"))?;
+    let status = a
+        .get("status")
+        .and_then(Json::as_str)
+        .ok_or_else(|| protocol("address without status"))?;
+    Ok(AddressStatus {
+        email: EmailAddress::from_stored(email),
+        status: parse_status(status)?,
+    })
 }

@@ -8,11 +8,12 @@
 //! that client serves, because Keap counts that client's calls across all apps.
 
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rand::Rng;
 use reqwest::header::HeaderMap;
 
+use crate::clock::Clock;
 use crate::error::Error;
 use crate::limits::{DailyQuota, Limits, RollingWindow};
 
@@ -75,14 +76,13 @@ struct PacerState {
 #[derive(Debug)]
 pub struct Pacer {
     config: PacingConfig,
+    clock: Clock,
     state: Mutex<PacerState>,
 }
 
+/// Wall-clock epoch ms, for what must follow real time (OAuth token expiry).
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    Clock::system().now_ms()
 }
 
 fn header_u32(headers: &HeaderMap, name: &str) -> Option<u32> {
@@ -91,6 +91,11 @@ fn header_u32(headers: &HeaderMap, name: &str) -> Option<u32> {
 
 impl Pacer {
     pub fn new(config: PacingConfig) -> Self {
+        Self::with_clock(config, Clock::system())
+    }
+
+    /// A pacer reading `clock` (tests stand time still or move it forward).
+    pub fn with_clock(config: PacingConfig, clock: Clock) -> Self {
         let margin = config.margin;
         let windows = config
             .limits
@@ -106,6 +111,7 @@ impl Pacer {
         let daily = config.limits.daily.map(DailyQuota::new);
         Self {
             config,
+            clock,
             state: Mutex::new(PacerState {
                 windows,
                 daily,
@@ -128,7 +134,7 @@ impl Pacer {
         loop {
             let wait = {
                 let mut st = self.lock();
-                let now = now_ms();
+                let now = self.clock.now_ms();
                 if let Some(d) = st.daily.as_mut()
                     && d.available(now) == 0
                 {
@@ -152,6 +158,13 @@ impl Pacer {
                     st.calls += 1;
                     return Ok(());
                 }
+                // Sleeping does not move a manual clock: the caller reschedules instead.
+                if self.clock.is_manual() {
+                    return Err(Error::Throttled {
+                        retry_after: Duration::from_millis(wait),
+                        detail: "no room in Keap's limits on a clock that stands still".into(),
+                    });
+                }
                 wait
             };
             tokio::time::sleep(Duration::from_millis(wait)).await;
@@ -161,7 +174,7 @@ impl Pacer {
     /// Takes Keap's own numbers into account after a response.
     pub fn observe(&self, headers: &HeaderMap) {
         let mut st = self.lock();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         if let (Some(avail), Some(d)) = (
             header_u32(headers, "x-keap-product-quota-available"),
             st.daily.as_mut(),
@@ -191,7 +204,7 @@ impl Pacer {
     /// jitter, and treat the longest window as full. Returns the pause chosen.
     pub fn throttled(&self) -> Duration {
         let mut st = self.lock();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         st.throttled += 1;
         st.consecutive_429 = st.consecutive_429.saturating_add(1);
         let exp = st.consecutive_429.saturating_sub(1).min(16);
@@ -217,7 +230,7 @@ impl Pacer {
 
     pub fn budget(&self) -> Budget {
         let mut st = self.lock();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         Budget {
             daily_limit: st.daily.as_ref().map(DailyQuota::limit),
             daily_remaining: st.daily.as_mut().map(|d| d.available(now)),

@@ -1,4 +1,5 @@
-//! The one error type of the service.
+//! The one error type of the service. Each variant says what went wrong, so that a caller
+//! (the worker's retry policy, an HTTP status, a CLI message) can act on it.
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -6,6 +7,7 @@ pub enum Error {
     Db(#[from] sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Keap refused, failed, or could not be reached.
     #[error("Keap: {0}")]
     Keap(#[from] keap::Error),
     #[error("configuration: {0}")]
@@ -14,8 +16,19 @@ pub enum Error {
     Crypto(String),
     #[error("unknown tenant {0:?}")]
     UnknownTenant(String),
+    /// What was asked cannot be done as asked; nothing was stored.
     #[error("{0}")]
-    Invalid(String),
+    BadInput(String),
+    /// Stored state this version cannot read.
+    #[error("stored state is unreadable: {0}")]
+    CorruptState(String),
+    /// Keap accepted an opt-out but reading the address back shows it still marketable.
+    #[error("{email} is still {status} after the opt-out (path {path})")]
+    UnverifiedWrite {
+        email: String,
+        status: String,
+        path: String,
+    },
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -1,22 +1,24 @@
 //! optsync: keeps the opt-out status of every email address of a Keap contact in sync.
 //!
-//! Events come in (Keap's opt-out post, later the providers' webhooks and reconciliation),
-//! are stored with a job in one transaction, and workers honour them against Keap: read the
-//! contact, decide with the pure [`rules`], opt out what must be, and record each decision
-//! in an append-only audit log.
+//! Events come in (Keap's opt-out post, the providers' webhooks, reconciliation sweeps), are
+//! stored with a job in one transaction, and workers honour them against Keap: read the
+//! contact, decide with the pure [`rules`], opt out what must be, and record each decision in
+//! an append-only audit log. [`app`] wires it all; ARCHITECTURE.md is the map.
 
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
-pub mod esp;
-pub mod intake;
+pub mod housekeeping;
+pub mod http;
+pub mod keap_clients;
 pub mod providers;
 pub mod reconcile;
 pub mod rules;
-pub mod server;
 pub mod state;
 pub mod store;
 pub mod tenant;

@@ -5,11 +5,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = optsync::cli::Cli::parse();
-    // The demo prints its own progress and report; the service logs what it does.
-    let default = match cli.command {
-        optsync::cli::Command::Demo { .. } => "optsync=warn,keap=error,keap_sim=error",
-        _ => "optsync=info,keap=warn,keap_sim=warn",
-    };
+    let default = cli.command.default_log_filter();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("OPTSYNC_LOG")

@@ -20,7 +20,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::rules::{self, AddressView, OwnWrite, Signals};
 use crate::state::AppState;
-use crate::store::{IndexedAddress, NewEvent, PageCommit, TenantRow};
+pub use crate::store::SweepKind;
+use crate::store::{
+    EventKind, EventSource, IndexedAddress, NewEvent, PageCommit, Subject, SweepRow, SweepState,
+    TenantRow,
+};
 
 #[derive(Debug, Clone)]
 pub struct SweepOptions {
@@ -48,12 +52,6 @@ impl Default for SweepOptions {
             stop_after_pages: None,
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum SweepKind {
-    Full,
-    Incremental,
 }
 
 /// What a sweep did.
@@ -158,21 +156,18 @@ fn discrepancy(c: &Contact, decision: &rules::Decision) -> Option<(String, u64)>
     Some((status, writes))
 }
 
-fn reconcile_event(tenant_id: i64, c: &Contact, now: i64, snapshot: bool) -> (NewEvent, String) {
-    (
-        NewEvent {
-            tenant_id,
-            source: "reconcile".into(),
-            kind: "discrepancy".into(),
-            contact_id: Some(c.id.get()),
-            email: None,
-            provider_event_id: None,
-            body_digest: "sweep".into(),
-            received_at: now,
-            snapshot: snapshot.then(|| snapshot_json(c, now)),
-        },
-        format!("contact:{}", c.id),
-    )
+fn reconcile_event(tenant_id: i64, c: &Contact, now: i64, snapshot: bool) -> NewEvent {
+    let mut ev = NewEvent::new(
+        tenant_id,
+        EventSource::Reconcile,
+        EventKind::Discrepancy,
+        Subject::Contact(c.id),
+        now,
+    );
+    ev.contact_id = Some(c.id);
+    ev.body_digest = "sweep".into();
+    ev.snapshot = snapshot.then(|| snapshot_json(c, now));
+    ev
 }
 
 struct Sweeper<'a> {
@@ -208,13 +203,7 @@ impl Sweeper<'_> {
         Ok(())
     }
 
-    fn take_decision(
-        &mut self,
-        c: &Contact,
-        jobs: &mut Vec<(NewEvent, String)>,
-        now: i64,
-        snapshot: bool,
-    ) {
+    fn take_decision(&mut self, c: &Contact, jobs: &mut Vec<NewEvent>, now: i64, snapshot: bool) {
         let decision = rules::decide(&views(c, &self.own), &Signals::default());
         if let Some((kind, writes)) = discrepancy(c, &decision) {
             *self.report.discrepancies.entry(kind).or_default() += 1;
@@ -227,9 +216,7 @@ impl Sweeper<'_> {
     async fn full(&mut self, mut cursor: Option<String>) -> Result<()> {
         let size = self.opts.page_size;
         loop {
-            if !self.affordable(1) {
-                self.report.paused =
-                    Some("the sweep's share of today's Keap budget is spent".into());
+            if !self.spend_one() {
                 return Ok(());
             }
             if self
@@ -243,7 +230,7 @@ impl Sweeper<'_> {
             let before = self.client.calls_made();
             let page = self.client.contacts_page(cursor.as_deref(), size).await?;
             self.refresh_own_writes().await?;
-            let now = self.state.clock.now_ms();
+            let now = self.state.clock.epoch_ms();
             let mut commit = PageCommit {
                 cursor: page.next.clone(),
                 contacts_scanned: page.contacts.len() as i64,
@@ -286,31 +273,71 @@ impl Sweeper<'_> {
         }
     }
 
+    /// Spends one call of the budget, or records why the sweep pauses.
+    fn spend_one(&mut self) -> bool {
+        if self.affordable(1) {
+            return true;
+        }
+        self.report.paused = Some("the sweep's share of today's Keap budget is spent".into());
+        false
+    }
+
     async fn incremental(&mut self) -> Result<()> {
-        let size = self.opts.page_size;
-        let mut current: HashMap<String, (EmailAddress, EmailStatus)> = HashMap::new();
+        let Some(current) = self.list_opted_out().await? else {
+            return Ok(());
+        };
+        self.report.addresses_listed = current.len() as u64;
+        let seen = self.state.store.opted_out_seen(self.tenant.id).await?;
+        self.refresh_own_writes().await?;
+        let now = self.state.clock.epoch_ms();
+        let mut jobs = Vec::new();
+        let mut done: HashSet<i64> = HashSet::new();
+        for email in self.fresh_stops(&current, &seen) {
+            if !self
+                .queue_holders(&email, &current, &mut jobs, &mut done, now)
+                .await?
+            {
+                break;
+            }
+        }
+        if self.report.paused.is_some() || self.opts.dry_run {
+            return Ok(());
+        }
+        self.commit_incremental(current, jobs, now).await
+    }
+
+    /// Every not-marketable address, or `None` when the budget ran out first.
+    async fn list_opted_out(
+        &mut self,
+    ) -> Result<Option<HashMap<String, (EmailAddress, EmailStatus)>>> {
+        let mut current = HashMap::new();
         let mut cursor: Option<String> = None;
         loop {
-            if !self.affordable(1) {
-                self.report.paused =
-                    Some("the sweep's share of today's Keap budget is spent".into());
-                return Ok(());
+            if !self.spend_one() {
+                return Ok(None);
             }
-            let page = self.client.opted_out_page(cursor.as_deref(), size).await?;
+            let page = self
+                .client
+                .opted_out_page(cursor.as_deref(), self.opts.page_size)
+                .await?;
             self.report.pages += 1;
             for a in page.addresses {
                 current.insert(a.email.key(), (a.email, a.status));
             }
             cursor = page.next;
             if cursor.is_none() {
-                break;
+                return Ok(Some(current));
             }
         }
-        self.report.addresses_listed = current.len() as u64;
-        let seen = self.state.store.opted_out_seen(self.tenant.id).await?;
-        self.refresh_own_writes().await?;
-        // New stop statuses that optsync did not write: the opt-outs nobody announced.
-        let mut fresh: Vec<&EmailAddress> = current
+    }
+
+    /// New stop statuses that optsync did not write: the opt-outs nobody announced.
+    fn fresh_stops(
+        &self,
+        current: &HashMap<String, (EmailAddress, EmailStatus)>,
+        seen: &HashMap<String, String>,
+    ) -> Vec<EmailAddress> {
+        let mut fresh: Vec<EmailAddress> = current
             .iter()
             .filter(|(k, (_, st))| {
                 st.is_stop()
@@ -318,72 +345,82 @@ impl Sweeper<'_> {
                     && !matches!(self.own.get(*k), Some(OwnWrite::Intended))
                     && self.own.get(*k) != Some(&OwnWrite::Wrote(*st))
             })
-            .map(|(_, (e, _))| e)
+            .map(|(_, (e, _))| e.clone())
             .collect();
         fresh.sort();
-        let now = self.state.clock.now_ms();
-        let mut jobs = Vec::new();
-        let mut done: HashSet<i64> = HashSet::new();
-        for email in fresh {
-            let holders = self
-                .state
-                .store
-                .indexed_holders(self.tenant.id, &email.key())
-                .await?;
-            if holders.is_empty() {
-                if !self.affordable(1) {
-                    self.report.paused =
-                        Some("the sweep's share of today's Keap budget is spent".into());
-                    break;
+        fresh
+    }
+
+    /// Queues the contacts holding a fresh stop source: from the index, with statuses from
+    /// the list just read, or (unindexed) through one lookup, the worker reading the contact
+    /// itself. False when the budget ran out.
+    async fn queue_holders(
+        &mut self,
+        email: &EmailAddress,
+        current: &HashMap<String, (EmailAddress, EmailStatus)>,
+        jobs: &mut Vec<NewEvent>,
+        done: &mut HashSet<i64>,
+        now: i64,
+    ) -> Result<bool> {
+        let holders = self
+            .state
+            .store
+            .indexed_holders(self.tenant.id, &email.key())
+            .await?;
+        if holders.is_empty() {
+            if !self.spend_one() {
+                return Ok(false);
+            }
+            self.report.lookups += 1;
+            for id in self.client.contacts_with_address(email).await? {
+                if done.insert(id.get()) {
+                    let c = Contact {
+                        id,
+                        addresses: Vec::new(),
+                    };
+                    self.report.contacts_queued += 1;
+                    *self
+                        .report
+                        .discrepancies
+                        .entry("unindexed".into())
+                        .or_default() += 1;
+                    jobs.push(reconcile_event(self.tenant.id, &c, now, false));
                 }
-                self.report.lookups += 1;
-                for id in self.client.contacts_with_address(email).await? {
-                    if done.insert(id.get()) {
-                        // Not in the index: the worker reads the contact itself.
-                        let c = Contact {
-                            id,
-                            addresses: Vec::new(),
-                        };
-                        self.report.contacts_queued += 1;
-                        *self
-                            .report
-                            .discrepancies
-                            .entry("unindexed".into())
-                            .or_default() += 1;
-                        jobs.push(reconcile_event(self.tenant.id, &c, now, false));
-                    }
-                }
+            }
+            return Ok(true);
+        }
+        for (id, addrs) in holders {
+            let Some(cid) = ContactId::new(id).filter(|_| done.insert(id)) else {
                 continue;
-            }
-            for (id, addrs) in holders {
-                if !done.insert(id) {
-                    continue;
-                }
-                let Some(cid) = ContactId::new(id) else {
-                    continue;
-                };
-                // Statuses from the list just read: what is not in it is marketable.
-                let addresses = addrs
-                    .iter()
-                    .filter_map(|a| {
-                        let email = EmailAddress::from_stored(&a.email);
-                        let status = current
-                            .get(&email.key())
-                            .map_or(EmailStatus::SingleOptIn, |(_, s)| *s);
-                        Some(Address {
-                            field: a.field.parse::<EmailField>().ok()?,
-                            email,
-                            status,
-                        })
+            };
+            // What is not in the list just read is marketable.
+            let addresses = addrs
+                .iter()
+                .filter_map(|a| {
+                    let email = EmailAddress::from_stored(&a.email);
+                    let status = current
+                        .get(&email.key())
+                        .map_or(EmailStatus::SingleOptIn, |(_, s)| *s);
+                    Some(Address {
+                        field: a.field.parse::<EmailField>().ok()?,
+                        email,
+                        status,
                     })
-                    .collect();
-                let c = Contact { id: cid, addresses };
-                self.take_decision(&c, &mut jobs, now, true);
-            }
+                })
+                .collect();
+            let c = Contact { id: cid, addresses };
+            self.take_decision(&c, jobs, now, true);
         }
-        if self.report.paused.is_some() || self.opts.dry_run {
-            return Ok(());
-        }
+        Ok(true)
+    }
+
+    /// Commits the incremental sweep's jobs and its new seen set.
+    async fn commit_incremental(
+        &mut self,
+        current: HashMap<String, (EmailAddress, EmailStatus)>,
+        jobs: Vec<NewEvent>,
+        now: i64,
+    ) -> Result<()> {
         let commit = PageCommit {
             cursor: None,
             calls: self.client.calls_made() as i64,
@@ -417,29 +454,19 @@ pub async fn sweep(
     opts: &SweepOptions,
 ) -> Result<SweepReport> {
     if !(0.0..=1.0).contains(&opts.budget_share) {
-        return Err(Error::Invalid(
+        return Err(Error::BadInput(
             "budget share must be between 0 and 1".into(),
         ));
     }
-    let client = state.tenants.client(tenant)?.scoped();
-    let budget = client.pacer().budget();
-    let allowance = budget
+    let client = state.clients.client(tenant)?.scoped();
+    let allowance = client
+        .pacer()
+        .budget()
         .daily_remaining
         .map(|r| (f64::from(r) * opts.budget_share).floor() as u64);
-    let now = state.clock.now_ms();
+    let now = state.clock.epoch_ms();
     let previous = state.store.sweep(tenant.id).await?;
-    let resumable = previous
-        .as_ref()
-        .filter(|p| p.kind == "full" && p.state != "finished" && p.cursor.is_some());
-    let stale_full = previous
-        .as_ref()
-        .and_then(|p| p.last_full_at)
-        .is_none_or(|t| now - t > opts.full_every_ms);
-    let kind = if opts.full || stale_full || resumable.is_some() {
-        SweepKind::Full
-    } else {
-        SweepKind::Incremental
-    };
+    let (kind, resumable) = choose_kind(previous.as_ref(), opts, now);
     let mut sw = Sweeper {
         state,
         tenant,
@@ -455,39 +482,61 @@ pub async fn sweep(
         allowance,
     };
     tracing::info!(tenant = %tenant.app, ?kind, dry_run = opts.dry_run, allowance, "sweep starting");
-    match kind {
-        SweepKind::Full => {
-            // Resume a full sweep where it stopped, unless a fresh one was asked for.
-            let cursor = match (resumable, opts.full) {
-                (Some(p), false) => {
-                    sw.report.resumed = true;
-                    sw.report.discrepancies =
-                        serde_json::from_str(&p.discrepancies).unwrap_or_default();
-                    p.cursor.clone()
-                }
-                _ => {
-                    if !opts.dry_run {
-                        state.store.begin_sweep(tenant.id, "full", now).await?;
-                    }
-                    None
-                }
-            };
-            sw.full(cursor).await?;
+    match (kind, resumable) {
+        // Resume a full sweep where it stopped.
+        (SweepKind::Full, Some(p)) => {
+            sw.report.resumed = true;
+            sw.report.discrepancies = serde_json::from_str(&p.discrepancies).unwrap_or_default();
+            sw.full(p.cursor.clone()).await?;
         }
-        SweepKind::Incremental => {
+        (kind, _) => {
             if !opts.dry_run {
-                state
-                    .store
-                    .begin_sweep(tenant.id, "incremental", now)
-                    .await?;
+                state.store.begin_sweep(tenant.id, kind, now).await?;
             }
-            sw.incremental().await?;
+            match kind {
+                SweepKind::Full => sw.full(None).await?,
+                SweepKind::Incremental => sw.incremental().await?,
+            }
         }
     }
     sw.report.calls = sw.client.calls_made();
-    let end = state.clock.now_ms();
-    if !opts.dry_run {
-        if sw.report.finished {
+    record_end(state, tenant, &sw.report, kind, opts.dry_run).await?;
+    Ok(sw.report)
+}
+
+/// Full when asked, when the last full sweep is too old, or when one stopped part-way (it is
+/// resumed unless a fresh one was asked for); incremental otherwise.
+fn choose_kind<'p>(
+    previous: Option<&'p SweepRow>,
+    opts: &SweepOptions,
+    now: i64,
+) -> (SweepKind, Option<&'p SweepRow>) {
+    let resumable = previous.filter(|p| {
+        p.kind == SweepKind::Full && p.state != SweepState::Finished && p.cursor.is_some()
+    });
+    let stale_full = previous
+        .and_then(|p| p.last_full_at)
+        .is_none_or(|t| now - t > opts.full_every_ms);
+    if opts.full {
+        (SweepKind::Full, None)
+    } else if stale_full || resumable.is_some() {
+        (SweepKind::Full, resumable)
+    } else {
+        (SweepKind::Incremental, None)
+    }
+}
+
+/// Records the sweep finished or paused (nothing for a dry run), and logs it.
+async fn record_end(
+    state: &AppState,
+    tenant: &TenantRow,
+    r: &SweepReport,
+    kind: SweepKind,
+    dry_run: bool,
+) -> Result<()> {
+    let end = state.clock.epoch_ms();
+    if !dry_run {
+        if r.finished {
             state
                 .store
                 .finish_sweep(tenant.id, kind == SweepKind::Full, end)
@@ -496,10 +545,10 @@ pub async fn sweep(
             state.store.pause_sweep(tenant.id, end).await?;
         }
     }
-    tracing::info!(tenant = %tenant.app, pages = sw.report.pages, contacts = sw.report.contacts_scanned,
-        calls = sw.report.calls, queued = sw.report.contacts_queued, finished = sw.report.finished,
-        paused = ?sw.report.paused, "sweep ended");
-    Ok(sw.report)
+    tracing::info!(tenant = %tenant.app, pages = r.pages, contacts = r.contacts_scanned,
+        calls = r.calls, queued = r.contacts_queued, finished = r.finished,
+        paused = ?r.paused, "sweep ended");
+    Ok(())
 }
 
 /// How often to sweep a tenant: as often as its budget share allows, between five minutes
@@ -543,7 +592,7 @@ pub async fn schedule(
                         }
                     };
                     let limit = state
-                        .tenants
+                        .clients
                         .client(&t)
                         .ok()
                         .and_then(|c| c.pacer().budget().daily_limit);
@@ -553,7 +602,7 @@ pub async fn schedule(
                         opts.budget_share,
                     );
                     let last = prev.as_ref().map(|p| p.finished_at.unwrap_or(p.started_at));
-                    let due = last.is_none_or(|l| state.clock.now_ms() - l >= every);
+                    let due = last.is_none_or(|l| state.clock.epoch_ms() - l >= every);
                     if !due {
                         continue;
                     }

@@ -1,16 +1,21 @@
-//! The worker: claims a job, reads the contact from Keap, decides with the rules, opts out
-//! what must be opted out (verified by the client), records every decision, and completes
-//! the job — or puts it back with a backoff.
+//! The worker: claims a job and runs it in steps — resolve the subject to contacts, load each
+//! contact, decide with the rules, honour each address that must be opted out (verified by
+//! the client), record every decision — then completes the job or puts it back with a
+//! backoff.
 
 use std::time::Duration;
 
-use keap::{ContactId, EmailAddress, KeapClient, OptOutPath};
+use keap::{Contact, ContactId, EmailAddress, KeapClient};
 use rand::Rng;
+use tracing::Instrument as _;
 
 use crate::error::{Error, Result};
-use crate::rules::{self, Action, AddressView, Reason, Signals};
+use crate::rules::{self, Action, AddressView, Decision, Reason, Signals};
 use crate::state::AppState;
-use crate::store::{AuditRow, ClaimedJob, EventRow, LedgerOrigin, NewEvent};
+use crate::store::{
+    AuditAction, AuditRow, ClaimedJob, EventKind, EventRow, EventSource, LedgerOrigin, NewEvent,
+    Requeue, Subject, TenantRow, WritePath,
+};
 
 /// What one job did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,18 +47,24 @@ pub struct Worker {
     state: AppState,
 }
 
-fn path_name(p: OptOutPath) -> &'static str {
-    match p {
-        OptOutPath::Rest => "rest",
-        OptOutPath::XmlRpc => "xmlrpc",
-        OptOutPath::XmlRpcFallback => "xmlrpc_fallback",
-    }
-}
-
 /// Everything a job learned, to be recorded when it completes.
 struct Work {
     audits: Vec<AuditRow>,
     writes: usize,
+}
+
+/// One claimed job's context: its tenant, Keap client and events.
+struct JobRun<'a> {
+    state: &'a AppState,
+    job: &'a ClaimedJob,
+    tenant: TenantRow,
+    client: KeapClient,
+    events: Vec<EventRow>,
+    signals: Signals,
+    /// Every event came from a reconcile sweep (which has looked at every holder already).
+    reconcile_only: bool,
+    received_at: i64,
+    event_ids: String,
 }
 
 impl Worker {
@@ -64,39 +75,39 @@ impl Worker {
     /// Claims and runs one job; `None` when nothing is due.
     pub async fn run_once(&self) -> Result<Option<JobOutcome>> {
         let s = &self.state;
-        let now = s.clock.now_ms();
+        let now = s.clock.epoch_ms();
         let lease_ms = s.settings.lease.as_millis() as i64;
         let Some(job) = s.store.claim(now, lease_ms).await? else {
             return Ok(None);
         };
-        let lease_until = now + lease_ms;
-        tracing::debug!(job = job.id, subject = %job.subject, attempt = job.attempts, "claimed");
-        let outcome = match self.execute(&job).await {
-            Ok(work) => {
-                let done_at = s.clock.now_ms();
-                if s.store
-                    .complete(job.id, Some(lease_until), done_at, &work.audits)
-                    .await?
-                {
-                    tracing::info!(job = job.id, subject = %job.subject, writes = work.writes, "job done");
-                    JobOutcome::Done {
-                        job_id: job.id,
-                        writes: work.writes,
-                    }
-                } else {
-                    tracing::warn!(
-                        job = job.id,
-                        "lease ran out before completion; another worker has the job"
-                    );
-                    JobOutcome::LostLease { job_id: job.id }
-                }
-            }
-            Err(e) => self.fail(&job, e).await?,
-        };
-        Ok(Some(outcome))
+        let span = tracing::info_span!("job", job = job.id, tenant = job.tenant_id, subject = %job.subject);
+        self.run_claimed(&job).instrument(span).await.map(Some)
     }
 
-    /// Runs jobs until none is due (tests and the demo drive the queue with this).
+    async fn run_claimed(&self, job: &ClaimedJob) -> Result<JobOutcome> {
+        let s = &self.state;
+        tracing::debug!(attempt = job.attempts, "claimed");
+        let work = match self.execute(job).await {
+            Ok(work) => work,
+            Err(e) => return self.fail(job, e).await,
+        };
+        let done_at = s.clock.epoch_ms();
+        if s.store
+            .complete(job.id, Some(job.lease_until), done_at, &work.audits)
+            .await?
+        {
+            tracing::info!(writes = work.writes, "job done");
+            Ok(JobOutcome::Done {
+                job_id: job.id,
+                writes: work.writes,
+            })
+        } else {
+            tracing::warn!("lease ran out before completion; another worker has the job");
+            Ok(JobOutcome::LostLease { job_id: job.id })
+        }
+    }
+
+    /// Runs jobs until none is due (tests and the CLI drive the queue with this).
     pub async fn drain(&self) -> Result<Vec<JobOutcome>> {
         let mut out = Vec::new();
         while let Some(o) = self.run_once().await? {
@@ -112,12 +123,16 @@ impl Worker {
             if *shutdown.borrow() {
                 return;
             }
+            // Registered before the claim, so a job stored while the claim runs still wakes
+            // this worker instead of waiting for the next poll.
+            let wake = self.state.wake.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
             match self.run_once().await {
                 Ok(Some(_)) => continue,
                 Ok(None) => {}
                 Err(e) => tracing::error!(error = %e, "worker could not reach the queue"),
             }
-            let wake = self.state.wake.notified();
             tokio::select! {
                 _ = wake => {}
                 _ = tokio::time::sleep(self.state.settings.poll) => {}
@@ -126,28 +141,22 @@ impl Worker {
         }
     }
 
+    /// Puts a failed job back: deferred for Keap's rate limit (not an attempt), retried with
+    /// backoff, or buried when its attempts are spent.
     async fn fail(&self, job: &ClaimedJob, e: Error) -> Result<JobOutcome> {
         let s = &self.state;
-        let now = s.clock.now_ms();
+        let now = s.clock.epoch_ms();
         let msg = e.to_string();
         if let Error::Keap(k) = &e
             && let Some(wait) = k.retry_after()
         {
-            // Waiting for Keap's limits is not a failed attempt.
             tracing::info!(
-                job = job.id,
                 wait_ms = wait.as_millis() as u64,
                 "deferred by Keap's rate limit"
             );
+            let at = now + wait.as_millis() as i64;
             s.store
-                .requeue(
-                    job.id,
-                    now + wait.as_millis() as i64,
-                    false,
-                    false,
-                    &msg,
-                    now,
-                )
+                .requeue(job.id, Requeue::Defer(at), &msg, now)
                 .await?;
             return Ok(JobOutcome::Deferred {
                 job_id: job.id,
@@ -155,33 +164,20 @@ impl Worker {
             });
         }
         if job.attempts >= s.settings.max_attempts {
-            tracing::error!(job = job.id, subject = %job.subject, attempts = job.attempts, error = %msg,
+            tracing::error!(attempts = job.attempts, error = %msg,
                 "job is dead; re-drive it with `optsync retry`");
-            s.store.requeue(job.id, now, true, true, &msg, now).await?;
+            s.store.requeue(job.id, Requeue::Bury, &msg, now).await?;
             return Ok(JobOutcome::Dead {
                 job_id: job.id,
                 error: msg,
             });
         }
-        let exp = (job.attempts - 1).clamp(0, 20) as u32;
-        let ceiling = s
-            .settings
-            .retry_base
-            .saturating_mul(1 << exp)
-            .min(s.settings.retry_cap);
-        // ±20 % jitter so that jobs failed together do not retry together.
-        let factor = rand::rng().random_range(0.8..1.2);
-        let wait = ceiling.mul_f64(factor);
-        tracing::warn!(job = job.id, subject = %job.subject, attempt = job.attempts, retry_in_ms = wait.as_millis() as u64, error = %msg, "job failed; will retry");
+        let wait = self.backoff(job.attempts);
+        tracing::warn!(attempt = job.attempts, retry_in_ms = wait.as_millis() as u64, error = %msg,
+            "job failed; will retry");
+        let at = now + wait.as_millis() as i64;
         s.store
-            .requeue(
-                job.id,
-                now + wait.as_millis() as i64,
-                false,
-                true,
-                &msg,
-                now,
-            )
+            .requeue(job.id, Requeue::Retry(at), &msg, now)
             .await?;
         Ok(JobOutcome::Retrying {
             job_id: job.id,
@@ -189,217 +185,272 @@ impl Worker {
         })
     }
 
+    /// Exponential in the attempts, capped, with ±20 % jitter so that jobs failed together
+    /// do not retry together.
+    fn backoff(&self, attempts: i64) -> Duration {
+        let s = &self.state.settings;
+        let exp = (attempts - 1).clamp(0, 20) as u32;
+        let ceiling = s.retry_base.saturating_mul(1 << exp).min(s.retry_cap);
+        ceiling.mul_f64(rand::rng().random_range(0.8..1.2))
+    }
+
     async fn execute(&self, job: &ClaimedJob) -> Result<Work> {
-        let s = &self.state;
         let mut work = Work {
             audits: Vec::new(),
             writes: 0,
         };
-        let Some(tenant) = s.store.tenant(job.tenant_id).await? else {
+        let Some(run) = JobRun::start(&self.state, job).await? else {
             // The tenant was removed while the job waited: nothing to do for it.
             return Ok(work);
         };
-        let client = s.tenants.client(&tenant)?.scoped();
-        let events = s.store.job_events(job.id).await?;
-        let received_at = events
-            .iter()
-            .map(|e| e.received_at)
-            .min()
-            .unwrap_or_else(|| s.clock.now_ms());
-        let event_ids = events
-            .iter()
-            .map(|e| e.id.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
-        let signals = signals(&events);
-        let audit = |contact: Option<i64>, email: &str, action: &str| AuditRow {
-            tenant_id: tenant.id,
-            job_id: Some(job.id),
-            event_ids: event_ids.clone(),
-            contact_id: contact,
-            email: email.to_string(),
-            status_before: None,
-            status_after: None,
-            action: action.to_string(),
-            path: None,
-            keap_calls: 0,
-            received_at,
-            honoured_at: 0,
-            detail: None,
-        };
-
-        let contacts: Vec<ContactId> = match job.subject.split_once(':') {
-            Some(("contact", id)) => vec![
-                id.parse()
-                    .map_err(|_| Error::Invalid(format!("bad subject {}", job.subject)))?,
-            ],
-            Some(("email", e)) => {
-                let email =
-                    EmailAddress::parse(e).map_err(|err| Error::Invalid(err.to_string()))?;
-                let holders = client.contacts_with_address(&email).await?;
-                if holders.is_empty() {
-                    let mut a = audit(None, email.as_str(), "no_holder");
-                    a.detail = Some("no contact in Keap holds this address".into());
-                    work.audits.push(a);
-                }
-                holders
-            }
-            _ => return Err(Error::Invalid(format!("bad subject {}", job.subject))),
-        };
-
-        // A job queued by a reconcile sweep carries what the sweep saw; on its first run that
-        // is as good as a fresh read (the opt-out itself is verified by reading back).
-        let reconcile_only = !events.is_empty() && events.iter().all(|e| e.source == "reconcile");
-        for id in contacts {
-            let before_calls = client.calls_made();
-            let snapshot = if reconcile_only && job.attempts == 1 {
-                events.iter().rev().find_map(|e| {
-                    e.snapshot
-                        .as_deref()
-                        .and_then(|s| crate::reconcile::snapshot_contact(s, id))
-                })
-            } else {
-                None
+        for id in run.resolve_subject(&mut work).await? {
+            let calls_before = run.client.calls_made();
+            let Some(contact) = run.load_contact(id, &mut work).await? else {
+                continue;
             };
-            let fetched = match snapshot {
-                Some(c) => Ok(c),
-                None => client.contact(id).await,
-            };
-            let contact = match fetched {
-                Ok(c) => c,
-                Err(keap::Error::NotFound(_)) => {
-                    let mut a = audit(Some(id.get()), "", "contact_not_found");
-                    a.detail = Some("Keap has no such contact".into());
-                    work.audits.push(a);
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let keys: Vec<String> = contact.addresses.iter().map(|a| a.email.key()).collect();
-            let own = s.store.own_writes(tenant.id, &keys).await?;
-            let views: Vec<AddressView> = contact
-                .addresses
-                .iter()
-                .map(|a| AddressView {
-                    email: a.email.clone(),
-                    status: a.status,
-                    own_write: own.get(&a.email.key()).copied(),
-                })
-                .collect();
-            let decision = rules::decide(&views, &signals);
-            // The contact read is charged to the first address's row.
-            let mut read_calls = (client.calls_made() - before_calls) as i64;
-            for (view, (email, action)) in views.iter().zip(&decision.actions) {
-                let mut a = audit(Some(id.get()), email.as_str(), "");
-                a.status_before = Some(view.status.type_name().to_string());
-                a.status_after = a.status_before.clone();
-                match action {
-                    Action::OptOut(reason) => {
-                        let (origin, source, text) = match reason {
-                            Reason::Propagation { source } => (
-                                LedgerOrigin::Propagation,
-                                Some(source.as_str().to_string()),
-                                format!("optsync: opted out of all email marketing via {source}"),
-                            ),
-                            Reason::Bounce => (
-                                LedgerOrigin::Bounce,
-                                None,
-                                "optsync: hard bounce reported by the sending provider".to_string(),
-                            ),
-                        };
-                        let intent = s
-                            .store
-                            .ledger_intent(
-                                tenant.id,
-                                &email.key(),
-                                origin,
-                                source.as_deref(),
-                                job.id,
-                                s.clock.now_ms(),
-                            )
-                            .await?;
-                        let report = client.opt_out(email, &text).await?;
-                        if let Some(after) = report.status_after {
-                            s.store
-                                .ledger_resolve(intent, after, s.clock.now_ms())
-                                .await?;
-                        }
-                        if !report.verified {
-                            return Err(Error::Invalid(format!(
-                                "{email} is still {:?} after the opt-out ({:?})",
-                                report.status_after, report.path
-                            )));
-                        }
-                        tracing::info!(tenant = %tenant.app, contact = id.get(), email = %email,
-                            status = ?report.status_after, path = path_name(report.path), "opted out");
-                        a.action = "opted_out".into();
-                        a.status_after = report.status_after.map(|s| s.type_name().to_string());
-                        a.path = Some(path_name(report.path).into());
-                        a.keap_calls = i64::from(report.calls);
-                        a.detail = source
-                            .map(|s| format!("source {s}"))
-                            .or(Some("hard bounce".into()));
-                        work.writes += 1;
-                    }
-                    Action::AlreadyStopped => a.action = "already_stopped".into(),
-                    Action::Terminal => a.action = "terminal".into(),
-                    Action::NotTargeted => a.action = "not_targeted".into(),
-                }
-                a.keap_calls += std::mem::take(&mut read_calls);
-                work.audits.push(a);
-            }
-            // A sweep has already looked at every holder of its sources.
-            if !reconcile_only {
-                self.fan_out(&client, &tenant.id, id, &decision.sources, job)
-                    .await?;
+            let read_calls = (run.client.calls_made() - calls_before) as i64;
+            let (views, decision) = run.decide(&contact).await?;
+            run.honour(&contact, &views, &decision, read_calls, &mut work)
+                .await?;
+            if !run.reconcile_only {
+                run.fan_out(id, &decision.sources).await?;
             }
         }
-        let done = s.clock.now_ms();
+        let done = self.state.clock.epoch_ms();
         for a in &mut work.audits {
             a.honoured_at = done;
         }
         Ok(work)
     }
+}
+
+impl<'a> JobRun<'a> {
+    async fn start(state: &'a AppState, job: &'a ClaimedJob) -> Result<Option<Self>> {
+        let Some(tenant) = state.store.tenant(job.tenant_id).await? else {
+            return Ok(None);
+        };
+        let client = state.clients.client(&tenant)?.scoped();
+        let events = state.store.job_events(job.id).await?;
+        let received_at = events
+            .iter()
+            .map(|e| e.received_at)
+            .min()
+            .unwrap_or_else(|| state.clock.epoch_ms());
+        let event_ids = events
+            .iter()
+            .map(|e| e.id.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(Some(Self {
+            state,
+            job,
+            client,
+            signals: signals(&events),
+            reconcile_only: !events.is_empty()
+                && events.iter().all(|e| e.source == EventSource::Reconcile),
+            events,
+            received_at,
+            event_ids,
+            tenant,
+        }))
+    }
+
+    fn audit(&self, contact: Option<ContactId>, email: &str, action: AuditAction) -> AuditRow {
+        AuditRow {
+            tenant_id: self.tenant.id,
+            job_id: Some(self.job.id),
+            event_ids: self.event_ids.clone(),
+            contact_id: contact.map(ContactId::get),
+            email: email.to_string(),
+            status_before: None,
+            status_after: None,
+            action,
+            path: None,
+            keap_calls: 0,
+            received_at: self.received_at,
+            honoured_at: 0,
+            detail: None,
+        }
+    }
+
+    /// The contacts the job is about: its contact, or every contact holding its address.
+    async fn resolve_subject(&self, work: &mut Work) -> Result<Vec<ContactId>> {
+        match &self.job.subject {
+            Subject::Contact(id) => Ok(vec![*id]),
+            Subject::Address(email) => {
+                let holders = self.client.contacts_with_address(email).await?;
+                if holders.is_empty() {
+                    let mut a = self.audit(None, email.as_str(), AuditAction::NoHolder);
+                    a.detail = Some("no contact in Keap holds this address".into());
+                    work.audits.push(a);
+                }
+                Ok(holders)
+            }
+        }
+    }
+
+    /// The contact as Keap has it, or as the sweep that queued the job saw it (on its first
+    /// run that is as good as a fresh read: the opt-out itself is verified by reading back).
+    /// `None` (recorded) when Keap has no such contact.
+    async fn load_contact(&self, id: ContactId, work: &mut Work) -> Result<Option<Contact>> {
+        let snapshot = (self.reconcile_only && self.job.attempts == 1)
+            .then(|| {
+                self.events.iter().rev().find_map(|e| {
+                    e.snapshot
+                        .as_deref()
+                        .and_then(|s| crate::reconcile::snapshot_contact(s, id))
+                })
+            })
+            .flatten();
+        if let Some(c) = snapshot {
+            return Ok(Some(c));
+        }
+        match self.client.contact(id).await {
+            Ok(c) => Ok(Some(c)),
+            Err(keap::Error::NotFound(_)) => {
+                let mut a = self.audit(Some(id), "", AuditAction::ContactNotFound);
+                a.detail = Some("Keap has no such contact".into());
+                work.audits.push(a);
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The rules applied to the contact as it is, knowing which statuses are our own writes.
+    async fn decide(&self, contact: &Contact) -> Result<(Vec<AddressView>, Decision)> {
+        let keys: Vec<String> = contact.addresses.iter().map(|a| a.email.key()).collect();
+        let own = self.state.store.own_writes(self.tenant.id, &keys).await?;
+        let views: Vec<AddressView> = contact
+            .addresses
+            .iter()
+            .map(|a| AddressView {
+                email: a.email.clone(),
+                status: a.status,
+                own_write: own.get(&a.email.key()).copied(),
+            })
+            .collect();
+        let decision = rules::decide(&views, &self.signals);
+        Ok((views, decision))
+    }
+
+    /// Carries out the decision for each address, one audit row each; the contact read's
+    /// calls are charged to the first address's row.
+    async fn honour(
+        &self,
+        contact: &Contact,
+        views: &[AddressView],
+        decision: &Decision,
+        mut read_calls: i64,
+        work: &mut Work,
+    ) -> Result<()> {
+        for (view, (email, action)) in views.iter().zip(&decision.actions) {
+            let mut a = self.audit(Some(contact.id), email.as_str(), AuditAction::NotTargeted);
+            a.status_before = Some(view.status.type_name().to_string());
+            a.status_after = a.status_before.clone();
+            match action {
+                Action::OptOut(reason) => {
+                    self.opt_out(contact.id, email, reason, &mut a).await?;
+                    work.writes += 1;
+                }
+                Action::AlreadyStopped => a.action = AuditAction::AlreadyStopped,
+                Action::Terminal => a.action = AuditAction::Terminal,
+                Action::NotTargeted => {}
+            }
+            a.keap_calls += std::mem::take(&mut read_calls);
+            work.audits.push(a);
+        }
+        Ok(())
+    }
+
+    /// Opts one address out: the ledger intent first (so a crash mid-write still knows the
+    /// status is ours), the verified write, then the status Keap reported.
+    async fn opt_out(
+        &self,
+        contact: ContactId,
+        email: &EmailAddress,
+        reason: &Reason,
+        a: &mut AuditRow,
+    ) -> Result<()> {
+        let s = self.state;
+        let (origin, source, text) = match reason {
+            Reason::Propagation { source } => (
+                LedgerOrigin::Propagation,
+                Some(source.as_str().to_string()),
+                format!("optsync: opted out of all email marketing via {source}"),
+            ),
+            Reason::Bounce => (
+                LedgerOrigin::Bounce,
+                None,
+                "optsync: hard bounce reported by the sending provider".to_string(),
+            ),
+        };
+        let intent = s
+            .store
+            .ledger_intent(
+                self.tenant.id,
+                &email.key(),
+                origin,
+                source.as_deref(),
+                self.job.id,
+                s.clock.epoch_ms(),
+            )
+            .await?;
+        let report = self.client.opt_out(email, &text).await?;
+        if let Some(after) = report.status_after {
+            s.store
+                .ledger_resolve(intent, after, s.clock.epoch_ms())
+                .await?;
+        }
+        let path = WritePath::from(report.path);
+        if !report.verified {
+            return Err(Error::UnverifiedWrite {
+                email: email.to_string(),
+                status: report
+                    .status_after
+                    .map_or("unknown to Keap".into(), |s| s.type_name().to_string()),
+                path: path.to_string(),
+            });
+        }
+        tracing::info!(contact = contact.get(), email = %email, status = ?report.status_after, %path, "opted out");
+        a.action = AuditAction::OptedOut;
+        a.status_after = report.status_after.map(|s| s.type_name().to_string());
+        a.path = Some(path);
+        a.keap_calls = i64::from(report.calls);
+        a.detail = source
+            .map(|s| format!("source {s}"))
+            .or(Some("hard bounce".into()));
+        Ok(())
+    }
 
     /// A stop source shared with other contacts makes their addresses targets too: queue a
     /// job for each other holder, once per source.
-    async fn fan_out(
-        &self,
-        client: &KeapClient,
-        tenant_id: &i64,
-        contact: ContactId,
-        sources: &[EmailAddress],
-        job: &ClaimedJob,
-    ) -> Result<()> {
-        let s = &self.state;
-        // A job about an address has already worked on every contact holding it.
-        let covered = job.subject.strip_prefix("email:");
+    async fn fan_out(&self, contact: ContactId, sources: &[EmailAddress]) -> Result<()> {
+        let s = self.state;
         for source in sources {
-            if covered == Some(source.key().as_str())
-                || s.store.is_fanned_out(*tenant_id, &source.key()).await?
+            // A job about an address has already worked on every contact holding it.
+            if self.job.subject.covers_address(source)
+                || s.store.is_fanned_out(self.tenant.id, &source.key()).await?
             {
                 continue;
             }
-            let holders = client.contacts_with_address(source).await?;
+            let holders = self.client.contacts_with_address(source).await?;
             for other in holders.into_iter().filter(|h| *h != contact) {
-                let ev = NewEvent {
-                    tenant_id: *tenant_id,
-                    source: "fanout".into(),
-                    kind: "shared_address".into(),
-                    contact_id: Some(other.get()),
-                    email: Some(source.as_str().to_string()),
-                    provider_event_id: None,
-                    body_digest: format!("job:{}", job.id),
-                    received_at: s.clock.now_ms(),
-                    snapshot: None,
-                };
-                s.store
-                    .accept(&ev, &format!("contact:{}", other.get()))
-                    .await?;
+                let mut ev = NewEvent::new(
+                    self.tenant.id,
+                    EventSource::Fanout,
+                    EventKind::SharedAddress,
+                    Subject::Contact(other),
+                    s.clock.epoch_ms(),
+                );
+                ev.contact_id = Some(other);
+                ev.email = Some(source.clone());
+                ev.body_digest = format!("job:{}", self.job.id);
+                s.store.accept(&ev).await?;
                 s.wake.notify_waiters();
             }
             s.store
-                .mark_fanned_out(*tenant_id, &source.key(), s.clock.now_ms())
+                .mark_fanned_out(self.tenant.id, &source.key(), s.clock.epoch_ms())
                 .await?;
         }
         Ok(())
@@ -410,12 +461,12 @@ impl Worker {
 fn signals(events: &[EventRow]) -> Signals {
     let mut sig = Signals::default();
     for e in events {
-        let Some(email) = e.email.as_deref().and_then(|x| EmailAddress::parse(x).ok()) else {
+        let Some(email) = e.address() else {
             continue;
         };
-        match e.kind.as_str() {
-            "unsubscribe" | "complaint" => sig.stops.push(email),
-            "hard_bounce" => sig.hard_bounces.push(email),
+        match e.kind {
+            EventKind::Unsubscribe | EventKind::Complaint => sig.stops.push(email),
+            EventKind::HardBounce => sig.hard_bounces.push(email),
             _ => {}
         }
     }

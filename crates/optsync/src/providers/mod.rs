@@ -16,6 +16,8 @@ mod mandrill;
 mod postmark;
 mod sendgrid;
 pub mod ses;
+pub mod settings;
+pub mod signers;
 mod sparkpost;
 
 use axum::http::{HeaderMap, StatusCode};
@@ -24,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use auth::HttpAuth;
 pub use mandrill::signature as mandrill_signature;
+pub use settings::{ProviderSettings, Setting, SettingsError};
 
 /// Checks a SendGrid verification key before it is stored.
 pub fn sendgrid_key_ok(b64: &str) -> Result<(), String> {
@@ -159,13 +162,14 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn event_kind(self) -> &'static str {
+    pub fn event_kind(self) -> crate::store::EventKind {
+        use crate::store::EventKind;
         match self {
-            Self::Unsubscribe => "unsubscribe",
-            Self::Complaint => "complaint",
-            Self::HardBounce => "hard_bounce",
-            Self::SoftBounce => "soft_bounce",
-            Self::Resubscribe => "resubscribe",
+            Self::Unsubscribe => EventKind::Unsubscribe,
+            Self::Complaint => EventKind::Complaint,
+            Self::HardBounce => EventKind::HardBounce,
+            Self::SoftBounce => EventKind::SoftBounce,
+            Self::Resubscribe => EventKind::Resubscribe,
         }
     }
 

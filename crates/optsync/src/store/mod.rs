@@ -3,15 +3,20 @@
 //! (`$n` parameters, `RETURNING`, `ON CONFLICT`, partial unique indexes); where the dialects
 //! must differ — claiming a job — the statement is chosen by [`Backend`].
 
+pub mod model;
 mod providers;
 mod queue;
 mod records;
 mod sweeps;
 mod tenants;
 
-pub use providers::DeliveryOutcome;
-pub use queue::{Accepted, ClaimedJob, EventRow, EventSummary, JobState, NewEvent};
-pub use records::{AuditEntry, AuditRow, LedgerOrigin};
+pub use model::{
+    AuditAction, CredentialKind, EventKind, EventSource, JobState, LedgerOrigin, Requeue, Subject,
+    SweepKind, SweepState, UnknownValue, WritePath,
+};
+pub use providers::{DeliveryOutcome, SignatureToken};
+pub use queue::{Accepted, ClaimedJob, EventRow, EventSummary, HonouredEvent, NewEvent};
+pub use records::{AuditEntry, AuditRow};
 pub use sweeps::{IndexedAddress, PageCommit, SweepRow};
 pub use tenants::{NewTenant, TenantRow};
 

@@ -1,14 +1,13 @@
-//! Sending providers: per-tenant configuration, and storing a verified webhook delivery — all
-//! its events, their jobs and (for Mailgun) its signature token — in one transaction.
-
-use sqlx::Row;
+//! Sending providers: per-tenant configuration, and storing verified events — all of one
+//! delivery, their jobs and (for Mailgun) its signature token — in one transaction.
 
 use super::Store;
-use super::queue::{NewEvent, insert_event};
+use super::queue::{Accepted, NewEvent, insert_event, is_duplicate_race};
 use crate::error::Result;
+use crate::providers::Provider;
 
-/// What storing a webhook delivery did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What storing a batch of events did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeliveryOutcome {
     /// Events stored with a job (unsubscribes, complaints, hard bounces).
     pub queued: usize,
@@ -18,13 +17,23 @@ pub struct DeliveryOutcome {
     pub duplicates: usize,
     /// The signature token had been used before: nothing was stored.
     pub replayed: bool,
+    /// Each event's ids, in order.
+    pub accepted: Vec<Accepted>,
+}
+
+/// A single-use signature token to remember with a delivery.
+#[derive(Debug, Clone, Copy)]
+pub struct SignatureToken<'a> {
+    pub tenant_id: i64,
+    pub provider: Provider,
+    pub token: &'a str,
 }
 
 impl Store {
     pub async fn upsert_provider(
         &self,
         tenant_id: i64,
-        provider: &str,
+        provider: Provider,
         sealed: &str,
         now: i64,
     ) -> Result<()> {
@@ -33,7 +42,7 @@ impl Store {
              ON CONFLICT (tenant_id, provider) DO UPDATE SET config_sealed = excluded.config_sealed, updated_at = excluded.updated_at",
         )
         .bind(tenant_id)
-        .bind(provider)
+        .bind(provider.name())
         .bind(sealed)
         .bind(now)
         .execute(self.pool())
@@ -41,49 +50,64 @@ impl Store {
         Ok(())
     }
 
-    pub async fn provider_config(&self, tenant_id: i64, provider: &str) -> Result<Option<String>> {
-        Ok(sqlx::query(
+    pub async fn provider_config(
+        &self,
+        tenant_id: i64,
+        provider: Provider,
+    ) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
             "SELECT config_sealed FROM providers WHERE tenant_id = $1 AND provider = $2",
         )
         .bind(tenant_id)
-        .bind(provider)
+        .bind(provider.name())
         .fetch_optional(self.pool())
-        .await?
-        .map(|r| r.try_get("config_sealed"))
-        .transpose()?)
+        .await?)
     }
 
-    /// (provider, configured at) for a tenant.
+    /// (provider name, configured at) for a tenant.
     pub async fn providers(&self, tenant_id: i64) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT provider, updated_at FROM providers WHERE tenant_id = $1 ORDER BY provider",
         )
         .bind(tenant_id)
         .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("provider")?, r.try_get("updated_at")?)))
-            .collect()
+        .await?)
     }
 
-    /// Stores a verified delivery. Events with a subject get a job; the others are recorded as
-    /// honoured on arrival (there is nothing to do for them). A provider event id seen before
-    /// is skipped. A signature token seen before makes the whole delivery a replay.
-    pub async fn store_delivery(
+    /// Stores events in one transaction: events with a subject get a job, the others are
+    /// recorded as honoured on arrival. A provider event id seen before is skipped. A
+    /// signature token seen before makes the whole batch a replay, and nothing is stored.
+    pub async fn store_events(
         &self,
-        events: &[(NewEvent, Option<String>)],
-        token: Option<(i64, &str, &str)>,
+        events: &[NewEvent],
+        token: Option<SignatureToken<'_>>,
+        now: i64,
+    ) -> Result<DeliveryOutcome> {
+        match self.store_events_once(events, token, now).await {
+            // The same provider event raced in through another connection: a second try
+            // finds it and skips it.
+            Err(crate::Error::Db(e)) if is_duplicate_race(&e) => {
+                self.store_events_once(events, token, now).await
+            }
+            other => other,
+        }
+    }
+
+    async fn store_events_once(
+        &self,
+        events: &[NewEvent],
+        token: Option<SignatureToken<'_>>,
         now: i64,
     ) -> Result<DeliveryOutcome> {
         let mut out = DeliveryOutcome::default();
         let mut tx = self.pool().begin().await?;
-        if let Some((tenant_id, provider, token)) = token {
+        if let Some(t) = token {
             let fresh = sqlx::query(
                 "INSERT INTO seen_tokens (tenant_id, provider, token, seen_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             )
-            .bind(tenant_id)
-            .bind(provider)
-            .bind(token)
+            .bind(t.tenant_id)
+            .bind(t.provider.name())
+            .bind(t.token)
             .bind(now)
             .execute(&mut *tx)
             .await?
@@ -93,43 +117,14 @@ impl Store {
                 return Ok(out);
             }
         }
-        for (ev, subject) in events {
-            if let Some(pid) = &ev.provider_event_id {
-                let seen = sqlx::query(
-                    "SELECT 1 AS one FROM events WHERE tenant_id = $1 AND source = $2 AND provider_event_id = $3",
-                )
-                .bind(ev.tenant_id)
-                .bind(&ev.source)
-                .bind(pid)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if seen.is_some() {
-                    out.duplicates += 1;
-                    continue;
-                }
+        for ev in events {
+            let acc = insert_event(&mut tx, ev).await?;
+            match (acc.duplicate, ev.subject.is_some()) {
+                (true, _) => out.duplicates += 1,
+                (false, true) => out.queued += 1,
+                (false, false) => out.recorded += 1,
             }
-            match subject {
-                Some(subject) => {
-                    insert_event(&mut tx, ev, subject).await?;
-                    out.queued += 1;
-                }
-                None => {
-                    sqlx::query(
-                        "INSERT INTO events (tenant_id, source, kind, contact_id, email, provider_event_id, body_digest, received_at, honoured_at)
-                         VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $7)",
-                    )
-                    .bind(ev.tenant_id)
-                    .bind(&ev.source)
-                    .bind(&ev.kind)
-                    .bind(&ev.email)
-                    .bind(&ev.provider_event_id)
-                    .bind(&ev.body_digest)
-                    .bind(ev.received_at)
-                    .execute(&mut *tx)
-                    .await?;
-                    out.recorded += 1;
-                }
-            }
+            out.accepted.push(acc);
         }
         tx.commit().await?;
         Ok(out)

@@ -1,56 +1,66 @@
 //! Events and the job queue, in the same database and the same transaction: an event is
 //! accepted only when its job is committed with it.
 //!
-//! A job's subject is a contact (`contact:ID`) or an address (`email:ADDRESS`). There is at
-//! most one pending job per subject — a new event joins it — and a job is not claimed while
-//! another job for its subject runs, so one contact is worked on by one worker at a time.
-//! A crash loses nothing: the claimed job's lease runs out and another worker takes it.
+//! A job's [`Subject`] is a contact or an address. There is at most one pending job per
+//! subject — a new event joins it — and a job is not claimed while another job for its
+//! subject runs, so one contact is worked on by one worker at a time. A crash loses nothing:
+//! the claimed job's lease runs out and another worker takes it.
 
+use keap::{ContactId, EmailAddress};
 use sqlx::Row;
 
+use super::model::{EventKind, EventSource, JobState, Requeue, Subject};
 use super::{Backend, Store, is_unique_violation};
 use crate::error::Result;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobState {
-    Pending,
-    Running,
-    Done,
-    Dead,
-    /// Folded into another pending job for the same subject.
-    Merged,
-}
-
-impl JobState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Done => "done",
-            Self::Dead => "dead",
-            Self::Merged => "merged",
-        }
-    }
-}
-
+/// An event as intake, provider hooks, fan-out and reconciliation hand it to the store.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub tenant_id: i64,
-    pub source: String,
-    pub kind: String,
-    pub contact_id: Option<i64>,
-    pub email: Option<String>,
+    pub source: EventSource,
+    pub kind: EventKind,
+    pub contact_id: Option<ContactId>,
+    pub email: Option<EmailAddress>,
+    /// The provider's id for the event, for de-duplication.
     pub provider_event_id: Option<String>,
-    /// SHA-256 (hex) of the raw body the event came in.
+    /// SHA-256 (hex) of the raw body the event came in (or what produced it).
     pub body_digest: String,
     pub received_at: i64,
     /// What a reconcile sweep saw of the contact (JSON), so the worker need not read it.
     pub snapshot: Option<String>,
+    /// The job that honours it; `None`: recorded only (soft bounces, resubscribes), honoured
+    /// on arrival since there is nothing to do.
+    pub subject: Option<Subject>,
+}
+
+impl NewEvent {
+    /// An event with a job for `subject`, without contact, address or provider id.
+    pub fn new(
+        tenant_id: i64,
+        source: EventSource,
+        kind: EventKind,
+        subject: Subject,
+        received_at: i64,
+    ) -> Self {
+        Self {
+            tenant_id,
+            source,
+            kind,
+            contact_id: None,
+            email: None,
+            provider_event_id: None,
+            body_digest: String::new(),
+            received_at,
+            snapshot: None,
+            subject: Some(subject),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Accepted {
     pub event_id: i64,
+    /// 0 for an event recorded without a job.
     pub job_id: i64,
     /// The provider had sent this event before; nothing new was stored.
     pub duplicate: bool,
@@ -60,205 +70,204 @@ pub struct Accepted {
 pub struct ClaimedJob {
     pub id: i64,
     pub tenant_id: i64,
-    pub subject: String,
+    pub subject: Subject,
     /// Including this run.
     pub attempts: i64,
+    /// The lease this claim holds (epoch ms): completing checks it is still ours.
+    pub lease_until: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
     pub id: i64,
-    pub source: String,
-    pub kind: String,
+    pub source: EventSource,
+    pub kind: EventKind,
     pub contact_id: Option<i64>,
     pub email: Option<String>,
     pub received_at: i64,
     pub snapshot: Option<String>,
 }
 
+impl EventRow {
+    /// The address the event names, if it names a valid one.
+    pub fn address(&self) -> Option<EmailAddress> {
+        self.email
+            .as_deref()
+            .and_then(|e| EmailAddress::parse(e).ok())
+    }
+}
+
 /// An event with its job's state, for `optsync events`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventSummary {
     pub id: i64,
     pub app: String,
-    pub source: String,
-    pub kind: String,
+    pub source: EventSource,
+    pub kind: EventKind,
     pub contact_id: Option<i64>,
     pub email: Option<String>,
     pub received_at: i64,
     pub honoured_at: Option<i64>,
     pub job_id: Option<i64>,
-    pub job_state: Option<String>,
+    pub job_state: Option<JobState>,
     pub attempts: Option<i64>,
     pub last_error: Option<String>,
 }
 
-/// Inserts (or joins) the subject's pending job and the event, inside the caller's
-/// transaction; (event id, job id).
+/// An event and when it was honoured.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HonouredEvent {
+    pub source: EventSource,
+    pub contact_id: Option<i64>,
+    pub email: Option<String>,
+    pub received_at: i64,
+    pub honoured_at: i64,
+}
+
+/// Inserts one event inside the caller's transaction, with (or joining) its subject's
+/// pending job. An event whose provider id was stored before is not stored again: the
+/// earlier ids come back, marked duplicate. This is the one de-duplication path.
 pub(super) async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     ev: &NewEvent,
-    subject: &str,
-) -> Result<(i64, i64), sqlx::Error> {
-    let job_id: i64 = sqlx::query(
+) -> Result<Accepted, sqlx::Error> {
+    if let Some(pid) = &ev.provider_event_id {
+        let prev = sqlx::query(
+            "SELECT id, job_id FROM events WHERE tenant_id = $1 AND source = $2 AND provider_event_id = $3",
+        )
+        .bind(ev.tenant_id)
+        .bind(ev.source)
+        .bind(pid)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(r) = prev {
+            return Ok(Accepted {
+                event_id: r.try_get("id")?,
+                job_id: r.try_get::<Option<i64>, _>("job_id")?.unwrap_or_default(),
+                duplicate: true,
+            });
+        }
+    }
+    let job_id = match &ev.subject {
+        Some(subject) => Some(join_pending_job(tx, ev.tenant_id, subject, ev.received_at).await?),
+        None => None,
+    };
+    let event_id: i64 = sqlx::query(
+        "INSERT INTO events (tenant_id, source, kind, contact_id, email, provider_event_id, body_digest, received_at, job_id, snapshot, honoured_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+    )
+    .bind(ev.tenant_id)
+    .bind(ev.source)
+    .bind(ev.kind)
+    .bind(ev.contact_id.map(ContactId::get))
+    .bind(ev.email.as_ref().map(EmailAddress::as_str))
+    .bind(&ev.provider_event_id)
+    .bind(&ev.body_digest)
+    .bind(ev.received_at)
+    .bind(job_id)
+    .bind(&ev.snapshot)
+    // Nothing to do for a recorded-only event: honoured on arrival.
+    .bind(job_id.is_none().then_some(ev.received_at))
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("id")?;
+    Ok(Accepted {
+        event_id,
+        job_id: job_id.unwrap_or_default(),
+        duplicate: false,
+    })
+}
+
+/// The subject's pending job, created if there is none.
+async fn join_pending_job(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant_id: i64,
+    subject: &Subject,
+    at: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query(
         "INSERT INTO jobs (tenant_id, subject, state, attempts, run_at, created_at, updated_at)
          VALUES ($1, $2, 'pending', 0, $3, $3, $3)
          ON CONFLICT (tenant_id, subject) WHERE state = 'pending'
          DO UPDATE SET updated_at = excluded.updated_at
          RETURNING id",
     )
-    .bind(ev.tenant_id)
+    .bind(tenant_id)
     .bind(subject)
-    .bind(ev.received_at)
+    .bind(at)
     .fetch_one(&mut **tx)
     .await?
-    .try_get("id")?;
-    let event_id: i64 = sqlx::query(
-        "INSERT INTO events (tenant_id, source, kind, contact_id, email, provider_event_id, body_digest, received_at, job_id, snapshot)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-    )
-    .bind(ev.tenant_id)
-    .bind(&ev.source)
-    .bind(&ev.kind)
-    .bind(ev.contact_id)
-    .bind(&ev.email)
-    .bind(&ev.provider_event_id)
-    .bind(&ev.body_digest)
-    .bind(ev.received_at)
-    .bind(job_id)
-    .bind(&ev.snapshot)
-    .fetch_one(&mut **tx)
-    .await?
-    .try_get("id")?;
-    Ok((event_id, job_id))
+    .try_get("id")
 }
 
-const CLAIM_SQLITE: &str = "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2
+/// The claim: the next job that is due, or whose worker's lease ran out, and whose subject
+/// no other worker holds. `$lock` is where the dialects differ.
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2
  WHERE id = (
    SELECT j.id FROM jobs j
     WHERE ((j.state = 'pending' AND j.run_at <= $2) OR (j.state = 'running' AND j.lease_until <= $2))
       AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.tenant_id = j.tenant_id AND r.subject = j.subject
                        AND r.id <> j.id AND r.state = 'running' AND r.lease_until > $2)
-    ORDER BY j.run_at, j.id LIMIT 1)
- RETURNING id, tenant_id, subject, attempts";
+    ORDER BY j.run_at, j.id LIMIT 1",
+            $lock,
+            ")
+ RETURNING id, tenant_id, subject, attempts"
+        )
+    };
+}
 
-/// The same, skipping rows another instance is claiming at this moment.
-const CLAIM_POSTGRES: &str = "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2
- WHERE id = (
-   SELECT j.id FROM jobs j
-    WHERE ((j.state = 'pending' AND j.run_at <= $2) OR (j.state = 'running' AND j.lease_until <= $2))
-      AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.tenant_id = j.tenant_id AND r.subject = j.subject
-                       AND r.id <> j.id AND r.state = 'running' AND r.lease_until > $2)
-    ORDER BY j.run_at, j.id LIMIT 1
-    FOR UPDATE SKIP LOCKED)
- RETURNING id, tenant_id, subject, attempts";
+fn claim_sql(backend: Backend) -> &'static str {
+    match backend {
+        // One writer: the single statement is already atomic.
+        Backend::Sqlite => claim_sql!(""),
+        // Skip rows another instance is claiming at this moment.
+        Backend::Postgres => claim_sql!(" FOR UPDATE SKIP LOCKED"),
+    }
+}
 
 impl Store {
     /// Stores an event and its job in one transaction. A provider event id seen before is a
     /// duplicate: nothing is stored and the earlier ids are returned.
-    pub async fn accept(&self, ev: &NewEvent, subject: &str) -> Result<Accepted> {
-        if let Some(pid) = &ev.provider_event_id
-            && let Some(prev) = self
-                .find_provider_event(ev.tenant_id, &ev.source, pid)
-                .await?
-        {
-            return Ok(prev);
-        }
-        let mut tx = self.pool().begin().await?;
-        let inserted = insert_event(&mut tx, ev, subject).await;
-        let (event_id, job_id) = match inserted {
-            Ok(ids) => ids,
-            // The same provider event raced in through another connection.
-            Err(e) if is_unique_violation(&e) && ev.provider_event_id.is_some() => {
-                drop(tx);
-                if let Some(prev) = self
-                    .find_provider_event(
-                        ev.tenant_id,
-                        &ev.source,
-                        ev.provider_event_id.as_deref().unwrap_or_default(),
-                    )
-                    .await?
-                {
-                    return Ok(prev);
-                }
-                return Err(e.into());
-            }
-            Err(e) => return Err(e.into()),
-        };
-        tx.commit().await?;
-        Ok(Accepted {
-            event_id,
-            job_id,
-            duplicate: false,
-        })
-    }
-
-    async fn find_provider_event(
-        &self,
-        tenant_id: i64,
-        source: &str,
-        pid: &str,
-    ) -> Result<Option<Accepted>> {
-        let r = sqlx::query(
-            "SELECT id, job_id FROM events WHERE tenant_id = $1 AND source = $2 AND provider_event_id = $3",
-        )
-        .bind(tenant_id)
-        .bind(source)
-        .bind(pid)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(match r {
-            Some(r) => Some(Accepted {
-                event_id: r.try_get("id")?,
-                job_id: r.try_get::<Option<i64>, _>("job_id")?.unwrap_or_default(),
-                duplicate: true,
-            }),
-            None => None,
-        })
+    pub async fn accept(&self, ev: &NewEvent) -> Result<Accepted> {
+        let out = self
+            .store_events(std::slice::from_ref(ev), None, ev.received_at)
+            .await?;
+        Ok(out.accepted.into_iter().next().unwrap_or(Accepted {
+            event_id: 0,
+            job_id: 0,
+            duplicate: true,
+        }))
     }
 
     /// Claims the next job that is due, or whose worker's lease ran out.
     pub async fn claim(&self, now: i64, lease_ms: i64) -> Result<Option<ClaimedJob>> {
-        let sql = match self.backend() {
-            Backend::Sqlite => CLAIM_SQLITE,
-            Backend::Postgres => CLAIM_POSTGRES,
-        };
-        let r = sqlx::query(sql)
+        let r = sqlx::query(claim_sql(self.backend()))
             .bind(now + lease_ms)
             .bind(now)
             .fetch_optional(self.pool())
             .await?;
-        Ok(match r {
-            Some(r) => Some(ClaimedJob {
-                id: r.try_get("id")?,
-                tenant_id: r.try_get("tenant_id")?,
-                subject: r.try_get("subject")?,
-                attempts: r.try_get("attempts")?,
-            }),
-            None => None,
-        })
+        let Some(r) = r else {
+            return Ok(None);
+        };
+        Ok(Some(ClaimedJob {
+            id: r.try_get("id")?,
+            tenant_id: r.try_get("tenant_id")?,
+            subject: r.try_get("subject")?,
+            attempts: r.try_get("attempts")?,
+            lease_until: now + lease_ms,
+        }))
     }
 
     pub async fn job_events(&self, job_id: i64) -> Result<Vec<EventRow>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, source, kind, contact_id, email, received_at, snapshot FROM events WHERE job_id = $1 ORDER BY id",
         )
         .bind(job_id)
         .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(EventRow {
-                    id: r.try_get("id")?,
-                    source: r.try_get("source")?,
-                    kind: r.try_get("kind")?,
-                    contact_id: r.try_get("contact_id")?,
-                    email: r.try_get("email")?,
-                    received_at: r.try_get("received_at")?,
-                    snapshot: r.try_get("snapshot")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     /// Marks a job done and its events honoured, with the audit rows, in one transaction.
@@ -297,18 +306,9 @@ impl Store {
         Ok(true)
     }
 
-    /// Puts a job back in the queue (or buries it as dead). If another pending job for the
-    /// subject appeared meanwhile, this job's events move to it and this one is `merged`.
-    /// `count_attempt: false` gives back the attempt the claim took (a rate-limit wait).
-    pub async fn requeue(
-        &self,
-        job_id: i64,
-        run_at: i64,
-        dead: bool,
-        count_attempt: bool,
-        error: &str,
-        now: i64,
-    ) -> Result<()> {
+    /// Puts a job back in the queue, or buries it. If another pending job for the subject
+    /// appeared meanwhile, this job's events move to it and this one is `merged`.
+    pub async fn requeue(&self, job_id: i64, how: Requeue, error: &str, now: i64) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         let job = sqlx::query("SELECT tenant_id, subject FROM jobs WHERE id = $1")
             .bind(job_id)
@@ -318,56 +318,29 @@ impl Store {
             return Ok(());
         };
         let tenant_id: i64 = job.try_get("tenant_id")?;
-        let subject: String = job.try_get("subject")?;
-        let other = if dead {
-            None
-        } else {
-            sqlx::query(
-                "SELECT id FROM jobs WHERE tenant_id = $1 AND subject = $2 AND state = 'pending' AND id <> $3",
-            )
-            .bind(tenant_id)
-            .bind(&subject)
-            .bind(job_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get::<i64, _>("id"))
-            .transpose()?
+        let subject: Subject = job.try_get("subject")?;
+        let (state, run_at, give_back) = match how {
+            Requeue::Defer(at) => (JobState::Pending, at, 1_i64),
+            Requeue::Retry(at) => (JobState::Pending, at, 0),
+            Requeue::Bury => (JobState::Dead, now, 0),
+        };
+        let other = match state {
+            JobState::Pending => pending_job(&mut tx, tenant_id, &subject, job_id).await?,
+            _ => None,
         };
         match other {
-            Some(other) => {
-                sqlx::query("UPDATE events SET job_id = $1 WHERE job_id = $2")
-                    .bind(other)
-                    .bind(job_id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "UPDATE jobs SET run_at = CASE WHEN run_at < $1 THEN run_at ELSE $1 END, updated_at = $2 WHERE id = $3",
-                )
-                .bind(run_at)
-                .bind(now)
-                .bind(other)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE jobs SET state = 'merged', lease_until = NULL, last_error = $1, updated_at = $2 WHERE id = $3",
-                )
-                .bind(error)
-                .bind(now)
-                .bind(job_id)
-                .execute(&mut *tx)
-                .await?;
-            }
+            Some(other) => merge_into(&mut tx, job_id, other, run_at, error, now).await?,
             None => {
                 sqlx::query(
                     "UPDATE jobs SET state = $1, run_at = $2, lease_until = NULL, last_error = $3, updated_at = $4,
                             attempts = attempts - $5
                      WHERE id = $6",
                 )
-                .bind(if dead { "dead" } else { "pending" })
+                .bind(state)
                 .bind(run_at)
                 .bind(error)
                 .bind(now)
-                .bind(if count_attempt { 0_i64 } else { 1 })
+                .bind(give_back)
                 .bind(job_id)
                 .execute(&mut *tx)
                 .await?;
@@ -379,19 +352,19 @@ impl Store {
 
     /// Re-drives a dead (or any unfinished) job: pending now, attempts reset.
     pub async fn retry_job(&self, job_id: i64, now: i64) -> Result<bool> {
-        let state: Option<String> = sqlx::query("SELECT state FROM jobs WHERE id = $1")
+        let state: Option<JobState> = sqlx::query("SELECT state FROM jobs WHERE id = $1")
             .bind(job_id)
             .fetch_optional(self.pool())
             .await?
             .map(|r| r.try_get("state"))
             .transpose()?;
-        match state.as_deref() {
-            Some("dead") | Some("pending") => {
+        match state {
+            Some(JobState::Dead | JobState::Pending) => {
                 sqlx::query("UPDATE jobs SET attempts = 0 WHERE id = $1")
                     .bind(job_id)
                     .execute(self.pool())
                     .await?;
-                self.requeue(job_id, now, false, true, "re-driven by an operator", now)
+                self.requeue(job_id, Requeue::Retry(now), "re-driven by an operator", now)
                     .await?;
                 Ok(true)
             }
@@ -401,12 +374,10 @@ impl Store {
 
     /// Re-drives every dead job; how many.
     pub async fn retry_dead(&self, now: i64) -> Result<usize> {
-        let ids: Vec<i64> = sqlx::query("SELECT id FROM jobs WHERE state = 'dead' ORDER BY id")
-            .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(|r| r.try_get("id"))
-            .collect::<Result<_, _>>()?;
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM jobs WHERE state = 'dead' ORDER BY id")
+                .fetch_all(self.pool())
+                .await?;
         for id in &ids {
             self.retry_job(*id, now).await?;
         }
@@ -420,9 +391,9 @@ impl Store {
         state: Option<JobState>,
         limit: i64,
     ) -> Result<Vec<EventSummary>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT e.id, t.app, e.source, e.kind, e.contact_id, e.email, e.received_at, e.honoured_at,
-                    e.job_id, j.state, j.attempts, j.last_error
+                    e.job_id, j.state AS job_state, j.attempts, j.last_error
                FROM events e
                JOIN tenants t ON t.id = e.tenant_id
                LEFT JOIN jobs j ON j.id = e.job_id
@@ -430,38 +401,94 @@ impl Store {
               ORDER BY e.id DESC LIMIT $3",
         )
         .bind(tenant_id)
-        .bind(state.map(JobState::as_str))
+        .bind(state)
         .bind(limit)
         .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(EventSummary {
-                    id: r.try_get("id")?,
-                    app: r.try_get("app")?,
-                    source: r.try_get("source")?,
-                    kind: r.try_get("kind")?,
-                    contact_id: r.try_get("contact_id")?,
-                    email: r.try_get("email")?,
-                    received_at: r.try_get("received_at")?,
-                    honoured_at: r.try_get("honoured_at")?,
-                    job_id: r.try_get("job_id")?,
-                    job_state: r.try_get("state")?,
-                    attempts: r.try_get("attempts")?,
-                    last_error: r.try_get("last_error")?,
-                })
-            })
-            .collect()
+        .await?)
+    }
+
+    /// Every honoured event, oldest first.
+    pub async fn honoured_events(&self) -> Result<Vec<HonouredEvent>> {
+        Ok(sqlx::query_as(
+            "SELECT source, contact_id, email, received_at, honoured_at FROM events WHERE honoured_at IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// How many jobs are in each state.
-    pub async fn job_counts(&self) -> Result<Vec<(String, i64)>> {
-        let rows =
-            sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state ORDER BY state")
+    pub async fn job_counts(&self) -> Result<Vec<(JobState, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state ORDER BY state")
                 .fetch_all(self.pool())
-                .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
-            .collect()
+                .await?,
+        )
     }
+
+    /// Jobs waiting or under way.
+    pub async fn unfinished_jobs(&self) -> Result<i64> {
+        Ok(self
+            .job_counts()
+            .await?
+            .iter()
+            .filter(|(s, _)| matches!(s, JobState::Pending | JobState::Running))
+            .map(|(_, n)| n)
+            .sum())
+    }
+}
+
+/// Another pending job for the same subject, if one appeared while this one ran.
+async fn pending_job(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant_id: i64,
+    subject: &Subject,
+    except: i64,
+) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE tenant_id = $1 AND subject = $2 AND state = 'pending' AND id <> $3",
+    )
+    .bind(tenant_id)
+    .bind(subject)
+    .bind(except)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// Moves a job's events to `into` (run no later than `run_at`) and marks it merged.
+async fn merge_into(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    job_id: i64,
+    into: i64,
+    run_at: i64,
+    error: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE events SET job_id = $1 WHERE job_id = $2")
+        .bind(into)
+        .bind(job_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "UPDATE jobs SET run_at = CASE WHEN run_at < $1 THEN run_at ELSE $1 END, updated_at = $2 WHERE id = $3",
+    )
+    .bind(run_at)
+    .bind(now)
+    .bind(into)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE jobs SET state = 'merged', lease_until = NULL, last_error = $1, updated_at = $2 WHERE id = $3",
+    )
+    .bind(error)
+    .bind(now)
+    .bind(job_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A unique violation on the provider-id index: the same provider event raced in through
+/// another connection. Storing again finds it as a duplicate.
+pub(super) fn is_duplicate_race(e: &sqlx::Error) -> bool {
+    is_unique_violation(e)
 }

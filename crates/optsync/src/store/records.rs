@@ -6,26 +6,12 @@ use keap::EmailStatus;
 use sqlx::Row;
 
 use super::Store;
+use super::model::{AuditAction, LedgerOrigin, WritePath};
 use crate::error::Result;
 use crate::rules::OwnWrite;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LedgerOrigin {
-    Propagation,
-    Bounce,
-}
-
-impl LedgerOrigin {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Propagation => "propagation",
-            Self::Bounce => "bounce",
-        }
-    }
-}
-
 /// One decision about one address.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditRow {
     pub tenant_id: i64,
     pub job_id: Option<i64>,
@@ -35,10 +21,9 @@ pub struct AuditRow {
     pub email: String,
     pub status_before: Option<String>,
     pub status_after: Option<String>,
-    /// opted_out | already_stopped | terminal | not_targeted | unverified | contact_not_found | no_holder
-    pub action: String,
-    /// rest | xmlrpc | xmlrpc_fallback, for writes.
-    pub path: Option<String>,
+    pub action: AuditAction,
+    /// For writes: which one left the address opted out.
+    pub path: Option<WritePath>,
     pub keap_calls: i64,
     pub received_at: i64,
     pub honoured_at: i64,
@@ -46,10 +31,11 @@ pub struct AuditRow {
 }
 
 /// A stored audit row, for `optsync audit`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditEntry {
     pub id: i64,
     pub app: Option<String>,
+    #[sqlx(flatten)]
     pub row: AuditRow,
 }
 
@@ -77,8 +63,8 @@ pub(super) async fn insert_audit(
     .bind(&a.email)
     .bind(&a.status_before)
     .bind(&a.status_after)
-    .bind(&a.action)
-    .bind(&a.path)
+    .bind(a.action)
+    .bind(a.path)
     .bind(a.keap_calls)
     .bind(a.received_at)
     .bind(a.honoured_at)
@@ -106,7 +92,7 @@ impl Store {
         )
         .bind(tenant_id)
         .bind(email_key)
-        .bind(origin.as_str())
+        .bind(origin)
         .bind(source)
         .bind(job_id)
         .bind(now)
@@ -180,7 +166,7 @@ impl Store {
         email: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AuditEntry>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT a.id, t.app, a.tenant_id, a.job_id, a.event_ids, a.contact_id, a.email, a.status_before, a.status_after,
                     a.action, a.path, a.keap_calls, a.received_at, a.honoured_at, a.detail
                FROM audit a LEFT JOIN tenants t ON t.id = a.tenant_id
@@ -191,29 +177,6 @@ impl Store {
         .bind(email)
         .bind(limit)
         .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    id: r.try_get("id")?,
-                    app: r.try_get("app")?,
-                    row: AuditRow {
-                        tenant_id: r.try_get("tenant_id")?,
-                        job_id: r.try_get("job_id")?,
-                        event_ids: r.try_get("event_ids")?,
-                        contact_id: r.try_get("contact_id")?,
-                        email: r.try_get("email")?,
-                        status_before: r.try_get("status_before")?,
-                        status_after: r.try_get("status_after")?,
-                        action: r.try_get("action")?,
-                        path: r.try_get("path")?,
-                        keap_calls: r.try_get("keap_calls")?,
-                        received_at: r.try_get("received_at")?,
-                        honoured_at: r.try_get("honoured_at")?,
-                        detail: r.try_get("detail")?,
-                    },
-                })
-            })
-            .collect()
+        .await?)
     }
 }

@@ -10,14 +10,15 @@ use std::collections::HashMap;
 use sqlx::Row;
 
 use super::Store;
+use super::model::{SweepKind, SweepState};
 use super::queue::{NewEvent, insert_event};
 use crate::error::Result;
 use crate::rules::OwnWrite;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SweepRow {
-    pub kind: String,
-    pub state: String,
+    pub kind: SweepKind,
+    pub state: SweepState,
     pub cursor: Option<String>,
     pub started_at: i64,
     pub finished_at: Option<i64>,
@@ -47,42 +48,26 @@ pub struct PageCommit {
     pub index: Vec<IndexedAddress>,
     /// (email key, status) of not-marketable addresses seen.
     pub seen: Vec<(String, String)>,
-    pub jobs: Vec<(NewEvent, String)>,
+    pub jobs: Vec<NewEvent>,
     pub discrepancies: String,
 }
 
 impl Store {
     pub async fn sweep(&self, tenant_id: i64) -> Result<Option<SweepRow>> {
-        let r = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT kind, state, cursor, started_at, finished_at, last_full_at, pages, contacts_scanned, calls, enqueued, discrepancies
                FROM sweeps WHERE tenant_id = $1",
         )
         .bind(tenant_id)
         .fetch_optional(self.pool())
-        .await?;
-        Ok(match r {
-            Some(r) => Some(SweepRow {
-                kind: r.try_get("kind")?,
-                state: r.try_get("state")?,
-                cursor: r.try_get("cursor")?,
-                started_at: r.try_get("started_at")?,
-                finished_at: r.try_get("finished_at")?,
-                last_full_at: r.try_get("last_full_at")?,
-                pages: r.try_get("pages")?,
-                contacts_scanned: r.try_get("contacts_scanned")?,
-                calls: r.try_get("calls")?,
-                enqueued: r.try_get("enqueued")?,
-                discrepancies: r.try_get("discrepancies")?,
-            }),
-            None => None,
-        })
+        .await?)
     }
 
     /// Starts a sweep from the beginning. A full sweep forgets the old index and seen set:
     /// it rebuilds both.
-    pub async fn begin_sweep(&self, tenant_id: i64, kind: &str, now: i64) -> Result<()> {
+    pub async fn begin_sweep(&self, tenant_id: i64, kind: SweepKind, now: i64) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        if kind == "full" {
+        if kind == SweepKind::Full {
             for sql in [
                 "DELETE FROM contact_addresses WHERE tenant_id = $1",
                 "DELETE FROM opted_out_seen WHERE tenant_id = $1",
@@ -133,8 +118,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for (ev, subject) in &page.jobs {
-            insert_event(&mut tx, ev, subject).await?;
+        for ev in &page.jobs {
+            insert_event(&mut tx, ev).await?;
         }
         sqlx::query(
             "UPDATE sweeps SET cursor = $1, updated_at = $2, pages = pages + 1, contacts_scanned = contacts_scanned + $3,

@@ -1,7 +1,9 @@
 //! Tenants: one Keap app each.
 
+use keap::OptOutMethod;
 use sqlx::Row;
 
+use super::model::CredentialKind;
 use super::{Store, is_unique_violation};
 use crate::error::{Error, Result};
 
@@ -10,12 +12,12 @@ pub struct TenantRow {
     pub id: i64,
     pub app: String,
     pub keap_base_url: String,
-    pub credential_kind: String,
+    pub credential_kind: CredentialKind,
     pub credential_sealed: String,
     pub token_hash: String,
     pub token_sealed: String,
     pub legacy_prefix_hash: Option<String>,
-    pub opt_out_method: String,
+    pub opt_out_method: OptOutMethod,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -24,12 +26,12 @@ pub struct TenantRow {
 pub struct NewTenant {
     pub app: String,
     pub keap_base_url: String,
-    pub credential_kind: String,
+    pub credential_kind: CredentialKind,
     pub credential_sealed: String,
     pub token_hash: String,
     pub token_sealed: String,
     pub legacy_prefix_hash: Option<String>,
-    pub opt_out_method: String,
+    pub opt_out_method: OptOutMethod,
 }
 
 fn row(r: &sqlx::any::AnyRow) -> Result<TenantRow> {
@@ -42,7 +44,10 @@ fn row(r: &sqlx::any::AnyRow) -> Result<TenantRow> {
         token_hash: r.try_get("token_hash")?,
         token_sealed: r.try_get("token_sealed")?,
         legacy_prefix_hash: r.try_get("legacy_prefix_hash")?,
-        opt_out_method: r.try_get("opt_out_method")?,
+        opt_out_method: r
+            .try_get::<String, _>("opt_out_method")?
+            .parse()
+            .map_err(Error::CorruptState)?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -57,20 +62,21 @@ impl Store {
         )
         .bind(&t.app)
         .bind(&t.keap_base_url)
-        .bind(&t.credential_kind)
+        .bind(t.credential_kind)
         .bind(&t.credential_sealed)
         .bind(&t.token_hash)
         .bind(&t.token_sealed)
         .bind(&t.legacy_prefix_hash)
-        .bind(&t.opt_out_method)
+        .bind(t.opt_out_method.as_str())
         .bind(now)
         .fetch_one(self.pool())
         .await;
         match res {
             Ok(r) => Ok(r.try_get("id")?),
-            Err(e) if is_unique_violation(&e) => {
-                Err(Error::Invalid(format!("tenant {:?} already exists", t.app)))
-            }
+            Err(e) if is_unique_violation(&e) => Err(Error::BadInput(format!(
+                "tenant {:?} already exists",
+                t.app
+            ))),
             Err(e) => Err(e.into()),
         }
     }

@@ -8,9 +8,7 @@ use keap::EmailStatus;
 use optsync::providers::{
     HttpAuth, Kind, Provider, ProviderConfig, Reject, Request, Verified, verify,
 };
-use p256::ecdsa::signature::Signer as _;
-use p256::ecdsa::{Signature, SigningKey};
-use p256::pkcs8::EncodePublicKey as _;
+use p256::ecdsa::SigningKey;
 
 use crate::{Db, TestApp, on_both_backends};
 
@@ -77,16 +75,13 @@ pub fn test_signing_key() -> SigningKey {
     SigningKey::from_bytes(&[7u8; 32].into()).unwrap()
 }
 
+/// The same signer the demo uses.
 pub fn test_public_key() -> String {
-    let public = p256::PublicKey::from(test_signing_key().verifying_key());
-    B64.encode(public.to_public_key_der().unwrap().as_bytes())
+    optsync::providers::signers::sendgrid_public_key(&test_signing_key())
 }
 
 pub fn sendgrid_sign(ts: &str, body: &[u8]) -> String {
-    let mut m = ts.as_bytes().to_vec();
-    m.extend_from_slice(body);
-    let sig: Signature = test_signing_key().sign(&m);
-    B64.encode(sig.to_der().as_bytes())
+    optsync::providers::signers::sendgrid_signature(&test_signing_key(), ts, body)
 }
 
 #[test]
@@ -689,7 +684,7 @@ async fn signed_provider_events_are_honoured_per_the_rules(db: Db) {
     let (_, bob) = t.contact("bob", 3);
 
     // A SendGrid spam report for Ann's EMAIL1 → all her addresses.
-    let now = t.state.clock.now_ms() / 1000;
+    let now = t.state.clock.epoch_ms() / 1000;
     let body = format!(
         r#"[{{"email":"{}","timestamp":{now},"event":"spamreport","sg_event_id":"e2e-1"}}]"#,
         ann[0]

@@ -7,13 +7,11 @@ use std::time::Duration;
 
 use keap::{EmailStatus, Limits, OptOutMethod, PacingConfig};
 use keap_sim::KeapSim;
+use optsync::app::{App, ServeOptions, Serving};
 use optsync::clock::Clock;
 use optsync::config::Settings;
-use optsync::crypto::SecretBox;
-use optsync::server::Running;
 use optsync::state::AppState;
-use optsync::store::Store;
-use optsync::tenant::{StoredCredential, TenantSpec, Tenants};
+use optsync::tenant::{StoredCredential, TenantSpec};
 use optsync::worker::Worker;
 use sqlx::Connection as _;
 
@@ -112,9 +110,10 @@ pub fn test_pacing() -> PacingConfig {
 
 pub struct TestApp {
     pub sim: KeapSim,
+    pub service: App,
     pub state: AppState,
     pub worker: Worker,
-    pub running: Option<Running>,
+    pub running: Option<Serving>,
     pub base: String,
     pub app: String,
     pub post_url: String,
@@ -132,7 +131,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            clock: Clock::System,
+            clock: Clock::system(),
             max_attempts: 8,
             sim: None,
             sns: None,
@@ -152,22 +151,22 @@ impl TestApp {
             Some(s) => s,
             None => KeapSim::builder().api_key(KEY).start().await.unwrap(),
         };
-        let store = Store::open(&database_url).await.unwrap();
-        let listener = optsync::server::bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let listener = App::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut settings = Settings::for_dir(dir.path(), Some(database_url.clone()));
         settings.public_url = base.clone();
         settings.max_attempts = o.max_attempts;
         settings.retry_base = Duration::from_millis(1_000);
-        let secrets = SecretBox::load(Some(MASTER_KEY), dir.path()).unwrap();
-        let tenants =
-            Tenants::new(store.clone(), secrets, o.clock.clone(), &base).with_pacing(test_pacing());
-        let app = "acme".to_string();
-        tenants
+        settings.master_key = Some(MASTER_KEY.into());
+        let mut builder = App::builder(settings).clock(o.clock).pacing(test_pacing());
+        if let Some(sns) = o.sns {
+            builder = builder.sns(sns);
+        }
+        let app = builder.build().await.unwrap();
+        let app_name = "acme".to_string();
+        app.tenants()
             .add(TenantSpec {
-                app: app.clone(),
+                app: app_name.clone(),
                 keap_base_url: sim.crm_url(),
                 credential: StoredCredential::ApiKey { key: KEY.into() },
                 legacy_auth: false,
@@ -175,21 +174,20 @@ impl TestApp {
             })
             .await
             .unwrap();
-        let post_url = tenants.post_url(&app).await.unwrap();
-        let mut state = AppState::new(store, tenants, settings, o.clock);
-        if let Some(sns) = o.sns {
-            state.sns = sns;
-        }
-        let running = optsync::server::start_on(state.clone(), listener, 0)
-            .await
-            .unwrap();
+        let post_url = app.tenants().post_url(&app_name).await.unwrap();
+        let serve = ServeOptions {
+            workers: 0,
+            sweeps: None,
+        };
+        let running = app.serve(listener, serve).await.unwrap();
         Self {
-            worker: Worker::new(state.clone()),
+            worker: app.worker(),
+            state: app.state().clone(),
+            service: app,
             sim,
-            state,
             running: Some(running),
             base,
-            app,
+            app: app_name,
             post_url,
             database_url,
             dir,

@@ -41,7 +41,7 @@ async fn action_set_post_opts_out_every_sibling_once(db: Db) {
     let audit = t.state.store.audit(None, None, 10).await.unwrap();
     let mut actions: Vec<(String, String)> = audit
         .iter()
-        .map(|a| (a.row.email.clone(), a.row.action.clone()))
+        .map(|a| (a.row.email.clone(), a.row.action.to_string()))
         .collect();
     actions.sort();
     assert_eq!(

@@ -10,5 +10,6 @@ mod reconcile;
 mod ses;
 mod sharing;
 mod store;
+mod wake;
 
 pub use harness::*;

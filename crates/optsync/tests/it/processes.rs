@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use keap::EmailStatus;
 use keap_sim::{FaultKind, KeapSim, SimConfig, SimEvent};
-use optsync::clock::Clock;
-use optsync::crypto::SecretBox;
+use optsync::app::App;
+use optsync::config::Settings;
 use optsync::store::Store;
-use optsync::tenant::{StoredCredential, TenantSpec, Tenants};
+use optsync::tenant::{StoredCredential, TenantSpec};
 
 use crate::{Db, KEY, MASTER_KEY, TempDir, fresh_database, on_both_backends, post_to};
 
@@ -79,9 +79,11 @@ async fn add_tenant(
     sim: &KeapSim,
     public: &str,
 ) -> (Store, String) {
-    let store = Store::open(database_url).await.unwrap();
-    let secrets = SecretBox::load(Some(MASTER_KEY), dir).unwrap();
-    let tenants = Tenants::new(store.clone(), secrets, Clock::System, public);
+    let mut settings = Settings::for_dir(dir, Some(database_url.to_string()));
+    settings.public_url = public.to_string();
+    settings.master_key = Some(MASTER_KEY.into());
+    let app = App::open(settings).await.unwrap();
+    let tenants = app.tenants();
     tenants
         .add(TenantSpec {
             app: "acme".into(),
@@ -93,7 +95,7 @@ async fn add_tenant(
         .await
         .unwrap();
     let url = tenants.post_url("acme").await.unwrap();
-    (store, url)
+    (app.store().clone(), url)
 }
 
 async fn count(store: &Store, sql: &'static str) -> i64 {

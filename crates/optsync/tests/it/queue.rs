@@ -1,10 +1,11 @@
 //! The queue: retries with backoff, dead jobs and re-driving them, rate-limit waits that are
 //! not attempts, coalescing, and leases that expire — on a fixed clock, driven by the test.
 
+use keap::ContactId;
 use keap::EmailStatus;
 use keap_sim::{FaultKind, SimEvent};
 use optsync::clock::Clock;
-use optsync::store::NewEvent;
+use optsync::store::{EventKind, EventSource, JobState, NewEvent, Subject};
 use optsync::worker::JobOutcome;
 use sqlx::Row;
 
@@ -14,26 +15,19 @@ const T0: u64 = 1_800_000_000_000;
 
 async fn enqueue(t: &TestApp, contact: i64) -> i64 {
     let tenant = t.state.tenants.get(&t.app).await.unwrap();
-    let ev = NewEvent {
-        tenant_id: tenant.id,
-        source: "keap_post".into(),
-        kind: "opt_out".into(),
-        contact_id: Some(contact),
-        email: None,
-        provider_event_id: None,
-        body_digest: "test".into(),
-        received_at: t.state.clock.now_ms(),
-        snapshot: None,
-    };
-    t.state
-        .store
-        .accept(&ev, &format!("contact:{contact}"))
-        .await
-        .unwrap()
-        .job_id
+    let contact = ContactId::new(contact).unwrap();
+    let mut ev = NewEvent::new(
+        tenant.id,
+        EventSource::KeapPost,
+        EventKind::OptOut,
+        Subject::Contact(contact),
+        t.state.clock.epoch_ms(),
+    );
+    ev.contact_id = Some(contact);
+    t.state.store.accept(&ev).await.unwrap().job_id
 }
 
-async fn job(t: &TestApp, id: i64) -> (String, i64, i64) {
+async fn job(t: &TestApp, id: i64) -> (JobState, i64, i64) {
     let r = sqlx::query("SELECT state, attempts, run_at FROM jobs WHERE id = $1")
         .bind(id)
         .fetch_one(t.state.store.pool())
@@ -47,7 +41,7 @@ async fn job(t: &TestApp, id: i64) -> (String, i64, i64) {
 }
 
 async fn failures_back_off_then_die_and_can_be_re_driven(db: Db) {
-    let clock = Clock::fixed(T0);
+    let clock = Clock::manual(T0);
     let t = TestApp::spawn_with(
         db,
         Options {
@@ -67,7 +61,7 @@ async fn failures_back_off_then_die_and_can_be_re_driven(db: Db) {
     let first = t.worker.run_once().await.unwrap().unwrap();
     assert!(matches!(first, JobOutcome::Retrying { .. }), "{first:?}");
     let (state, attempts, run_at) = job(&t, job_id).await;
-    assert_eq!((state.as_str(), attempts), ("pending", 1));
+    assert_eq!((state, attempts), (JobState::Pending, 1));
     assert!(
         run_at >= T0 as i64 + 800 && run_at <= T0 as i64 + 1_200,
         "about 1 s of backoff: {}",
@@ -75,14 +69,14 @@ async fn failures_back_off_then_die_and_can_be_re_driven(db: Db) {
     );
     assert!(t.worker.run_once().await.unwrap().is_none(), "not due yet");
 
-    clock.advance_ms(5_000);
+    clock.advance(std::time::Duration::from_millis(5_000));
     let second = t.worker.run_once().await.unwrap().unwrap();
     assert!(matches!(second, JobOutcome::Dead { .. }), "{second:?}");
-    assert_eq!(job(&t, job_id).await.0, "dead");
+    assert_eq!(job(&t, job_id).await.0, JobState::Dead);
     let dead = t
         .state
         .store
-        .events(None, Some(optsync::store::JobState::Dead), 10)
+        .events(None, Some(JobState::Dead), 10)
         .await
         .unwrap();
     assert_eq!(dead.len(), 1);
@@ -95,11 +89,11 @@ async fn failures_back_off_then_die_and_can_be_re_driven(db: Db) {
     assert!(
         t.state
             .store
-            .retry_job(job_id, clock.now_ms())
+            .retry_job(job_id, clock.epoch_ms())
             .await
             .unwrap()
     );
-    assert_eq!(job(&t, job_id).await.0, "pending");
+    assert_eq!(job(&t, job_id).await.0, JobState::Pending);
     assert!(
         matches!(
             t.worker.run_once().await.unwrap(),
@@ -107,18 +101,18 @@ async fn failures_back_off_then_die_and_can_be_re_driven(db: Db) {
         ),
         "the third fault"
     );
-    clock.advance_ms(5_000);
+    clock.advance(std::time::Duration::from_millis(5_000));
     assert!(matches!(
         t.worker.run_once().await.unwrap(),
         Some(JobOutcome::Done { writes: 1, .. })
     ));
     assert_eq!(t.sim.status(&emails[1]), Some(EmailStatus::Admin));
-    assert_eq!(t.state.store.retry_dead(clock.now_ms()).await.unwrap(), 0);
+    assert_eq!(t.state.store.retry_dead(clock.epoch_ms()).await.unwrap(), 0);
 }
 on_both_backends!(failures_back_off_then_die_and_can_be_re_driven);
 
 async fn waiting_for_keaps_rate_limit_is_not_an_attempt(db: Db) {
-    let clock = Clock::fixed(T0);
+    let clock = Clock::manual(T0);
     let t = TestApp::spawn_with(
         db,
         Options {
@@ -138,12 +132,12 @@ async fn waiting_for_keaps_rate_limit_is_not_an_attempt(db: Db) {
     assert!(matches!(out, JobOutcome::Deferred { .. }), "{out:?}");
     let (state, attempts, _) = job(&t, job_id).await;
     assert_eq!(
-        (state.as_str(), attempts),
-        ("pending", 0),
+        (state, attempts),
+        (JobState::Pending, 0),
         "even with max_attempts 1 the job is not dead"
     );
     t.sim.shared().lock().faults.clear();
-    clock.advance_ms(120_000);
+    clock.advance(std::time::Duration::from_millis(120_000));
     assert!(matches!(
         t.worker.run_once().await.unwrap(),
         Some(JobOutcome::Done { .. })
@@ -152,7 +146,7 @@ async fn waiting_for_keaps_rate_limit_is_not_an_attempt(db: Db) {
 on_both_backends!(waiting_for_keaps_rate_limit_is_not_an_attempt);
 
 async fn events_for_one_contact_coalesce_and_one_job_runs_at_a_time(db: Db) {
-    let clock = Clock::fixed(T0);
+    let clock = Clock::manual(T0);
     let t = TestApp::spawn_with(
         db,
         Options {
@@ -172,7 +166,7 @@ async fn events_for_one_contact_coalesce_and_one_job_runs_at_a_time(db: Db) {
     let claimed = t
         .state
         .store
-        .claim(clock.now_ms(), lease)
+        .claim(clock.epoch_ms(), lease)
         .await
         .unwrap()
         .unwrap();
@@ -183,18 +177,18 @@ async fn events_for_one_contact_coalesce_and_one_job_runs_at_a_time(db: Db) {
     assert!(
         t.state
             .store
-            .claim(clock.now_ms(), lease)
+            .claim(clock.epoch_ms(), lease)
             .await
             .unwrap()
             .is_none(),
         "same contact is busy"
     );
     // The first worker dies; its lease runs out; the work is taken over.
-    clock.advance_ms(lease as u64 + 1);
+    clock.advance(std::time::Duration::from_millis(lease as u64 + 1));
     let again = t
         .state
         .store
-        .claim(clock.now_ms(), lease)
+        .claim(clock.epoch_ms(), lease)
         .await
         .unwrap()
         .unwrap();
@@ -204,21 +198,21 @@ async fn events_for_one_contact_coalesce_and_one_job_runs_at_a_time(db: Db) {
     assert!(
         !t.state
             .store
-            .complete(a, Some(T0 as i64 + lease), clock.now_ms(), &[])
+            .complete(a, Some(T0 as i64 + lease), clock.epoch_ms(), &[])
             .await
             .unwrap()
     );
     assert!(
         t.state
             .store
-            .complete(a, Some(clock.now_ms() + lease), clock.now_ms(), &[])
+            .complete(a, Some(clock.epoch_ms() + lease), clock.epoch_ms(), &[])
             .await
             .unwrap()
     );
     let next = t
         .state
         .store
-        .claim(clock.now_ms(), lease)
+        .claim(clock.epoch_ms(), lease)
         .await
         .unwrap()
         .unwrap();

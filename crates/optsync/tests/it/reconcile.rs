@@ -316,16 +316,12 @@ async fn a_sweep_keeps_within_its_share_of_the_daily_budget(db: Db) {
     )
     .await;
     // A key with 8 calls left today: a sweep may spend half of that.
-    let tenants = t
-        .state
-        .tenants
-        .clone()
-        .with_pacing(PacingConfig::new(Limits {
-            windows: vec![],
-            daily: Some(8),
-        }));
+    let clients = t.state.clients.with_pacing(PacingConfig::new(Limits {
+        windows: vec![],
+        daily: Some(8),
+    }));
     let state = optsync::state::AppState {
-        tenants,
+        clients,
         ..t.state.clone()
     };
     let tenant = state.tenants.get(&t.app).await.unwrap();
@@ -345,7 +341,10 @@ async fn a_sweep_keeps_within_its_share_of_the_daily_budget(db: Db) {
     assert!(r.paused.as_deref().unwrap_or("").contains("budget"));
     assert_eq!(t.sim.stats().throttled, 0);
     let row = t.state.store.sweep(tenant.id).await.unwrap().unwrap();
-    assert_eq!((row.state.as_str(), row.pages), ("paused", 4));
+    assert_eq!(
+        (row.state, row.pages),
+        (optsync::store::SweepState::Paused, 4)
+    );
     assert!(
         row.cursor.is_some(),
         "resumes from here when the budget returns"

@@ -294,7 +294,7 @@ async fn ses_events_are_honoured_end_to_end(db: Db) {
     let t = TestApp::spawn_with(
         db,
         Options {
-            clock: Clock::fixed(NOW as u64 * 1000),
+            clock: Clock::manual(NOW as u64 * 1000),
             sns: Some(rec.clone()),
             ..Options::default()
         },

@@ -7,20 +7,20 @@
 //! it answered 200. A database failure answers 503 so that Keap tries again.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use keap::{ContactId, EmailAddress, EmailField};
-use serde_json::json;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::auth_gate::AuthGate;
+use super::error::HttpError;
 use crate::state::AppState;
-use crate::store::NewEvent;
+use crate::store::{EventKind, EventSource, NewEvent, Subject, TenantRow};
 
 /// Keap's post is a contact record: a few KiB. Anything much larger is not Keap.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -29,40 +29,29 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// anyway (the worker will find out).
 const CONTACT_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
-fn reply(status: StatusCode, body: serde_json::Value) -> Response {
-    (status, Json(body)).into_response()
-}
-
-fn refuse(status: StatusCode, msg: &str) -> Response {
-    reply(status, json!({"error": msg}))
-}
+type Answer = Result<Json<Value>, HttpError>;
 
 pub async fn process_optout_php(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    gate: AuthGate,
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
-) -> Response {
+) -> Answer {
     let app = q.get("app").cloned().unwrap_or_default();
-    handle(state, peer, app, q, body).await
+    receive(state, gate, &app, &q, &body).await
 }
 
 pub async fn hooks_keap(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    gate: AuthGate,
     Path(app): Path<String>,
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
-) -> Response {
-    handle(state, peer, app, q, body).await
+) -> Answer {
+    receive(state, gate, &app, &q, &body).await
 }
 
 /// What the post says about whom.
-enum Subject {
-    Contact(ContactId),
-    Address(EmailAddress),
-}
-
 fn parse_post(body: &[u8]) -> Result<Subject, String> {
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|_| "the body is not form-encoded".to_string())?;
@@ -92,85 +81,66 @@ fn parse_post(body: &[u8]) -> Result<Subject, String> {
     )
 }
 
-async fn handle(
+async fn receive(
     state: AppState,
-    peer: SocketAddr,
-    app: String,
-    q: HashMap<String, String>,
-    body: Bytes,
-) -> Response {
-    let now = state.clock.now_ms();
-    let ip = peer.ip();
-    if state.auth_failures.blocked(ip, now as u64) {
-        tracing::warn!(%ip, "hook refused: too many failed authentications from this address");
-        return refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed attempts; try later",
-        );
+    gate: AuthGate,
+    app: &str,
+    q: &HashMap<String, String>,
+    body: &[u8],
+) -> Answer {
+    let now = state.clock.epoch_ms();
+    let tenant = authenticate(&state, &gate, app, q).await?;
+    tracing::Span::current().record("tenant", tenant.app.as_str());
+    let subject = parse_post(body).map_err(|msg| {
+        tracing::warn!(%msg, "hook refused: bad post");
+        HttpError::bad_request(msg)
+    })?;
+    if let Subject::Contact(id) = subject {
+        check_contact(&state, &tenant, id).await?;
     }
+    let mut ev = NewEvent::new(
+        tenant.id,
+        EventSource::KeapPost,
+        EventKind::OptOut,
+        subject.clone(),
+        now,
+    );
+    match &subject {
+        Subject::Contact(id) => ev.contact_id = Some(*id),
+        Subject::Address(e) => ev.email = Some(e.clone()),
+    }
+    ev.body_digest = hex::encode(Sha256::digest(body));
+    let acc = state.store.accept(&ev).await.map_err(|e| {
+        tracing::error!(error = %e, "opt-out post NOT stored; answering 503 so Keap retries");
+        HttpError::retry(StatusCode::SERVICE_UNAVAILABLE)
+    })?;
+    state.wake.notify_waiters();
+    tracing::info!(%subject, event = acc.event_id, job = acc.job_id, "opt-out post accepted");
+    Ok(Json(
+        json!({"accepted": true, "event_id": acc.event_id, "job_id": acc.job_id}),
+    ))
+}
+
+/// The tenant whose token this is; a failure counts against the caller's address.
+async fn authenticate(
+    state: &AppState,
+    gate: &AuthGate,
+    app: &str,
+    q: &HashMap<String, String>,
+) -> Result<TenantRow, HttpError> {
     let auth = q.get("auth").map(String::as_str).unwrap_or_default();
-    let tenant = match state.tenants.authenticate(&app, auth).await {
-        Ok(Some(t)) => t,
+    match state.tenants.authenticate(app, auth).await {
+        Ok(Some(t)) => Ok(t),
         Ok(None) => {
-            state.auth_failures.record(ip, now as u64);
+            gate.failed();
             // Never log the presented token.
-            tracing::warn!(%ip, app = %app.chars().take(64).collect::<String>(), "hook refused: unknown app or wrong token");
-            return refuse(StatusCode::UNAUTHORIZED, "unknown app or wrong token");
+            tracing::warn!(ip = %gate.ip, app = %app.escape_debug().to_string().chars().take(64).collect::<String>(),
+                "hook refused: unknown app or wrong token");
+            Err(HttpError::unauthorized())
         }
         Err(e) => {
             tracing::error!(error = %e, "hook: the store is unavailable");
-            return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage unavailable; retry",
-            );
-        }
-    };
-    let subject = match parse_post(&body) {
-        Ok(s) => s,
-        Err(msg) => {
-            tracing::warn!(tenant = %tenant.app, %msg, "hook refused: bad post");
-            return refuse(StatusCode::BAD_REQUEST, &msg);
-        }
-    };
-    let (contact_id, email, subject_key) = match &subject {
-        Subject::Contact(id) => (Some(id.get()), None, format!("contact:{id}")),
-        Subject::Address(e) => (
-            None,
-            Some(e.as_str().to_string()),
-            format!("email:{}", e.key()),
-        ),
-    };
-    if let Subject::Contact(id) = subject
-        && let Err(resp) = check_contact(&state, &tenant, id).await
-    {
-        return resp;
-    }
-    let ev = NewEvent {
-        tenant_id: tenant.id,
-        source: "keap_post".into(),
-        kind: "opt_out".into(),
-        contact_id,
-        email,
-        provider_event_id: None,
-        body_digest: hex::encode(Sha256::digest(&body)),
-        received_at: now,
-        snapshot: None,
-    };
-    match state.store.accept(&ev, &subject_key).await {
-        Ok(acc) => {
-            state.wake.notify_waiters();
-            tracing::info!(tenant = %tenant.app, subject = %subject_key, event = acc.event_id, job = acc.job_id, "opt-out post accepted");
-            reply(
-                StatusCode::OK,
-                json!({"accepted": true, "event_id": acc.event_id, "job_id": acc.job_id}),
-            )
-        }
-        Err(e) => {
-            tracing::error!(tenant = %tenant.app, error = %e, "opt-out post NOT stored; answering 503 so Keap retries");
-            refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage unavailable; retry",
-            )
+            Err(HttpError::retry(StatusCode::SERVICE_UNAVAILABLE))
         }
     }
 }
@@ -179,30 +149,30 @@ async fn handle(
 /// throttled, down) accepts the post: losing a real opt-out is worse than a wasted job.
 async fn check_contact(
     state: &AppState,
-    tenant: &crate::store::TenantRow,
+    tenant: &TenantRow,
     id: ContactId,
-) -> Result<(), Response> {
-    let client = match state.tenants.client(tenant) {
+) -> Result<(), HttpError> {
+    let client = match state.clients.client(tenant) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(tenant = %tenant.app, error = %e, "cannot build the Keap client; accepting unchecked");
+            tracing::error!(error = %e, "cannot build the Keap client; accepting unchecked");
             return Ok(());
         }
     };
     match tokio::time::timeout(CONTACT_CHECK_TIMEOUT, client.contact(id)).await {
         Ok(Err(keap::Error::NotFound(_))) => {
-            tracing::warn!(tenant = %tenant.app, contact = id.get(), "hook refused: Keap has no such contact");
-            Err(refuse(
+            tracing::warn!(contact = id.get(), "hook refused: Keap has no such contact");
+            Err(HttpError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &format!("Keap app {} has no contact {id}", tenant.app),
+                format!("Keap app {} has no contact {id}", tenant.app),
             ))
         }
         Ok(Err(e)) => {
-            tracing::warn!(tenant = %tenant.app, contact = id.get(), error = %e, "could not check the contact; accepting");
+            tracing::warn!(contact = id.get(), error = %e, "could not check the contact; accepting");
             Ok(())
         }
         Err(_) => {
-            tracing::warn!(tenant = %tenant.app, contact = id.get(), "contact check timed out; accepting");
+            tracing::warn!(contact = id.get(), "contact check timed out; accepting");
             Ok(())
         }
         Ok(Ok(_)) => Ok(()),

@@ -1,0 +1,241 @@
+//! The composition root: the one place the application is wired. [`App`] is built from
+//! [`Settings`] (store, secrets, tenant registry, Keap clients, clock, wake-up), and
+//! [`App::serve`] starts everything that runs — the HTTP server, the workers, the sweep
+//! scheduler and housekeeping — behind one [`Serving`] handle that stops them all. `serve`,
+//! `reconcile`, the other commands, the demo and the test harness all start here.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use keap::PacingConfig;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::crypto::SecretBox;
+use crate::error::{Error, Result};
+use crate::http::auth_gate::AuthFailures;
+use crate::keap_clients::KeapClients;
+use crate::providers::ses::{HttpSnsFetcher, SnsFetcher};
+use crate::reconcile::SweepOptions;
+use crate::state::AppState;
+use crate::store::{Store, redact};
+use crate::tenant::Tenants;
+use crate::worker::Worker;
+
+/// What an [`App`] is built with beyond its settings.
+pub struct AppBuilder {
+    settings: Settings,
+    clock: Clock,
+    pacing: Option<PacingConfig>,
+    sns: Option<Arc<dyn SnsFetcher>>,
+}
+
+impl AppBuilder {
+    /// The clock every part reads (tests fix it).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Pace every Keap credential to this instead of the settings' or Keap's own limits.
+    pub fn pacing(mut self, pacing: PacingConfig) -> Self {
+        self.pacing = Some(pacing);
+        self
+    }
+
+    /// How SNS certificates are fetched (tests serve their own).
+    pub fn sns(mut self, sns: Arc<dyn SnsFetcher>) -> Self {
+        self.sns = Some(sns);
+        self
+    }
+
+    /// Opens (and migrates) the database, loads the master key, and wires the parts.
+    pub async fn build(self) -> Result<App> {
+        let s = self.settings;
+        let store = Store::open(&s.database_url).await.map_err(|e| match e {
+            Error::Db(e) => Error::Config(format!(
+                "opening the database {}: {e}",
+                redact(&s.database_url)
+            )),
+            other => other,
+        })?;
+        let secrets = SecretBox::load(s.master_key.as_deref(), &s.data_dir)?;
+        let pacing = self
+            .pacing
+            .or_else(|| s.keap_limits.clone().map(PacingConfig::new));
+        let sns = match self.sns {
+            Some(f) => f,
+            None => Arc::new(HttpSnsFetcher::new().map_err(Error::Config)?),
+        };
+        let state = AppState {
+            tenants: Tenants::new(
+                store.clone(),
+                secrets.clone(),
+                self.clock.clone(),
+                &s.public_url,
+            ),
+            clients: KeapClients::new(store.clone(), secrets, self.clock.clone(), pacing),
+            auth_failures: Arc::new(AuthFailures::new(s.failed_auth_per_minute)),
+            wake: Arc::new(Notify::new()),
+            settings: Arc::new(s),
+            clock: self.clock,
+            store,
+            sns,
+        };
+        Ok(App { state })
+    }
+}
+
+/// The application, wired.
+#[derive(Clone)]
+pub struct App {
+    state: AppState,
+}
+
+/// What [`App::serve`] runs beside the HTTP server.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Worker tasks (0: the caller drives the queue itself, as tests do).
+    pub workers: usize,
+    /// Sweep every tenant on a schedule, with these options.
+    pub sweeps: Option<SweepOptions>,
+}
+
+impl ServeOptions {
+    /// What the settings ask for.
+    pub fn from_settings(s: &Settings) -> Self {
+        Self {
+            workers: s.workers,
+            sweeps: s.reconcile.then(|| SweepOptions {
+                budget_share: s.reconcile_budget_share,
+                ..SweepOptions::default()
+            }),
+        }
+    }
+}
+
+impl App {
+    pub fn builder(settings: Settings) -> AppBuilder {
+        AppBuilder {
+            settings,
+            clock: Clock::system(),
+            pacing: None,
+            sns: None,
+        }
+    }
+
+    /// Built from the settings alone, on the system clock.
+    pub async fn open(settings: Settings) -> Result<Self> {
+        Self::builder(settings).build().await
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    pub fn tenants(&self) -> &Tenants {
+        &self.state.tenants
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.state.settings
+    }
+
+    /// A worker the caller drives (`run_once`, `drain`).
+    pub fn worker(&self) -> Worker {
+        Worker::new(self.state.clone())
+    }
+
+    pub async fn bind(listen: SocketAddr) -> Result<tokio::net::TcpListener> {
+        tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))
+    }
+
+    /// Serves on `listener` (bound beforehand, so its address can be in the public URL)
+    /// with workers, the sweep scheduler if asked, and housekeeping.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        opts: ServeOptions,
+    ) -> Result<Serving> {
+        let addr = listener.local_addr()?;
+        let (tx, rx) = watch::channel(false);
+        let mut stop = rx.clone();
+        let http = tokio::spawn(crate::http::serve(
+            self.state.clone(),
+            listener,
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
+        let mut tasks: Vec<JoinHandle<()>> = (0..opts.workers)
+            .map(|_| tokio::spawn(self.worker().run(rx.clone())))
+            .collect();
+        tasks.push(tokio::spawn(crate::housekeeping::run(
+            self.state.clone(),
+            rx.clone(),
+        )));
+        if let Some(sweeps) = opts.sweeps {
+            tasks.push(tokio::spawn(crate::reconcile::schedule(
+                self.state.clone(),
+                sweeps,
+                rx.clone(),
+            )));
+        }
+        tracing::info!(%addr, workers = opts.workers, "optsync serving");
+        Ok(Serving {
+            addr,
+            shutdown: tx,
+            http,
+            tasks,
+        })
+    }
+}
+
+/// Everything [`App::serve`] started.
+pub struct Serving {
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    http: JoinHandle<()>,
+    /// Workers, housekeeping and the sweep scheduler.
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Serving {
+    /// Stops accepting, lets the workers finish the job in hand, and waits for every task.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.http.await;
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,110 @@
+//! `optsync events` and `optsync retry`.
+
+use anyhow::bail;
+use clap::ValueEnum;
+
+use super::table::Table;
+use super::tenant_id;
+use crate::app::App;
+use crate::clock::rfc3339;
+use crate::store::JobState;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StateArg {
+    Pending,
+    Running,
+    Done,
+    Dead,
+}
+
+impl From<StateArg> for JobState {
+    fn from(s: StateArg) -> Self {
+        match s {
+            StateArg::Pending => Self::Pending,
+            StateArg::Running => Self::Running,
+            StateArg::Done => Self::Done,
+            StateArg::Dead => Self::Dead,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    /// Only this tenant's.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Only events whose job is in this state.
+    #[arg(long, value_enum)]
+    state: Option<StateArg>,
+    #[arg(long, default_value_t = 50)]
+    limit: i64,
+}
+
+pub async fn events(app: &App, a: EventsArgs) -> anyhow::Result<()> {
+    let tid = tenant_id(app, a.tenant.as_deref()).await?;
+    let rows = app
+        .store()
+        .events(tid, a.state.map(JobState::from), a.limit.clamp(1, 10_000))
+        .await?;
+    let mut t = Table::new(&[
+        "event",
+        "tenant",
+        "source",
+        "kind",
+        "contact",
+        "email",
+        "received",
+        "job",
+        "try",
+        "honoured / last error",
+    ]);
+    for e in rows {
+        let tail = match (e.honoured_at, &e.last_error) {
+            (Some(h), _) => rfc3339(h),
+            (None, Some(err)) => err.clone(),
+            (None, None) => String::new(),
+        };
+        let job = match (e.job_id, e.job_state) {
+            (Some(id), Some(s)) => format!("{id}:{s}"),
+            _ => "-".into(),
+        };
+        t.row(vec![
+            e.id.to_string(),
+            e.app,
+            e.source.to_string(),
+            e.kind.to_string(),
+            e.contact_id.map(|c| c.to_string()).unwrap_or_default(),
+            e.email.unwrap_or_default(),
+            rfc3339(e.received_at),
+            job,
+            e.attempts.unwrap_or_default().to_string(),
+            tail,
+        ]);
+    }
+    t.print();
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RetryArgs {
+    /// The job id (see `optsync events`).
+    #[arg(required_unless_present = "dead", conflicts_with = "dead")]
+    job: Option<i64>,
+    /// Every dead job.
+    #[arg(long)]
+    dead: bool,
+}
+
+pub async fn retry(app: &App, a: RetryArgs) -> anyhow::Result<()> {
+    let now = app.state().clock.epoch_ms();
+    if a.dead {
+        let n = app.store().retry_dead(now).await?;
+        println!("{n} dead job(s) back in the queue");
+    } else if let Some(id) = a.job {
+        if !app.store().retry_job(id, now).await? {
+            bail!("job {id} is not dead or pending (or does not exist)");
+        }
+        println!("job {id} back in the queue");
+    }
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! The command line: one module per command, each with its own arguments and `run`.
+
+mod audit;
+#[cfg(feature = "demo")]
+mod demo;
+mod events;
+mod provider;
+mod reconcile;
+mod serve;
+mod table;
+mod tenant;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::app::App;
+use crate::config::{Overrides, Settings};
+
+pub use provider::ProviderCommand;
+pub use tenant::TenantCommand;
+
+/// Keeps the opt-out status of Email, Email 2 and Email 3 of every Keap contact in sync.
+///
+/// Configuration: flags, then OPTSYNC_* environment variables, then optsync.toml (see
+/// optsync.example.toml), then defaults. By default the state lives in a SQLite file under
+/// ./optsync-data; set OPTSYNC_DATABASE_URL=postgres://… to run several instances on one
+/// PostgreSQL database. Secrets never go on the command line: Keap keys come from
+/// OPTSYNC_KEAP_API_KEY, a file, or standard input; the master key that encrypts them at rest
+/// from OPTSYNC_MASTER_KEY or DATA_DIR/master.key (created on first run, mode 0600).
+#[derive(Debug, Parser)]
+#[command(name = "optsync", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub overrides: Overrides,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (hook routes, /healthz, /readyz), the workers and the scheduled
+    /// sweeps in one process. Applies migrations first. Stops gracefully on SIGTERM or Ctrl-C.
+    Serve,
+    /// Apply the embedded database migrations and exit.
+    Migrate,
+    /// Manage tenants (one Keap app each).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Configure the sending providers whose webhooks report unsubscribes, complaints and
+    /// bounces for a tenant.
+    #[command(subcommand)]
+    Provider(ProviderCommand),
+    /// List received events with the state of their job, newest first.
+    Events(events::EventsArgs),
+    /// Put a dead job (or all dead jobs) back in the queue, attempts reset.
+    Retry(events::RetryArgs),
+    /// Run one reconciliation sweep of a tenant to completion, writes included, and print a
+    /// report. Incremental (the opted-out list diffed against the last sweep) when a full
+    /// sweep ran within the week, full otherwise; a stopped full sweep resumes from its
+    /// cursor. Exits 3 when the sweep could not finish (its budget share was spent).
+    Reconcile(reconcile::ReconcileArgs),
+    /// Show the audit log: each decision about each address, with when it was honoured.
+    Audit(audit::AuditArgs),
+    /// Run the whole system against an in-process Keap emulator with seeded contacts, check
+    /// the result against the rules, and print a report. Exits non-zero if anything is wrong.
+    #[cfg(feature = "demo")]
+    Demo(demo::DemoArgs),
+}
+
+impl Command {
+    /// The demo prints its own progress and report; the service logs what it does.
+    pub fn default_log_filter(&self) -> &'static str {
+        #[cfg(feature = "demo")]
+        if matches!(self, Self::Demo(_)) {
+            return "optsync=warn,keap=error,keap_sim=error";
+        }
+        "optsync=info,keap=warn,keap_sim=warn"
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(&cli.overrides)?;
+    let ok = Ok(ExitCode::SUCCESS);
+    match cli.command {
+        Command::Serve => serve::run(settings).await.and(ok),
+        Command::Migrate => serve::migrate(settings).await.and(ok),
+        Command::Tenant(c) => tenant::run(&App::open(settings).await?, c).await.and(ok),
+        Command::Provider(c) => provider::run(&App::open(settings).await?, c).await.and(ok),
+        Command::Events(a) => events::events(&App::open(settings).await?, a).await.and(ok),
+        Command::Retry(a) => events::retry(&App::open(settings).await?, a).await.and(ok),
+        Command::Audit(a) => audit::run(&App::open(settings).await?, a).await.and(ok),
+        Command::Reconcile(a) => reconcile::run(&App::open(settings).await?, a).await,
+        #[cfg(feature = "demo")]
+        Command::Demo(a) => demo::run(a).await,
+    }
+}
+
+/// A secret from a file, trimmed; an empty file is an error.
+fn read_secret_file(p: impl AsRef<Path>) -> anyhow::Result<String> {
+    let p = p.as_ref();
+    let s = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+    let s = s.trim().to_string();
+    if s.is_empty() {
+        bail!("{} is empty", p.display());
+    }
+    Ok(s)
+}
+
+/// The id of the tenant named on the command line, if one was.
+async fn tenant_id(app: &App, name: Option<&str>) -> anyhow::Result<Option<i64>> {
+    match name {
+        Some(name) => Ok(Some(app.tenants().get(name).await?.id)),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_tree_is_consistent() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,147 @@
+//! `optsync provider add|list|url`: the sending providers whose webhooks report
+//! unsubscribes, complaints and bounces for a tenant.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+
+use super::read_secret_file;
+use crate::app::App;
+use crate::clock::rfc3339;
+use crate::providers::{Provider, ProviderSettings, Setting, SettingsError};
+
+#[derive(Debug, Subcommand)]
+pub enum ProviderCommand {
+    /// Add (or replace) a provider's settings for a tenant; prints the webhook URL to give the
+    /// provider, alone on the last line. Secrets are read from files, never the command line.
+    ///
+    /// ses: --topic-arn (repeatable): the SNS topics this app's SES events come from; only
+    /// these are accepted and only their subscriptions are confirmed.
+    /// sendgrid: --public-key-file (the Signed Event Webhook's verification key).
+    /// mailgun: --signing-key-file (the HTTP webhook signing key, not the API key).
+    /// mandrill: --webhook-key-file, and --url if Mandrill was given another URL than the one
+    /// printed (the URL is part of what Mandrill signs).
+    /// postmark, mailjet: --basic-user with --basic-password-file.
+    /// sparkpost, brevo: basic auth as above, or --bearer-token-file.
+    Add(Box<ProviderAdd>),
+    /// List a tenant's providers.
+    List { app: String },
+    /// Print the webhook URL to give a provider, alone.
+    Url { app: String, provider: String },
+}
+
+/// What `provider add` takes.
+#[derive(Debug, clap::Args)]
+pub struct ProviderAdd {
+    app: String,
+    /// ses | sendgrid | mailgun | mandrill | postmark | sparkpost | mailjet | brevo
+    provider: String,
+    /// SES: an SNS topic ARN to accept (repeatable).
+    #[arg(long = "topic-arn", value_name = "ARN")]
+    topic_arns: Vec<String>,
+    #[arg(long, value_name = "FILE")]
+    public_key_file: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    signing_key_file: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    webhook_key_file: Option<PathBuf>,
+    /// Mandrill: the webhook URL exactly as registered with Mandrill.
+    #[arg(long)]
+    url: Option<String>,
+    #[arg(long)]
+    basic_user: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    basic_password_file: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    bearer_token_file: Option<PathBuf>,
+    /// SendGrid and Mailgun: how old a signed timestamp may be, in seconds (defaults: 24 h
+    /// 10 min for SendGrid, which retries for 24 h; 9 h for Mailgun).
+    #[arg(long)]
+    max_age_secs: Option<u64>,
+}
+
+fn parse_provider(name: &str) -> anyhow::Result<Provider> {
+    Provider::from_name(name).with_context(|| {
+        format!("unknown provider {name:?}: ses, sendgrid, mailgun, mandrill, postmark, sparkpost, mailjet or brevo")
+    })
+}
+
+fn secret(f: &Option<PathBuf>) -> anyhow::Result<Option<String>> {
+    f.as_ref().map(read_secret_file).transpose()
+}
+
+/// The flags that give a setting.
+fn flags(setting: Setting) -> &'static str {
+    match setting {
+        Setting::TopicArns => "one or more --topic-arn arn:aws…:sns:REGION:ACCOUNT:TOPIC",
+        Setting::PublicKey => "--public-key-file",
+        Setting::SigningKey => "--signing-key-file",
+        Setting::WebhookKey => "--webhook-key-file",
+        Setting::BasicAuth => "--basic-user with --basic-password-file",
+        Setting::BasicAuthOrBearer => {
+            "--basic-user with --basic-password-file, or --bearer-token-file"
+        }
+    }
+}
+
+impl ProviderAdd {
+    fn settings(&self) -> anyhow::Result<ProviderSettings> {
+        Ok(ProviderSettings {
+            topic_arns: self.topic_arns.clone(),
+            public_key: secret(&self.public_key_file)?,
+            signing_key: secret(&self.signing_key_file)?,
+            webhook_key: secret(&self.webhook_key_file)?,
+            url: self.url.clone(),
+            basic_user: self.basic_user.clone(),
+            basic_password: secret(&self.basic_password_file)?,
+            bearer_token: secret(&self.bearer_token_file)?,
+            max_age_secs: self.max_age_secs,
+        })
+    }
+}
+
+pub async fn run(app: &App, cmd: ProviderCommand) -> anyhow::Result<()> {
+    let tenants = app.tenants();
+    match cmd {
+        ProviderCommand::Add(add) => {
+            let p = parse_provider(&add.provider)?;
+            tenants.get(&add.app).await?;
+            let config = match add
+                .settings()?
+                .into_config(p, || tenants.provider_url(&add.app, p))
+            {
+                Ok(c) => c,
+                Err(SettingsError::Missing { provider, setting }) => {
+                    bail!("{provider} needs {}", flags(setting))
+                }
+                Err(SettingsError::Invalid(why)) => bail!("{why}"),
+            };
+            tenants.set_provider(&add.app, p, &config).await?;
+            let name = p.name();
+            println!(
+                "{name} configured for {}. Give {name} this webhook URL:",
+                add.app
+            );
+            println!("{}", tenants.provider_url(&add.app, p));
+        }
+        ProviderCommand::List { app: name } => {
+            let t = tenants.get(&name).await?;
+            for (provider, at) in app.store().providers(t.id).await? {
+                println!("{provider:<10} configured {}", rfc3339(at));
+            }
+        }
+        ProviderCommand::Url {
+            app: name,
+            provider,
+        } => {
+            let p = parse_provider(&provider)?;
+            let t = tenants.get(&name).await?;
+            if tenants.provider_config(&t, p).await?.is_none() {
+                bail!("{provider} is not configured for {name}");
+            }
+            println!("{}", tenants.provider_url(&name, p));
+        }
+    }
+    Ok(())
+}

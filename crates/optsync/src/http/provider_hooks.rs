@@ -1,0 +1,164 @@
+//! `POST /hooks/esp/PROVIDER/APP`: a sending provider's webhook. The raw bytes are verified
+//! the provider's way before anything in them is believed; the normalised events are stored
+//! with their jobs in one transaction before the 2xx; a failure to store answers the status
+//! that makes that provider try again.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::auth_gate::AuthGate;
+use super::error::HttpError;
+use crate::providers::{self, Provider, ProviderConfig, Reject, Request, Verified};
+use crate::state::AppState;
+use crate::store::{EventSource, NewEvent, SignatureToken, Subject, TenantRow};
+
+/// SendGrid batches reach 768 KB, Mandrill 1,000 events.
+pub const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// Mandrill checks a webhook URL with HEAD before it issues the key.
+pub async fn head() -> StatusCode {
+    StatusCode::OK
+}
+
+pub async fn receive(
+    State(state): State<AppState>,
+    gate: AuthGate,
+    Path((provider, app)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, HttpError> {
+    let provider = Provider::from_name(&provider)
+        .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, "unknown provider"))?;
+    let now = state.clock.epoch_ms();
+    let (tenant, config) = settings_for(&state, &gate, provider, &app).await?;
+    tracing::Span::current().record("tenant", tenant.app.as_str());
+    let req = Request {
+        headers: &headers,
+        body: &body,
+        now: now / 1000,
+    };
+    let verified = providers::verify_async(provider, &config, &req, state.sns.as_ref())
+        .await
+        .map_err(|r| {
+            if matches!(r, Reject::Unauthorized(_) | Reject::Forged(_)) {
+                gate.failed();
+            }
+            tracing::warn!(ip = %gate.ip, provider = provider.name(), reason = %r, "provider webhook refused");
+            HttpError::new(provider.reject_status(&r), r.to_string())
+        })?;
+    store(&state, &tenant, provider, &verified, &body, now).await
+}
+
+/// The tenant and its settings for the provider. An unknown app and an unconfigured
+/// provider are refused as unauthorized, and count against the caller's address.
+async fn settings_for(
+    state: &AppState,
+    gate: &AuthGate,
+    provider: Provider,
+    app: &str,
+) -> Result<(TenantRow, ProviderConfig), HttpError> {
+    let unauthorized = |why: &str| {
+        gate.failed();
+        tracing::warn!(ip = %gate.ip, provider = provider.name(), why, "provider webhook refused");
+        HttpError::new(
+            provider.reject_status(&Reject::Unauthorized(why.into())),
+            "unauthorized",
+        )
+    };
+    let unavailable = |e: crate::Error| {
+        tracing::error!(error = %e, "provider webhook: store unavailable");
+        HttpError::retry(provider.retry_status())
+    };
+    let tenant = match state.store.tenant_by_app(app).await.map_err(unavailable)? {
+        Some(t) => t,
+        None => return Err(unauthorized("unknown app")),
+    };
+    match state
+        .tenants
+        .provider_config(&tenant, provider)
+        .await
+        .map_err(unavailable)?
+    {
+        Some(c) => Ok((tenant, c)),
+        None => Err(unauthorized("provider not configured for this app")),
+    }
+}
+
+/// The verified events as the store takes them: those that act get a job about their address.
+fn events(
+    tenant: &TenantRow,
+    provider: Provider,
+    v: &Verified,
+    body: &[u8],
+    now: i64,
+) -> Vec<NewEvent> {
+    let digest = hex::encode(Sha256::digest(body));
+    v.events
+        .iter()
+        .map(|e| NewEvent {
+            tenant_id: tenant.id,
+            source: EventSource::Provider(provider),
+            kind: e.kind.event_kind(),
+            contact_id: None,
+            email: Some(e.email.clone()),
+            provider_event_id: e.id.clone(),
+            body_digest: digest.clone(),
+            received_at: now,
+            snapshot: None,
+            subject: e.kind.acts().then(|| Subject::Address(e.email.clone())),
+        })
+        .collect()
+}
+
+async fn store(
+    state: &AppState,
+    tenant: &TenantRow,
+    provider: Provider,
+    verified: &Verified,
+    body: &[u8],
+    now: i64,
+) -> Result<Json<Value>, HttpError> {
+    let events = events(tenant, provider, verified, body, now);
+    let token = verified.token.as_deref().map(|token| SignatureToken {
+        tenant_id: tenant.id,
+        provider,
+        token,
+    });
+    let out = state
+        .store
+        .store_events(&events, token, now)
+        .await
+        .map_err(|e| {
+            tracing::error!(provider = provider.name(), error = %e,
+                "provider webhook NOT stored; answering so the provider retries");
+            HttpError::retry(provider.retry_status())
+        })?;
+    if out.replayed {
+        tracing::warn!(
+            provider = provider.name(),
+            "replayed signature token refused"
+        );
+        return Err(HttpError::new(
+            provider.reject_status(&Reject::Replayed),
+            "replayed",
+        ));
+    }
+    if out.queued > 0 {
+        state.wake.notify_waiters();
+    }
+    tracing::info!(
+        provider = provider.name(),
+        queued = out.queued,
+        recorded = out.recorded,
+        duplicates = out.duplicates,
+        ignored = verified.ignored,
+        "provider webhook accepted"
+    );
+    Ok(Json(
+        json!({"queued": out.queued, "recorded": out.recorded, "duplicates": out.duplicates, "ignored": verified.ignored}),
+    ))
+}
