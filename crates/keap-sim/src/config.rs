@@ -44,13 +44,23 @@ impl Throttle {
 }
 
 /// What a REST v2 `PATCH …/status {"opted_in": false}` does; Keap documents only the opt-in
-/// direction.
+/// direction, so every reading is a guess and each is a world to test against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestOptOut {
     /// Writes this status (default `Admin`: an opt-out made by a user of the app).
     Set(EmailStatus),
-    /// Answers 200 with the status unchanged, so that clients can test their fallback.
+    /// Answers 200 with the status unchanged (Keap ignores the request).
     SilentNoOp,
+    /// Answers 400 with the `Error` schema (Keap refuses an opt-out over REST).
+    Reject,
+}
+
+/// What the gateway's 401 looks like: Apigee's fault (seen on v1 and XML-RPC), or the v2
+/// document's `Error` schema (declared for 401, never captured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unauthorized401 {
+    Apigee,
+    ErrorSchema,
 }
 
 /// Which body a 429 carries (three shapes have been seen).
@@ -108,6 +118,13 @@ pub struct SimConfig {
     pub throttle: Throttle,
     pub throttle_body: ThrottleBody,
     pub rest_opt_out: RestOptOut,
+    /// XML-RPC is served (Keap switches it off on 2026-12-31, after brownouts). Off, its
+    /// routes answer 503 with an HTML page, never an XML-RPC fault.
+    pub xmlrpc_available: bool,
+    /// A contact read without `fields` includes `id` (unknown: the v2 document makes `id` a
+    /// selectable field; default off, so a client must ask for it).
+    pub contact_id_by_default: bool,
+    pub unauthorized_401: Unauthorized401,
     /// Status `APIEmailService.optOut` writes (unknown; default `Admin`).
     pub xmlrpc_opt_out_status: EmailStatus,
     /// Whether REST v2 opt-in may revive an `Admin` opt-out (Keap's text says "Opt-Out:
@@ -139,6 +156,9 @@ impl Default for SimConfig {
             throttle: Throttle::Off,
             throttle_body: ThrottleBody::ByLimit,
             rest_opt_out: RestOptOut::Set(EmailStatus::Admin),
+            xmlrpc_available: true,
+            contact_id_by_default: false,
+            unauthorized_401: Unauthorized401::Apigee,
             xmlrpc_opt_out_status: EmailStatus::Admin,
             rest_opt_in_from_admin: true,
             xmlrpc_opt_in_from_unengaged_marketable: false,

@@ -180,6 +180,21 @@ pub async fn put_action_set(
 }
 
 #[derive(Deserialize)]
+struct XmlRpcBody {
+    available: bool,
+}
+
+/// `PUT /sim/xmlrpc {"available": bool}`: switches XML-RPC off (a brownout, the sunset) and on.
+pub async fn put_xmlrpc(
+    State(shared): State<Arc<Shared>>,
+    body: Bytes,
+) -> Result<Response, SimError> {
+    let b: XmlRpcBody = parse_json(&body)?;
+    shared.lock().config.xmlrpc_available = b.available;
+    Ok(Json(json!({"available": b.available})).into_response())
+}
+
+#[derive(Deserialize)]
 struct FaultBody {
     kind: String,
     count: Option<u32>,

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::auth::Principal;
-use crate::config::ThrottleBody;
+use crate::config::{ThrottleBody, Unauthorized401};
 use crate::state::{FaultKind, Shared};
 use crate::throttle::Exceeded;
 
@@ -26,13 +26,22 @@ pub fn rest_error(status: StatusCode, message: impl Into<String>, resource: &str
     (status, axum::Json(body)).into_response()
 }
 
-/// The gateway's 401 (an Apigee fault, never an XML-RPC fault).
-pub fn unauthorized() -> Response {
-    let body = json!({"fault": {
-        "faultstring": "Invalid Access Token",
-        "detail": {"errorcode": "keymanagement.service.invalid_access_token"}
-    }});
-    (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
+/// The gateway's 401 (never an XML-RPC fault): Apigee's fault, or the v2 `Error` schema.
+pub fn unauthorized(shape: Unauthorized401) -> Response {
+    match shape {
+        Unauthorized401::Apigee => {
+            let body = json!({"fault": {
+                "faultstring": "Invalid Access Token",
+                "detail": {"errorcode": "keymanagement.service.invalid_access_token"}
+            }});
+            (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
+        }
+        Unauthorized401::ErrorSchema => rest_error(
+            StatusCode::UNAUTHORIZED,
+            "Invalid access token or API key",
+            "gateway",
+        ),
+    }
 }
 
 /// A 429 with one of the three bodies seen in the wild, and no `Retry-After`.
@@ -70,8 +79,13 @@ fn principal(shared: &Shared, headers: &HeaderMap, query: Option<&str>) -> Optio
     {
         let token = auth
             .strip_prefix("Bearer ")
-            .or_else(|| auth.strip_prefix("bearer "))?;
-        return st.auth.check_bearer(token.trim(), now);
+            .or_else(|| auth.strip_prefix("bearer "))?
+            .trim();
+        // Keap's own v2 samples send a service account key or PAT as a bearer token.
+        return st
+            .auth
+            .check_bearer(token, now)
+            .or_else(|| st.auth.check_api_key(token));
     }
     if let Some(key) = headers.get("x-keap-api-key").and_then(|v| v.to_str().ok()) {
         return st.auth.check_api_key(key.trim());
@@ -120,7 +134,9 @@ async fn admit_and_run(shared: &Arc<Shared>, req: Request, next: Next) -> Respon
                 "sim",
             );
         }
-        Some(FaultKind::Unauthorized) => return unauthorized(),
+        Some(FaultKind::Unauthorized) => {
+            return unauthorized(shared.lock().config.unauthorized_401);
+        }
         Some(FaultKind::Timeout) => {
             let delay = shared.lock().config.fault_timeout_delay;
             tokio::time::sleep(delay).await;
@@ -130,7 +146,7 @@ async fn admit_and_run(shared: &Arc<Shared>, req: Request, next: Next) -> Respon
         None => {}
     }
     let Some(who) = principal(shared, req.headers(), req.uri().query()) else {
-        return unauthorized();
+        return unauthorized(shared.lock().config.unauthorized_401);
     };
     let now = shared.now_ms();
     let (verdict, numbers) = {

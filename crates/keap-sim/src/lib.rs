@@ -42,7 +42,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use clock::SimClock;
-pub use config::{ActionSetTriggers, RestOptOut, SimConfig, Throttle, ThrottleBody};
+pub use config::{
+    ActionSetTriggers, RestOptOut, SimConfig, Throttle, ThrottleBody, Unauthorized401,
+};
 pub use state::{ActionPost, EventOutcome, FaultKind, Shared, SimEvent, Stats};
 pub use store::Store;
 
@@ -179,6 +181,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/sim/emails/{email}/event", post(control::email_event))
         .route("/sim/action-set", put(control::put_action_set))
         .route("/sim/faults", post(control::post_faults))
+        .route("/sim/xmlrpc", put(control::put_xmlrpc))
         .route(
             "/sim/stats",
             get(control::get_stats).delete(control::reset_stats),
@@ -274,6 +277,11 @@ impl KeapSim {
 
     pub fn inject_fault(&self, kind: FaultKind, count: u32) {
         self.shared.lock().faults.push_back((kind, count));
+    }
+
+    /// Serves XML-RPC, or answers it as a switched-off endpoint (a brownout is off, then on).
+    pub fn set_xmlrpc_available(&self, available: bool) {
+        self.shared.lock().config.xmlrpc_available = available;
     }
 
     pub fn set_action_set_url(&self, url: Option<&str>) {

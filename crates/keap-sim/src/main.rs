@@ -7,6 +7,7 @@ use clap::{Parser, ValueEnum};
 use keap::EmailStatus;
 use keap_sim::{
     ActionSetTriggers, KeapSim, RestOptOut, SimClock, SimConfig, Throttle, ThrottleBody,
+    Unauthorized401,
 };
 
 /// A local emulator of Keap's (Infusionsoft's) API for tests and demos.
@@ -48,10 +49,25 @@ struct Args {
     #[arg(long, value_enum, default_value_t = BodyArg::ByLimit)]
     throttle_body: BodyArg,
 
-    /// What REST v2 PATCH …/status {"opted_in": false} does (undocumented by Keap): write
-    /// Admin, write Manual, or answer 200 and change nothing (to test a client's fallback).
+    /// What REST v2 PATCH …/status {"opted_in": false} does (undocumented by Keap, so the
+    /// default is a guess): write Admin, write Manual, answer 200 and change nothing (noop),
+    /// or answer 400 (reject).
     #[arg(long, value_enum, default_value_t = RestOptOutArg::Admin)]
     rest_opt_out: RestOptOutArg,
+
+    /// Serve XML-RPC (on), or answer its routes as a switched-off endpoint would (off: 503
+    /// with an HTML page). PUT /sim/xmlrpc {"available": BOOL} switches it at run time.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    xmlrpc: OnOff,
+
+    /// Include `id` in a contact read that names no `fields` (unknown; off by default, as
+    /// the v2 document makes `id` a field to ask for).
+    #[arg(long)]
+    contact_id_by_default: bool,
+
+    /// The body of the gateway's 401: Apigee's fault, or the v2 document's Error schema.
+    #[arg(long, value_enum, default_value_t = Unauthorized401Arg::Apigee)]
+    unauthorized_401: Unauthorized401Arg,
 
     /// The status APIEmailService.optOut writes (unknown; Admin is most plausible).
     #[arg(long, default_value = "Admin", value_parser = parse_status)]
@@ -114,6 +130,19 @@ enum RestOptOutArg {
     Admin,
     Manual,
     Noop,
+    Reject,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Unauthorized401Arg {
+    Apigee,
+    ErrorSchema,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -177,6 +206,13 @@ fn config(args: &Args) -> Result<SimConfig, String> {
             RestOptOutArg::Admin => RestOptOut::Set(EmailStatus::Admin),
             RestOptOutArg::Manual => RestOptOut::Set(EmailStatus::Manual),
             RestOptOutArg::Noop => RestOptOut::SilentNoOp,
+            RestOptOutArg::Reject => RestOptOut::Reject,
+        },
+        xmlrpc_available: args.xmlrpc == OnOff::On,
+        contact_id_by_default: args.contact_id_by_default,
+        unauthorized_401: match args.unauthorized_401 {
+            Unauthorized401Arg::Apigee => Unauthorized401::Apigee,
+            Unauthorized401Arg::ErrorSchema => Unauthorized401::ErrorSchema,
         },
         xmlrpc_opt_out_status: args.xmlrpc_opt_out_status,
         rest_opt_in_from_admin: !args.no_rest_opt_in_from_admin,

@@ -284,7 +284,7 @@ impl Shared {
         self.post_action_set(&holders);
     }
 
-    /// Posts each contact's fields, form-encoded with their XML-RPC names plus `contactId`,
+    /// Posts each contact's fields (see [`action_set_form`]),
     /// to the configured URL (whose own query string is kept), retrying on non-2xx.
     fn post_action_set(self: &Arc<Self>, contacts: &[i64]) -> Vec<i64> {
         let (url, attempts, backoff, bodies) = {
@@ -296,17 +296,7 @@ impl Shared {
                 .iter()
                 .filter_map(|id| st.store.contacts.get(id))
                 .map(|c| {
-                    let mut f = vec![
-                        ("contactId".to_string(), c.id.to_string()),
-                        ("Id".to_string(), c.id.to_string()),
-                        ("FirstName".to_string(), c.first_name.clone()),
-                        ("LastName".to_string(), c.last_name.clone()),
-                    ];
-                    for (field, e) in keap::EmailField::ALL.iter().zip(&c.emails) {
-                        if let Some(e) = e {
-                            f.push((field.xmlrpc_name().to_string(), e.clone()));
-                        }
-                    }
+                    let f = action_set_form(c);
                     (c.id, f)
                 })
                 .collect();
@@ -386,4 +376,61 @@ impl Shared {
             }
         }
     }
+}
+
+/// The fields a legacy action set posts for a contact: every field of the record by its
+/// XML-RPC name, empty ones as the string `null`, custom fields by name without the leading
+/// `_`, and `contactId` (what receivers read).
+pub fn action_set_form(c: &crate::store::Contact) -> Vec<(String, String)> {
+    let or_null = |v: Option<&str>| {
+        v.filter(|v| !v.is_empty())
+            .map_or_else(|| "null".to_string(), str::to_string)
+    };
+    let date = |ms: u64| {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .ok()
+            .and_then(|t| {
+                t.format(time::macros::format_description!(
+                    "[year]-[month]-[day] [hour]:[minute]:[second]"
+                ))
+                .ok()
+            })
+    };
+    let mut f = vec![
+        ("contactId".to_string(), c.id.to_string()),
+        ("Id".to_string(), c.id.to_string()),
+        ("FirstName".to_string(), or_null(Some(&c.first_name))),
+        ("LastName".to_string(), or_null(Some(&c.last_name))),
+    ];
+    for (field, e) in keap::EmailField::ALL.iter().zip(&c.emails) {
+        f.push((field.xmlrpc_name().to_string(), or_null(e.as_deref())));
+    }
+    for name in [
+        "Company",
+        "JobTitle",
+        "Phone1",
+        "Phone2",
+        "StreetAddress1",
+        "StreetAddress2",
+        "City",
+        "State",
+        "PostalCode",
+        "Country",
+        "Leadsource",
+        "ContactType",
+        "OwnerID",
+    ] {
+        f.push((name.to_string(), "null".to_string()));
+    }
+    f.push((
+        "DateCreated".into(),
+        or_null(date(c.date_created_ms).as_deref()),
+    ));
+    f.push((
+        "LastUpdated".into(),
+        or_null(date(c.last_updated_ms).as_deref()),
+    ));
+    // A custom field (`_RelayAlias` in Keap's field list), posted without its underscore.
+    f.push(("RelayAlias".into(), "null".into()));
+    f
 }

@@ -55,6 +55,14 @@ fn no_matching(params: &[Value]) -> Fault {
 }
 
 pub async fn handle(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    {
+        let mut st = shared.lock();
+        if !st.config.xmlrpc_available {
+            // Still a call the client made (and Keap's gateway counts).
+            st.stats.count("XML-RPC (switched off)");
+            return switched_off();
+        }
+    }
     let answer = match xmlrpc::parse_call(&body) {
         Err(e) => Err(fault(0, format!("Failed to parse XML-RPC request: {e}"))),
         Ok((method, params)) => {
@@ -66,6 +74,17 @@ pub async fn handle(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
         Ok(v) => xmlrpc::encode_response(&v),
         Err(f) => xmlrpc::encode_fault(&f),
     })
+}
+
+/// What a switched-off (or browned-out) XML-RPC endpoint plausibly answers: an HTTP error
+/// with an HTML page, not an XML-RPC fault (Keap has not published it).
+fn switched_off() -> Response {
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        "<!DOCTYPE html><html><head><title>503 Service Unavailable</title></head><body><h1>Service Unavailable</h1><p>The XML-RPC API is not available. Use the REST API.</p></body></html>",
+    )
+        .into_response()
 }
 
 /// The argument shapes a method accepts, as Java type names, after the key.

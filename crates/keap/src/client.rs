@@ -205,6 +205,9 @@ impl KeapClient {
                 Some(("text/xml; charset=UTF-8", body)),
             )
             .await?;
+        if let Some(why) = xmlrpc_unavailable(status, &bytes) {
+            return Err(Error::XmlRpcUnavailable(format!("{method}: {why}")));
+        }
         if !status.is_success() {
             return Err(http_error(status, &bytes, method));
         }
@@ -238,6 +241,26 @@ fn transport(e: reqwest::Error) -> Error {
 }
 
 /// Maps a non-2xx, non-429 answer to an error, taking Keap's message where it gave one.
+/// Whether an answer on the XML-RPC route says the API is not there, rather than failing
+/// one call: a status that means gone or switched off, or a page (HTML, text) where XML-RPC
+/// was expected. A 5xx with a JSON body (the gateway's own error) stays a transient failure;
+/// 401 and 429 keep their meaning.
+fn xmlrpc_unavailable(status: StatusCode, body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
+    let head = text.trim_start();
+    let is_xml = head.starts_with("<?xml") || head.starts_with("<methodResponse");
+    let is_json = head.starts_with('{');
+    match status.as_u16() {
+        401 | 403 | 429 => None,
+        404 | 410 | 501 | 503 => Some(format!("HTTP {status}")),
+        200..=299 if !is_xml => Some(format!("HTTP {status} with a body that is not XML-RPC")),
+        500..=599 if !is_xml && !is_json && head.starts_with('<') => {
+            Some(format!("HTTP {status} with an HTML page"))
+        }
+        _ => None,
+    }
+}
+
 fn http_error(status: StatusCode, body: &[u8], what: &str) -> Error {
     let message = serde_json::from_slice::<Json>(body)
         .ok()

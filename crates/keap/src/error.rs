@@ -22,6 +22,10 @@ pub enum Error {
     /// Network trouble, a timeout, a dropped connection or a 5xx: worth retrying.
     #[error("transient failure: {0}")]
     Transient(String),
+    /// XML-RPC is not there: an HTTP error or a page that is not XML-RPC where an answer was
+    /// expected (switched off, or browned out before Keap's sunset of 2026-12-31).
+    #[error("XML-RPC is unavailable: {0}")]
+    XmlRpcUnavailable(String),
     /// An XML-RPC fault (`faultCode`, `[Category]message`).
     #[error("XML-RPC fault {code} [{category}] {message}")]
     Fault {
@@ -45,7 +49,10 @@ impl Error {
     /// Whether the same call may succeed later.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Throttled { .. } | Self::Transient(_) | Self::TokenPersist(_) => true,
+            Self::Throttled { .. }
+            | Self::Transient(_)
+            | Self::TokenPersist(_)
+            | Self::XmlRpcUnavailable(_) => true,
             // Keap's Database (4) and Loading (6) faults and the legacy throttle (500) are
             // server-side trouble; the others describe the request.
             Self::Fault { code, .. } => matches!(code, 3 | 4 | 6 | 500),

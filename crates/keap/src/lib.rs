@@ -27,8 +27,8 @@ pub use error::Error;
 pub use ids::{ContactId, EmailAddress, EmailField, IdError};
 pub use limits::{DailyQuota, Limits, RollingWindow, WindowLimit};
 pub use model::{
-    Address, AddressStatus, Api, Contact, ContactsPage, OptOutMethod, OptOutPath, OptOutReport,
-    OptedOutPage,
+    Address, AddressStatus, Api, AttemptOutcome, Contact, ContactsPage, OptOutMethod, OptOutPath,
+    OptOutReport, OptedOutPage, PathAttempt,
 };
 pub use ops::MAX_PAGE_SIZE;
 pub use pacing::{Budget, Pacer, PacingConfig};

@@ -100,6 +100,44 @@ pub enum OptOutPath {
     XmlRpc,
 }
 
+/// What one write path did to an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Read back in a stop or terminal status.
+    Took(Option<EmailStatus>),
+    /// Accepted, but the address read back outside a stop or terminal status.
+    Ignored(Option<EmailStatus>),
+    /// Refused (a 4xx, or an XML-RPC fault).
+    Refused(String),
+    /// The path is not there (XML-RPC switched off or browned out).
+    Unavailable(String),
+}
+
+/// One write path tried on an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathAttempt {
+    pub api: Api,
+    pub outcome: AttemptOutcome,
+}
+
+impl std::fmt::Display for PathAttempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let api = match self.api {
+            Api::Rest => "REST PATCH",
+            Api::XmlRpc => "XML-RPC APIEmailService.optOut",
+        };
+        let status = |s: &Option<EmailStatus>| {
+            s.map_or("unknown to Keap".to_string(), |s| s.type_name().to_string())
+        };
+        match &self.outcome {
+            AttemptOutcome::Took(s) => write!(f, "{api} took ({})", status(s)),
+            AttemptOutcome::Ignored(s) => write!(f, "{api} was ignored (still {})", status(s)),
+            AttemptOutcome::Refused(why) => write!(f, "{api} was refused ({why})"),
+            AttemptOutcome::Unavailable(why) => write!(f, "{api} is unavailable ({why})"),
+        }
+    }
+}
+
 /// What an opt-out did, verified by reading the status back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OptOutReport {
@@ -112,4 +150,6 @@ pub struct OptOutReport {
     pub path: OptOutPath,
     /// Keap calls this opt-out made.
     pub calls: u32,
+    /// Each path tried, in order.
+    pub attempts: Vec<PathAttempt>,
 }

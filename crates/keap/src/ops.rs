@@ -7,8 +7,8 @@ use crate::client::KeapClient;
 use crate::error::Error;
 use crate::ids::{ContactId, EmailAddress, EmailField};
 use crate::model::{
-    Address, AddressStatus, Api, Contact, ContactsPage, OptOutMethod, OptOutPath, OptOutReport,
-    OptedOutPage,
+    Address, AddressStatus, Api, AttemptOutcome, Contact, ContactsPage, OptOutMethod, OptOutPath,
+    OptOutReport, OptedOutPage, PathAttempt,
 };
 use crate::status::EmailStatus;
 use crate::xmlrpc::Value;
@@ -42,12 +42,20 @@ fn lookup_safe(email: &EmailAddress) -> Result<(), Error> {
     Ok(())
 }
 
+/// A v2 id: a JSON string (as Keap's document says), or a number (as v1 sent them).
+fn rest_id(v: Option<&Json>) -> Option<ContactId> {
+    match v? {
+        Json::String(s) => s.parse().ok(),
+        Json::Number(n) => n.as_i64().and_then(ContactId::new),
+        _ => None,
+    }
+}
+
+/// The properties a contact read asks for: `id` is a field like any other in v2.
+const CONTACT_FIELDS: &str = "id,email_addresses";
+
 fn rest_contact(v: &Json) -> Result<Contact, Error> {
-    let id = v
-        .get("id")
-        .and_then(Json::as_i64)
-        .and_then(ContactId::new)
-        .ok_or_else(|| protocol("contact without a valid id"))?;
+    let id = rest_id(v.get("id")).ok_or_else(|| protocol("contact without a valid id"))?;
     let mut addresses = Vec::new();
     for a in v
         .get("email_addresses")
@@ -124,8 +132,7 @@ impl KeapClient {
         match self.read_api() {
             Api::Rest => {
                 let mut url = self.rest_url(&["contacts", &id.to_string()])?;
-                url.query_pairs_mut()
-                    .append_pair("fields", "email_addresses");
+                url.query_pairs_mut().append_pair("fields", CONTACT_FIELDS);
                 rest_contact(&self.rest(Method::GET, url, None).await?)
             }
             Api::XmlRpc => {
@@ -192,7 +199,7 @@ impl KeapClient {
                     let filter = format!("email=={}", email.as_str());
                     let url = self.rest_page_url(
                         "contacts",
-                        &[("filter", &filter)],
+                        &[("filter", &filter), ("fields", "id")],
                         MAX_PAGE_SIZE,
                         token.as_deref(),
                     )?;
@@ -203,7 +210,10 @@ impl KeapClient {
                         .into_iter()
                         .flatten()
                     {
-                        ids.push(rest_contact(c)?.id);
+                        ids.push(
+                            rest_id(c.get("id"))
+                                .ok_or_else(|| protocol("contact without a valid id"))?,
+                        );
                     }
                     token = next_token(&v);
                     if token.is_none() {
@@ -292,53 +302,142 @@ impl KeapClient {
         Ok(None)
     }
 
-    /// Opts an address out and reads its status back. With [`OptOutMethod::Auto`], a REST
-    /// write that leaves the address outside a stop or terminal status (Keap's REST opt-out
-    /// is undocumented) is followed by XML-RPC's `APIEmailService.optOut` and a second read.
+    /// Opts an address out through the configured method: REST v2, XML-RPC, or (`Auto`)
+    /// REST v2 first and XML-RPC when REST leaves the address marketable (Keap's REST
+    /// opt-out is undocumented). See [`Self::opt_out_via`].
     pub async fn opt_out(&self, email: &EmailAddress, reason: &str) -> Result<OptOutReport, Error> {
+        let order: &[Api] = match self.inner.method {
+            OptOutMethod::Rest => &[Api::Rest],
+            OptOutMethod::XmlRpc => &[Api::XmlRpc],
+            OptOutMethod::Auto => &[Api::Rest, Api::XmlRpc],
+        };
+        self.opt_out_via(email, reason, order).await
+    }
+
+    /// Tries each write path in `order` until a read-back shows the address in a stop or
+    /// terminal status. A path that is ignored, refused or unavailable is recorded and the
+    /// next is tried; the report is `verified` only when a read-back showed it. Errors that
+    /// a retry may cure (timeouts, 5xx, throttling) end the attempt.
+    pub async fn opt_out_via(
+        &self,
+        email: &EmailAddress,
+        reason: &str,
+        order: &[Api],
+    ) -> Result<OptOutReport, Error> {
         let reason = if reason.trim().is_empty() {
             "API Opt Out"
         } else {
             reason
         };
         let before = self.calls_made();
-        let settled = |s: Option<EmailStatus>| s.is_some_and(|s| s.is_stop() || s.is_terminal());
-        let report = |after: Option<EmailStatus>, path, me: &Self| OptOutReport {
-            email: email.clone(),
-            status_after: after,
-            verified: settled(after),
-            path,
-            calls: (me.calls_made() - before) as u32,
+        let mut attempts: Vec<PathAttempt> = Vec::new();
+        let mut status_after = None;
+        for &api in order {
+            let outcome = match api {
+                Api::Rest => self.try_rest_opt_out(email, reason).await?,
+                Api::XmlRpc => self.try_xmlrpc_opt_out(email, reason).await?,
+            };
+            if let AttemptOutcome::Took(s) | AttemptOutcome::Ignored(s) = &outcome {
+                status_after = *s;
+            }
+            let took = matches!(outcome, AttemptOutcome::Took(_));
+            attempts.push(PathAttempt { api, outcome });
+            if took {
+                break;
+            }
+        }
+        let verified = matches!(
+            attempts.last(),
+            Some(PathAttempt {
+                outcome: AttemptOutcome::Took(_),
+                ..
+            })
+        );
+        let path = match (attempts.last().map(|a| a.api), attempts.len()) {
+            (Some(Api::XmlRpc), 1) => OptOutPath::XmlRpc,
+            (Some(Api::XmlRpc), _) => OptOutPath::XmlRpcFallback,
+            _ => OptOutPath::Rest,
         };
-        match self.inner.method {
-            OptOutMethod::XmlRpc => {
-                self.opt_out_xmlrpc(email, reason).await?;
-                let after = self.status_xmlrpc(email).await?;
-                Ok(report(after, OptOutPath::XmlRpc, self))
+        if !verified {
+            tracing::warn!(email = %email, attempts = ?attempts, "no write path opted the address out");
+        }
+        Ok(OptOutReport {
+            email: email.clone(),
+            status_after,
+            verified,
+            path,
+            calls: (self.calls_made() - before) as u32,
+            attempts,
+        })
+    }
+
+    /// The status read back after a write.
+    async fn read_back(&self, email: &EmailAddress) -> Result<AttemptOutcome, Error> {
+        let after = self.address_status(email).await?;
+        Ok(if after.is_some_and(|s| s.is_stop() || s.is_terminal()) {
+            AttemptOutcome::Took(after)
+        } else {
+            AttemptOutcome::Ignored(after)
+        })
+    }
+
+    /// `PATCH …/status {"opted_in": false}`, then a read-back.
+    async fn try_rest_opt_out(
+        &self,
+        email: &EmailAddress,
+        reason: &str,
+    ) -> Result<AttemptOutcome, Error> {
+        let url = self.rest_url(&["emailAddresses", email.as_str(), "status"])?;
+        let body = json!({"opted_in": false, "reason": reason});
+        match self.rest(Method::PATCH, url, Some(body)).await {
+            Ok(_) => self.read_back(email).await,
+            // REST v2 knows only addresses Keap has a row for; XML-RPC creates one.
+            Err(Error::NotFound(why) | Error::InvalidRequest(why)) => {
+                Ok(AttemptOutcome::Refused(why))
             }
-            OptOutMethod::Rest | OptOutMethod::Auto => {
-                let url = self.rest_url(&["emailAddresses", email.as_str(), "status"])?;
-                let body = json!({"opted_in": false, "reason": reason});
-                let wrote = match self.rest(Method::PATCH, url, Some(body)).await {
-                    Ok(_) => true,
-                    // REST v2 knows only addresses Keap has a row for; XML-RPC creates one.
-                    Err(Error::NotFound(_)) if self.inner.method == OptOutMethod::Auto => false,
-                    Err(e) => return Err(e),
-                };
-                let after = if wrote {
-                    self.status_rest(email).await?
-                } else {
-                    None
-                };
-                if settled(after) || self.inner.method == OptOutMethod::Rest {
-                    return Ok(report(after, OptOutPath::Rest, self));
-                }
-                tracing::warn!(email = %email, status = ?after,
-                    "REST opt-out did not take; falling back to XML-RPC APIEmailService.optOut");
-                self.opt_out_xmlrpc(email, reason).await?;
-                let after = self.status_rest(email).await?;
-                Ok(report(after, OptOutPath::XmlRpcFallback, self))
-            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `APIEmailService.optOut`, then a read-back.
+    async fn try_xmlrpc_opt_out(
+        &self,
+        email: &EmailAddress,
+        reason: &str,
+    ) -> Result<AttemptOutcome, Error> {
+        match self.opt_out_xmlrpc(email, reason).await {
+            Ok(_) => self.read_back(email).await,
+            Err(Error::XmlRpcUnavailable(why)) => Ok(AttemptOutcome::Unavailable(why)),
+            Err(Error::Fault {
+                code,
+                category,
+                message,
+            }) if !matches!(code, 3 | 4 | 6 | 500) => Ok(AttemptOutcome::Refused(format!(
+                "fault {code} [{category}] {message}"
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One cheap REST call (a one-contact page of ids): the credential works and REST
+    /// answers. Keap's quota headers come back with it (see the pacer's budget).
+    pub async fn probe_rest(&self) -> Result<(), Error> {
+        let url = self.rest_page_url("contacts", &[("fields", "id")], 1, None)?;
+        self.rest(Method::GET, url, None).await.map(|_| ())
+    }
+
+    /// One cheap XML-RPC call: `Ok` when XML-RPC answers (a fault is an answer too),
+    /// [`Error::XmlRpcUnavailable`] when it is switched off.
+    pub async fn probe_xmlrpc(&self) -> Result<(), Error> {
+        match self
+            .xmlrpc(
+                "APIEmailService.getOptStatus",
+                vec![Value::str("probe@optsync.invalid")],
+            )
+            .await
+        {
+            Ok(_) | Err(Error::Fault { .. }) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -364,7 +463,7 @@ impl KeapClient {
         match self.read_api() {
             Api::Rest => {
                 let url =
-                    self.rest_page_url("contacts", &[("fields", "email_addresses")], size, cursor)?;
+                    self.rest_page_url("contacts", &[("fields", CONTACT_FIELDS)], size, cursor)?;
                 let v = self.rest(Method::GET, url, None).await?;
                 let contacts = v
                     .get("contacts")

@@ -49,6 +49,7 @@ struct FileConfig {
     retry_base_ms: Option<u64>,
     retry_cap_ms: Option<u64>,
     poll_ms: Option<u64>,
+    blocked_retry_secs: Option<u64>,
     failed_auth_per_minute: Option<u32>,
     keap_limits: Option<String>,
     reconcile: Option<bool>,
@@ -71,6 +72,8 @@ pub struct Settings {
     pub retry_cap: Duration,
     /// How often idle workers look for jobs another process enqueued.
     pub poll: Duration,
+    /// How long a blocked job (no opt-out path works) waits before it is tried again.
+    pub blocked_retry: Duration,
     /// Failed hook authentications allowed per source address per minute.
     pub failed_auth_per_minute: u32,
     /// `OPTSYNC_MASTER_KEY`, if set.
@@ -178,6 +181,12 @@ impl Settings {
                 600_000,
             ),
             poll: ms(env_parse("OPTSYNC_POLL_MS")?.or(file.poll_ms), 500),
+            blocked_retry: Duration::from_secs(
+                env_parse("OPTSYNC_BLOCKED_RETRY_SECS")?
+                    .or(file.blocked_retry_secs)
+                    .unwrap_or(300)
+                    .max(1),
+            ),
             failed_auth_per_minute: env_parse("OPTSYNC_FAILED_AUTH_PER_MINUTE")?
                 .or(file.failed_auth_per_minute)
                 .unwrap_or(20),
@@ -222,6 +231,7 @@ impl Settings {
             retry_base: Duration::from_millis(2_000),
             retry_cap: Duration::from_secs(600),
             poll: Duration::from_millis(200),
+            blocked_retry: Duration::from_secs(300),
             failed_auth_per_minute: 20,
             master_key: None,
             keap_limits: None,
@@ -258,6 +268,7 @@ mod tests {
             "retry_base_ms",
             "retry_cap_ms",
             "poll_ms",
+            "blocked_retry_secs",
             "failed_auth_per_minute",
             "keap_limits",
             "reconcile",

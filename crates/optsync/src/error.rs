@@ -22,13 +22,10 @@ pub enum Error {
     /// Stored state this version cannot read.
     #[error("stored state is unreadable: {0}")]
     CorruptState(String),
-    /// Keap accepted an opt-out but reading the address back shows it still marketable.
-    #[error("{email} is still {status} after the opt-out (path {path})")]
-    UnverifiedWrite {
-        email: String,
-        status: String,
-        path: String,
-    },
+    /// No opt-out path works for the app just now (each one ignored, refused or
+    /// unavailable): what each path answered, in words.
+    #[error("blocked: {0}")]
+    NoOptOutPath(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
 }

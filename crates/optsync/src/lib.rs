@@ -12,6 +12,7 @@ pub mod config;
 pub mod crypto;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod doctor;
 pub mod error;
 pub mod housekeeping;
 pub mod http;

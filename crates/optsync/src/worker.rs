@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use keap::{Contact, ContactId, EmailAddress, KeapClient};
+use std::sync::Mutex;
+
+use keap::{Contact, ContactId, EmailAddress, KeapClient, OptOutMethod};
 use rand::Rng;
 use tracing::Instrument as _;
 
@@ -14,7 +16,7 @@ use crate::rules::{self, Action, AddressView, Decision, Reason, Signals};
 use crate::state::AppState;
 use crate::store::{
     AuditAction, AuditRow, ClaimedJob, EventKind, EventRow, EventSource, LedgerOrigin, NewEvent,
-    Requeue, Subject, TenantRow, WritePath,
+    OptOutApi, Requeue, Subject, TenantRow, WritePath,
 };
 
 /// What one job did.
@@ -23,6 +25,11 @@ pub enum JobOutcome {
     Done {
         job_id: i64,
         writes: usize,
+    },
+    /// No opt-out path works for the app: tried again after the blocked-retry interval.
+    Blocked {
+        job_id: i64,
+        reason: String,
     },
     Retrying {
         job_id: i64,
@@ -65,6 +72,8 @@ struct JobRun<'a> {
     reconcile_only: bool,
     received_at: i64,
     event_ids: String,
+    /// The app's opt-out path as last learned, updated as this job learns.
+    learned: Mutex<Option<OptOutApi>>,
 }
 
 impl Worker {
@@ -147,6 +156,9 @@ impl Worker {
         let s = &self.state;
         let now = s.clock.epoch_ms();
         let msg = e.to_string();
+        if is_blocking(&e) {
+            return self.block(job, msg, now).await;
+        }
         if let Error::Keap(k) = &e
             && let Some(wait) = k.retry_after()
         {
@@ -182,6 +194,26 @@ impl Worker {
         Ok(JobOutcome::Retrying {
             job_id: job.id,
             error: msg,
+        })
+    }
+
+    /// No path can opt the addresses out: blocked, not an attempt, tried again on schedule.
+    /// Said loudly once per job; quietly while it stays blocked.
+    async fn block(&self, job: &ClaimedJob, reason: String, now: i64) -> Result<JobOutcome> {
+        let s = &self.state;
+        let at = now + s.settings.blocked_retry.as_millis() as i64;
+        if job.blocked_since.is_none() {
+            tracing::error!(reason = %reason, retry_in_s = s.settings.blocked_retry.as_secs(),
+                "job BLOCKED: no opt-out path works for this app; these addresses can still be mailed (see `optsync doctor`)");
+        } else {
+            tracing::info!(reason = %reason, "job still blocked");
+        }
+        s.store
+            .requeue(job.id, Requeue::Block(at), &reason, now)
+            .await?;
+        Ok(JobOutcome::Blocked {
+            job_id: job.id,
+            reason,
         })
     }
 
@@ -245,6 +277,7 @@ impl<'a> JobRun<'a> {
             state,
             job,
             client,
+            learned: Mutex::new(tenant.opt_out_path),
             signals: signals(&events),
             reconcile_only: !events.is_empty()
                 && events.iter().all(|e| e.source == EventSource::Reconcile),
@@ -350,7 +383,9 @@ impl<'a> JobRun<'a> {
             a.status_after = a.status_before.clone();
             match action {
                 Action::OptOut(reason) => {
-                    self.opt_out(contact.id, email, reason, &mut a).await?;
+                    if let Err(e) = self.opt_out(contact.id, email, reason, &mut a).await {
+                        return Err(still_mailable(contact, decision, e));
+                    }
                     work.writes += 1;
                 }
                 Action::AlreadyStopped => a.action = AuditAction::AlreadyStopped,
@@ -396,7 +431,8 @@ impl<'a> JobRun<'a> {
                 s.clock.epoch_ms(),
             )
             .await?;
-        let report = self.client.opt_out(email, &text).await?;
+        let order = self.write_order();
+        let report = self.client.opt_out_via(email, &text, &order).await?;
         if let Some(after) = report.status_after {
             s.store
                 .ledger_resolve(intent, after, s.clock.epoch_ms())
@@ -404,14 +440,11 @@ impl<'a> JobRun<'a> {
         }
         let path = WritePath::from(report.path);
         if !report.verified {
-            return Err(Error::UnverifiedWrite {
-                email: email.to_string(),
-                status: report
-                    .status_after
-                    .map_or("unknown to Keap".into(), |s| s.type_name().to_string()),
-                path: path.to_string(),
-            });
+            let said: Vec<String> = report.attempts.iter().map(|a| a.to_string()).collect();
+            return Err(Error::NoOptOutPath(said.join("; ")));
         }
+        self.learned_path(report.attempts.last().map(|a| a.api))
+            .await?;
         tracing::info!(contact = contact.get(), email = %email, status = ?report.status_after, %path, "opted out");
         a.action = AuditAction::OptedOut;
         a.status_after = report.status_after.map(|s| s.type_name().to_string());
@@ -421,6 +454,38 @@ impl<'a> JobRun<'a> {
             .map(|s| format!("source {s}"))
             .or(Some("hard bounce".into()));
         Ok(())
+    }
+
+    /// The write paths to try, in order: the tenant's method, and for `auto` the path last
+    /// learned first (so an app whose Keap ignores the PATCH does not pay for it each time).
+    fn write_order(&self) -> Vec<keap::Api> {
+        use keap::Api;
+        match self.tenant.opt_out_method {
+            OptOutMethod::Rest => vec![Api::Rest],
+            OptOutMethod::XmlRpc => vec![Api::XmlRpc],
+            OptOutMethod::Auto => match *self.learned.lock().unwrap_or_else(|e| e.into_inner()) {
+                Some(OptOutApi::XmlRpc) => vec![Api::XmlRpc, Api::Rest],
+                _ => vec![Api::Rest, Api::XmlRpc],
+            },
+        }
+    }
+
+    /// Records the path that just worked (a read-back proved it), for this job and the app.
+    async fn learned_path(&self, api: Option<keap::Api>) -> Result<()> {
+        let Some(api) = api.map(OptOutApi::from) else {
+            return Ok(());
+        };
+        let changed = {
+            let mut l = self.learned.lock().unwrap_or_else(|e| e.into_inner());
+            l.replace(api) != Some(api)
+        };
+        if changed {
+            tracing::info!(path = %api, "learned the app's working opt-out path");
+        }
+        self.state
+            .store
+            .record_opt_out_path(self.tenant.id, api, self.state.clock.epoch_ms())
+            .await
     }
 
     /// A stop source shared with other contacts makes their addresses targets too: queue a
@@ -471,4 +536,25 @@ fn signals(events: &[EventRow]) -> Signals {
         }
     }
     sig
+}
+
+/// Whether an error means no opt-out path works just now (rather than a failed attempt).
+fn is_blocking(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::NoOptOutPath(_) | Error::Keap(keap::Error::XmlRpcUnavailable(_))
+    )
+}
+
+/// A blocking error, reworded to name the contact and the addresses it leaves mailable.
+fn still_mailable(contact: &Contact, decision: &Decision, e: Error) -> Error {
+    let Error::NoOptOutPath(why) = e else {
+        return e;
+    };
+    let mailable: Vec<&str> = decision.writes().map(|(email, _)| email.as_str()).collect();
+    Error::NoOptOutPath(format!(
+        "contact {}: {} still mailable; {why}",
+        contact.id,
+        mailable.join(", ")
+    ))
 }

@@ -107,10 +107,11 @@ async fn an_unsubscribe_posts_the_contacts_fields_keeping_the_urls_query() {
     assert_eq!(form["Id"], id.to_string());
     assert_eq!(form["Email"], "ann@example.com");
     assert_eq!(form["EmailAddress2"], "u9@relay.wedeliver.example");
-    assert!(
-        !form.contains_key("EmailAddress3"),
-        "empty fields are not posted"
-    );
+    // Every field is posted, empty ones as the string `null`, custom fields without `_`.
+    assert_eq!(form["EmailAddress3"], "null");
+    assert_eq!(form["Company"], "null");
+    assert_eq!(form["RelayAlias"], "null");
+    assert!(form.keys().all(|k| !k.starts_with('_')));
     // Only the address that was clicked changed: propagation is the receiver's job.
     assert_eq!(
         sim.status("u9@relay.wedeliver.example"),

@@ -2,10 +2,12 @@
 
 mod action_set;
 mod auth;
+mod conformance;
 mod control;
 mod faults;
 mod rest;
 mod throttle;
+mod v2_strict;
 mod xmlrpc;
 
 use keap_sim::KeapSim;

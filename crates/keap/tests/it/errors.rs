@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use axum::routing::{get, post};
 use keap::{
-    ContactId, Credential, EmailAddress, Error, KeapClient, Limits, OptOutMethod, Pacer,
-    PacingConfig,
+    Api, AttemptOutcome, ContactId, Credential, EmailAddress, Error, KeapClient, Limits,
+    OptOutMethod, Pacer, PacingConfig, PathAttempt,
 };
 use keap_sim::{FaultKind, KeapSim, SimConfig};
 
@@ -119,14 +119,22 @@ async fn xmlrpc_faults_come_back_with_code_and_category() {
     let c = client(&sim, OptOutMethod::XmlRpc);
     // ContactService.load of a missing id: fault 5 → NotFound.
     assert!(matches!(c.contact(id(4242)).await, Err(Error::NotFound(_))));
-    let e = c
+    // optOut of an invalid address: fault 12, a refusal of that path, never a success.
+    let r = c
         .opt_out(&EmailAddress::from_stored("not-an-address"), "x")
         .await
-        .unwrap_err();
-    match e {
-        Error::Fault { code, category, .. } => {
-            assert_eq!((code, category.as_str()), (12, "InvalidParameter"))
-        }
+        .unwrap();
+    assert!(!r.verified);
+    match &r.attempts[..] {
+        [
+            PathAttempt {
+                api: Api::XmlRpc,
+                outcome: AttemptOutcome::Refused(why),
+            },
+        ] => assert!(
+            why.contains("fault 12") && why.contains("[InvalidParameter]"),
+            "{why}"
+        ),
         other => panic!("{other:?}"),
     }
 }

@@ -15,6 +15,9 @@ pub enum StateArg {
     Running,
     Done,
     Dead,
+    /// No opt-out path works for the app (see `optsync doctor`); the last column says what
+    /// each path answered and which addresses can still be mailed.
+    Blocked,
 }
 
 impl From<StateArg> for JobState {
@@ -24,6 +27,7 @@ impl From<StateArg> for JobState {
             StateArg::Running => Self::Running,
             StateArg::Done => Self::Done,
             StateArg::Dead => Self::Dead,
+            StateArg::Blocked => Self::Blocked,
         }
     }
 }

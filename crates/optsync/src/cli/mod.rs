@@ -3,6 +3,7 @@
 mod audit;
 #[cfg(feature = "demo")]
 mod demo;
+mod doctor;
 mod events;
 mod provider;
 mod reconcile;
@@ -65,6 +66,11 @@ pub enum Command {
     Reconcile(reconcile::ReconcileArgs),
     /// Show the audit log: each decision about each address, with when it was honoured.
     Audit(audit::AuditArgs),
+    /// Check each app live and say in plain words what works: the credential, the quota
+    /// left, REST, XML-RPC (and the days to its sunset on 2026-12-31), the opt-out path that
+    /// works, blocked and dead jobs, the last Keap post and sweep. Exits 1 when an app has a
+    /// broken credential or no working opt-out path.
+    Doctor(doctor::DoctorArgs),
     /// Run the whole system against an in-process Keap emulator with seeded contacts, check
     /// the result against the rules, and print a report. Exits non-zero if anything is wrong.
     #[cfg(feature = "demo")]
@@ -94,6 +100,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retry(a) => events::retry(&App::open(settings).await?, a).await.and(ok),
         Command::Audit(a) => audit::run(&App::open(settings).await?, a).await.and(ok),
         Command::Reconcile(a) => reconcile::run(&App::open(settings).await?, a).await,
+        Command::Doctor(a) => doctor::run(&App::open(settings).await?, a).await,
         #[cfg(feature = "demo")]
         Command::Demo(a) => demo::run(a).await,
     }

@@ -60,7 +60,8 @@ fn parse_post(body: &[u8]) -> Result<Subject, String> {
             .iter()
             .find(|(n, _)| n == k)
             .map(|(_, v)| v.trim())
-            .filter(|v| !v.is_empty())
+            // Keap's action set posts empty fields as the string `null`.
+            .filter(|v| !v.is_empty() && *v != "null")
     };
     if let Some(raw) = get("contactId").or_else(|| get("Id")) {
         return raw
@@ -196,6 +197,11 @@ mod tests {
         assert!(parse_post(b"contactId=-1").is_err());
         assert!(parse_post(b"Email=not-an-address").is_err());
         assert!(parse_post(b"FirstName=Ann").is_err());
+        // Every field posted, empty ones as `null` (what Keap's legacy action set sends).
+        assert!(
+            matches!(parse_post(b"contactId=null&Email=null&EmailAddress2=u2%40relay.example&EmailAddress3=null"), Ok(Subject::Address(e)) if e.as_str() == "u2@relay.example")
+        );
+        assert!(parse_post(b"contactId=null&Email=null").is_err());
         assert!(
             parse_post(br#"{"contactId": 5}"#).is_err(),
             "JSON is not a form"

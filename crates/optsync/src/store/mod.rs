@@ -11,8 +11,8 @@ mod sweeps;
 mod tenants;
 
 pub use model::{
-    AuditAction, CredentialKind, EventKind, EventSource, JobState, LedgerOrigin, Requeue, Subject,
-    SweepKind, SweepState, UnknownValue, WritePath,
+    AuditAction, CredentialKind, EventKind, EventSource, JobState, LedgerOrigin, OptOutApi,
+    Requeue, Subject, SweepKind, SweepState, UnknownValue, WritePath,
 };
 pub use providers::{DeliveryOutcome, SignatureToken};
 pub use queue::{Accepted, ClaimedJob, EventRow, EventSummary, HonouredEvent, NewEvent};

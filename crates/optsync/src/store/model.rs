@@ -110,6 +110,9 @@ text_enum! {
         Running = "running",
         Done = "done",
         Dead = "dead",
+        /// No opt-out path works for the app just now (REST ignored or refused, XML-RPC
+        /// unavailable): retried on a schedule, never counted towards dead.
+        Blocked = "blocked",
         /// Folded into another pending job for the same subject.
         Merged = "merged",
     }
@@ -160,6 +163,32 @@ impl From<OptOutPath> for WritePath {
             OptOutPath::Rest => Self::Rest,
             OptOutPath::XmlRpc => Self::XmlRpc,
             OptOutPath::XmlRpcFallback => Self::XmlRpcFallback,
+        }
+    }
+}
+
+text_enum! {
+    /// An API that can opt an address out, as learned per app.
+    OptOutApi, "opt-out path" {
+        Rest = "rest",
+        XmlRpc = "xmlrpc",
+    }
+}
+
+impl From<keap::Api> for OptOutApi {
+    fn from(a: keap::Api) -> Self {
+        match a {
+            keap::Api::Rest => Self::Rest,
+            keap::Api::XmlRpc => Self::XmlRpc,
+        }
+    }
+}
+
+impl From<OptOutApi> for keap::Api {
+    fn from(a: OptOutApi) -> Self {
+        match a {
+            OptOutApi::Rest => Self::Rest,
+            OptOutApi::XmlRpc => Self::XmlRpc,
         }
     }
 }
@@ -286,6 +315,8 @@ pub enum Requeue {
     Defer(i64),
     /// Failed: run again at this time (epoch ms); the attempt counts.
     Retry(i64),
+    /// No opt-out path works: blocked until this time (epoch ms), the attempt given back.
+    Block(i64),
     /// Failed too often: dead until an operator re-drives it.
     Bury,
 }

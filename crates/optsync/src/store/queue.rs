@@ -75,6 +75,8 @@ pub struct ClaimedJob {
     pub attempts: i64,
     /// The lease this claim holds (epoch ms): completing checks it is still ours.
     pub lease_until: i64,
+    /// Since when no opt-out path could do this job, if it was blocked.
+    pub blocked_since: Option<i64>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -208,13 +210,13 @@ macro_rules! claim_sql {
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2
  WHERE id = (
    SELECT j.id FROM jobs j
-    WHERE ((j.state = 'pending' AND j.run_at <= $2) OR (j.state = 'running' AND j.lease_until <= $2))
+    WHERE ((j.state IN ('pending', 'blocked') AND j.run_at <= $2) OR (j.state = 'running' AND j.lease_until <= $2))
       AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.tenant_id = j.tenant_id AND r.subject = j.subject
                        AND r.id <> j.id AND r.state = 'running' AND r.lease_until > $2)
     ORDER BY j.run_at, j.id LIMIT 1",
             $lock,
             ")
- RETURNING id, tenant_id, subject, attempts"
+ RETURNING id, tenant_id, subject, attempts, blocked_since"
         )
     };
 }
@@ -258,6 +260,7 @@ impl Store {
             subject: r.try_get("subject")?,
             attempts: r.try_get("attempts")?,
             lease_until: now + lease_ms,
+            blocked_since: r.try_get("blocked_since")?,
         }))
     }
 
@@ -322,25 +325,29 @@ impl Store {
         let (state, run_at, give_back) = match how {
             Requeue::Defer(at) => (JobState::Pending, at, 1_i64),
             Requeue::Retry(at) => (JobState::Pending, at, 0),
+            Requeue::Block(at) => (JobState::Blocked, at, 1),
             Requeue::Bury => (JobState::Dead, now, 0),
         };
         let other = match state {
             JobState::Pending => pending_job(&mut tx, tenant_id, &subject, job_id).await?,
             _ => None,
         };
+        let blocked_since = matches!(how, Requeue::Block(_)).then_some(now);
         match other {
             Some(other) => merge_into(&mut tx, job_id, other, run_at, error, now).await?,
             None => {
                 sqlx::query(
                     "UPDATE jobs SET state = $1, run_at = $2, lease_until = NULL, last_error = $3, updated_at = $4,
-                            attempts = attempts - $5
-                     WHERE id = $6",
+                            attempts = attempts - $5,
+                            blocked_since = CASE WHEN $6 IS NULL THEN NULL ELSE COALESCE(blocked_since, $6) END
+                     WHERE id = $7",
                 )
                 .bind(state)
                 .bind(run_at)
                 .bind(error)
                 .bind(now)
                 .bind(give_back)
+                .bind(blocked_since)
                 .bind(job_id)
                 .execute(&mut *tx)
                 .await?;
@@ -350,7 +357,7 @@ impl Store {
         Ok(())
     }
 
-    /// Re-drives a dead (or any unfinished) job: pending now, attempts reset.
+    /// Re-drives a dead, blocked or pending job: pending now, attempts reset.
     pub async fn retry_job(&self, job_id: i64, now: i64) -> Result<bool> {
         let state: Option<JobState> = sqlx::query("SELECT state FROM jobs WHERE id = $1")
             .bind(job_id)
@@ -359,7 +366,7 @@ impl Store {
             .map(|r| r.try_get("state"))
             .transpose()?;
         match state {
-            Some(JobState::Dead | JobState::Pending) => {
+            Some(JobState::Dead | JobState::Pending | JobState::Blocked) => {
                 sqlx::query("UPDATE jobs SET attempts = 0 WHERE id = $1")
                     .bind(job_id)
                     .execute(self.pool())
@@ -425,13 +432,34 @@ impl Store {
         )
     }
 
-    /// Jobs waiting or under way.
+    /// How many of a tenant's jobs are in each state.
+    pub async fn tenant_job_counts(&self, tenant_id: i64) -> Result<Vec<(JobState, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT state, COUNT(*) AS n FROM jobs WHERE tenant_id = $1 GROUP BY state ORDER BY state",
+        )
+        .bind(tenant_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// When the tenant's last event from this source arrived.
+    pub async fn last_received(&self, tenant_id: i64, source: EventSource) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MAX(received_at) FROM events WHERE tenant_id = $1 AND source = $2",
+        )
+        .bind(tenant_id)
+        .bind(source)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// Jobs waiting (blocked ones too) or under way.
     pub async fn unfinished_jobs(&self) -> Result<i64> {
         Ok(self
             .job_counts()
             .await?
             .iter()
-            .filter(|(s, _)| matches!(s, JobState::Pending | JobState::Running))
+            .filter(|(s, _)| matches!(s, JobState::Pending | JobState::Running | JobState::Blocked))
             .map(|(_, n)| n)
             .sum())
     }

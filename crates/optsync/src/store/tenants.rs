@@ -3,7 +3,7 @@
 use keap::OptOutMethod;
 use sqlx::Row;
 
-use super::model::CredentialKind;
+use super::model::{CredentialKind, OptOutApi};
 use super::{Store, is_unique_violation};
 use crate::error::{Error, Result};
 
@@ -18,6 +18,9 @@ pub struct TenantRow {
     pub token_sealed: String,
     pub legacy_prefix_hash: Option<String>,
     pub opt_out_method: OptOutMethod,
+    /// The opt-out path that last worked for this app, and when.
+    pub opt_out_path: Option<OptOutApi>,
+    pub opt_out_path_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -48,6 +51,8 @@ fn row(r: &sqlx::any::AnyRow) -> Result<TenantRow> {
             .try_get::<String, _>("opt_out_method")?
             .parse()
             .map_err(Error::CorruptState)?,
+        opt_out_path: r.try_get("opt_out_path")?,
+        opt_out_path_at: r.try_get("opt_out_path_at")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -83,7 +88,7 @@ impl Store {
 
     pub async fn tenant_by_app(&self, app: &str) -> Result<Option<TenantRow>> {
         let r = sqlx::query(
-            "SELECT id, app, keap_base_url, credential_kind, credential_sealed, token_hash, token_sealed, legacy_prefix_hash, opt_out_method, created_at, updated_at FROM tenants WHERE app = $1",
+            "SELECT id, app, keap_base_url, credential_kind, credential_sealed, token_hash, token_sealed, legacy_prefix_hash, opt_out_method, opt_out_path, opt_out_path_at, created_at, updated_at FROM tenants WHERE app = $1",
         )
         .bind(app).fetch_optional(self.pool()).await?;
         r.as_ref().map(row).transpose()
@@ -91,7 +96,7 @@ impl Store {
 
     pub async fn tenant(&self, id: i64) -> Result<Option<TenantRow>> {
         let r = sqlx::query(
-            "SELECT id, app, keap_base_url, credential_kind, credential_sealed, token_hash, token_sealed, legacy_prefix_hash, opt_out_method, created_at, updated_at FROM tenants WHERE id = $1",
+            "SELECT id, app, keap_base_url, credential_kind, credential_sealed, token_hash, token_sealed, legacy_prefix_hash, opt_out_method, opt_out_path, opt_out_path_at, created_at, updated_at FROM tenants WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.pool())
@@ -101,7 +106,7 @@ impl Store {
 
     pub async fn tenants(&self) -> Result<Vec<TenantRow>> {
         let rows = sqlx::query(
-            "SELECT id, app, keap_base_url, credential_kind, credential_sealed, token_hash, token_sealed, legacy_prefix_hash, opt_out_method, created_at, updated_at FROM tenants ORDER BY app",
+            "SELECT id, app, keap_base_url, credential_kind, credential_sealed, token_hash, token_sealed, legacy_prefix_hash, opt_out_method, opt_out_path, opt_out_path_at, created_at, updated_at FROM tenants ORDER BY app",
         )
         .fetch_all(self.pool())
         .await?;
@@ -124,6 +129,18 @@ impl Store {
         .bind(id)
         .execute(self.pool())
         .await?;
+        Ok(())
+    }
+
+    /// Records the opt-out path that just worked for a tenant. `updated_at` is left alone:
+    /// it stamps the tenant's settings, and the cached Keap client depends on it.
+    pub async fn record_opt_out_path(&self, id: i64, api: OptOutApi, now: i64) -> Result<()> {
+        sqlx::query("UPDATE tenants SET opt_out_path = $1, opt_out_path_at = $2 WHERE id = $3")
+            .bind(api)
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 

@@ -4,12 +4,13 @@
 mod esp;
 mod harness;
 mod intake;
-mod processes;
+pub mod processes;
 mod queue;
 mod reconcile;
 mod ses;
 mod sharing;
 mod store;
 mod wake;
+mod worlds;
 
 pub use harness::*;

@@ -15,7 +15,7 @@ use optsync::tenant::{StoredCredential, TenantSpec};
 
 use crate::{Db, KEY, MASTER_KEY, TempDir, fresh_database, on_both_backends, post_to};
 
-const BIN: &str = env!("CARGO_BIN_EXE_optsync");
+pub const BIN: &str = env!("CARGO_BIN_EXE_optsync");
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -336,7 +336,7 @@ async fn serve_sweeps_every_tenant_on_its_own(db: Db) {
 }
 on_both_backends!(serve_sweeps_every_tenant_on_its_own);
 
-fn cli(
+pub fn cli(
     dir: &Path,
     database_url: &str,
     args: &[&str],
@@ -511,6 +511,7 @@ fn every_command_documents_itself() {
         vec!["demo", "--help"],
         vec!["reconcile", "--help"],
         vec!["provider", "add", "--help"],
+        vec!["doctor", "--help"],
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
