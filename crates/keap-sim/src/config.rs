@@ -140,6 +140,9 @@ pub struct SimConfig {
     pub action_set_backoff: Duration,
     /// The receiver's time to answer an action-set post.
     pub action_set_timeout: Duration,
+    /// Added to every gateway call before it is answered: Keap's real round trip (hundreds of
+    /// milliseconds) as part of the picture.
+    pub latency: Duration,
     /// How long an injected `timeout` fault holds the request before answering 504.
     pub fault_timeout_delay: Duration,
     /// `x-keap-tenant-id`.
@@ -167,6 +170,7 @@ impl Default for SimConfig {
             action_set_attempts: 3,
             action_set_backoff: Duration::from_millis(200),
             action_set_timeout: Duration::from_secs(10),
+            latency: Duration::ZERO,
             fault_timeout_delay: Duration::from_secs(60),
             tenant_id: "sim.infusionsoft.com".into(),
         }

@@ -106,6 +106,10 @@ fn drop_connection() -> ! {
 }
 
 pub async fn gateway(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let latency = shared.lock().config.latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let request_id = uuid::Uuid::new_v4().to_string();
     let mut resp = admit_and_run(&shared, req, next).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {

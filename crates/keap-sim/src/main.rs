@@ -104,6 +104,11 @@ struct Args {
     #[arg(long)]
     manual_clock: bool,
 
+    /// Milliseconds added to every API call before it is answered (Keap's real round trip is
+    /// hundreds of milliseconds).
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+
     /// The app name reported in x-keap-tenant-id.
     #[arg(long, default_value = "sim.infusionsoft.com")]
     tenant_id: String,
@@ -220,6 +225,7 @@ fn config(args: &Args) -> Result<SimConfig, String> {
         action_set_triggers: triggers,
         action_set_attempts: args.action_set_attempts,
         tenant_id: args.tenant_id.clone(),
+        latency: Duration::from_millis(args.latency_ms),
         ..SimConfig::default()
     })
 }

@@ -311,18 +311,22 @@ impl KeapClient {
             OptOutMethod::XmlRpc => &[Api::XmlRpc],
             OptOutMethod::Auto => &[Api::Rest, Api::XmlRpc],
         };
-        self.opt_out_via(email, reason, order).await
+        self.opt_out_via(email, reason, order, false).await
     }
 
     /// Tries each write path in `order` until a read-back shows the address in a stop or
     /// terminal status. A path that is ignored, refused or unavailable is recorded and the
     /// next is tried; the report is `verified` only when a read-back showed it. Errors that
     /// a retry may cure (timeouts, 5xx, throttling) end the attempt.
+    ///
+    /// `trust_answer`: take the REST write's own answer as the read-back when it shows a stop
+    /// status (for an app whose REST path a read-back has already proven; one call saved).
     pub async fn opt_out_via(
         &self,
         email: &EmailAddress,
         reason: &str,
         order: &[Api],
+        trust_answer: bool,
     ) -> Result<OptOutReport, Error> {
         let reason = if reason.trim().is_empty() {
             "API Opt Out"
@@ -334,7 +338,7 @@ impl KeapClient {
         let mut status_after = None;
         for &api in order {
             let outcome = match api {
-                Api::Rest => self.try_rest_opt_out(email, reason).await?,
+                Api::Rest => self.try_rest_opt_out(email, reason, trust_answer).await?,
                 Api::XmlRpc => self.try_xmlrpc_opt_out(email, reason).await?,
             };
             if let AttemptOutcome::Took(s) | AttemptOutcome::Ignored(s) = &outcome {
@@ -381,16 +385,28 @@ impl KeapClient {
         })
     }
 
-    /// `PATCH …/status {"opted_in": false}`, then a read-back.
+    /// `PATCH …/status {"opted_in": false}`, then a read-back (or, trusted, its own answer).
     async fn try_rest_opt_out(
         &self,
         email: &EmailAddress,
         reason: &str,
+        trust_answer: bool,
     ) -> Result<AttemptOutcome, Error> {
         let url = self.rest_url(&["emailAddresses", email.as_str(), "status"])?;
         let body = json!({"opted_in": false, "reason": reason});
         match self.rest(Method::PATCH, url, Some(body)).await {
-            Ok(_) => self.read_back(email).await,
+            Ok(answer) => {
+                let said = answer
+                    .get("status")
+                    .and_then(Json::as_str)
+                    .and_then(|s| parse_status(s).ok());
+                match said {
+                    Some(s) if trust_answer && (s.is_stop() || s.is_terminal()) => {
+                        Ok(AttemptOutcome::Took(Some(s)))
+                    }
+                    _ => self.read_back(email).await,
+                }
+            }
             // REST v2 knows only addresses Keap has a row for; XML-RPC creates one.
             Err(Error::NotFound(why) | Error::InvalidRequest(why)) => {
                 Ok(AttemptOutcome::Refused(why))

@@ -20,7 +20,7 @@ use crate::keap_clients::KeapClients;
 use crate::providers::ses::{HttpSnsFetcher, SnsFetcher};
 use crate::reconcile::SweepOptions;
 use crate::state::AppState;
-use crate::store::{Store, redact};
+use crate::store::{GroupCommit, Store, redact};
 use crate::tenant::Tenants;
 use crate::worker::Worker;
 
@@ -79,6 +79,7 @@ impl AppBuilder {
             clients: KeapClients::new(store.clone(), secrets, self.clock.clone(), pacing),
             auth_failures: Arc::new(AuthFailures::new(s.failed_auth_per_minute)),
             wake: Arc::new(Notify::new()),
+            intake: GroupCommit::start(store.clone()),
             settings: Arc::new(s),
             clock: self.clock,
             store,

@@ -167,7 +167,7 @@ async fn probe_paths(
             continue;
         }
         let report = client
-            .opt_out_via(address, "optsync doctor: opt-out path probe", &[api])
+            .opt_out_via(address, "optsync doctor: opt-out path probe", &[api], false)
             .await?;
         let said = report
             .attempts

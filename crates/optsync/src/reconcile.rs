@@ -48,7 +48,10 @@ impl Default for SweepOptions {
             dry_run: false,
             budget_share: 0.5,
             page_size: keap::MAX_PAGE_SIZE,
-            full_every_ms: 7 * 86_400_000,
+            // Daily: a full sweep costs one call per 1,000 contacts, and it keeps the local
+            // address index fresh enough for the worker to find shared addresses without a
+            // lookup (see `INDEX_FRESH_MS`).
+            full_every_ms: 86_400_000,
             stop_after_pages: None,
         }
     }
@@ -550,6 +553,10 @@ async fn record_end(
         paused = ?r.paused, "sweep ended");
     Ok(())
 }
+
+/// How recent the last full sweep must be for the worker to trust the local address index
+/// (a day's sweep interval and slack); older, it looks shared addresses up in Keap.
+pub const INDEX_FRESH_MS: i64 = 26 * 3_600_000;
 
 /// How often to sweep a tenant: as often as its budget share allows, between five minutes
 /// and a day. `calls_per_sweep` is what the last sweep cost.

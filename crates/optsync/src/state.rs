@@ -9,12 +9,14 @@ use crate::config::Settings;
 use crate::http::auth_gate::AuthFailures;
 use crate::keap_clients::KeapClients;
 use crate::providers::ses::SnsFetcher;
-use crate::store::Store;
+use crate::store::{GroupCommit, Store};
 use crate::tenant::Tenants;
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// Where accepted requests are stored: one transaction for all that arrive together.
+    pub intake: GroupCommit,
     pub tenants: Tenants,
     pub clients: KeapClients,
     pub settings: Arc<Settings>,

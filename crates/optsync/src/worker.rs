@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::rules::{self, Action, AddressView, Decision, Reason, Signals};
 use crate::state::AppState;
 use crate::store::{
-    AuditAction, AuditRow, ClaimedJob, EventKind, EventRow, EventSource, LedgerOrigin, NewEvent,
-    OptOutApi, Requeue, Subject, TenantRow, WritePath,
+    AuditAction, AuditRow, ClaimedJob, EventKind, EventRow, EventSource, JobState, LedgerOrigin,
+    NewEvent, OptOutApi, Requeue, Subject, TenantRow, WritePath,
 };
 
 /// What one job did.
@@ -30,6 +30,10 @@ pub enum JobOutcome {
     Blocked {
         job_id: i64,
         reason: String,
+    },
+    /// Keap has no such contact (or no contact holds the address): nothing to honour.
+    NotFound {
+        job_id: i64,
     },
     Retrying {
         job_id: i64,
@@ -54,10 +58,15 @@ pub struct Worker {
     state: AppState,
 }
 
+/// Once an app's REST path is proven, one write in this many is still read back.
+const READ_BACK_SAMPLE: u32 = 20;
+
 /// Everything a job learned, to be recorded when it completes.
 struct Work {
     audits: Vec<AuditRow>,
     writes: usize,
+    /// Contacts Keap had (none: the subject names nobody Keap knows).
+    found: usize,
 }
 
 /// One claimed job's context: its tenant, Keap client and events.
@@ -74,6 +83,8 @@ struct JobRun<'a> {
     event_ids: String,
     /// The app's opt-out path as last learned, updated as this job learns.
     learned: Mutex<Option<OptOutApi>>,
+    /// The local address index is recent enough to find other holders of an address.
+    index_fresh: bool,
 }
 
 impl Worker {
@@ -101,10 +112,24 @@ impl Worker {
             Err(e) => return self.fail(job, e).await,
         };
         let done_at = s.clock.epoch_ms();
+        let outcome = match work.found {
+            0 => JobState::NotFound,
+            _ => JobState::Done,
+        };
         if s.store
-            .complete(job.id, Some(job.lease_until), done_at, &work.audits)
+            .complete(
+                job.id,
+                Some(job.lease_until),
+                done_at,
+                outcome,
+                &work.audits,
+            )
             .await?
         {
+            if outcome == JobState::NotFound {
+                tracing::warn!("job done: Keap has no such contact; nothing to honour");
+                return Ok(JobOutcome::NotFound { job_id: job.id });
+            }
             tracing::info!(writes = work.writes, "job done");
             Ok(JobOutcome::Done {
                 job_id: job.id,
@@ -230,6 +255,7 @@ impl Worker {
         let mut work = Work {
             audits: Vec::new(),
             writes: 0,
+            found: 0,
         };
         let Some(run) = JobRun::start(&self.state, job).await? else {
             // The tenant was removed while the job waited: nothing to do for it.
@@ -240,6 +266,7 @@ impl Worker {
             let Some(contact) = run.load_contact(id, &mut work).await? else {
                 continue;
             };
+            work.found += 1;
             let read_calls = (run.client.calls_made() - calls_before) as i64;
             let (views, decision) = run.decide(&contact).await?;
             run.honour(&contact, &views, &decision, read_calls, &mut work)
@@ -273,10 +300,17 @@ impl<'a> JobRun<'a> {
             .map(|e| e.id.to_string())
             .collect::<Vec<_>>()
             .join(",");
+        let index_fresh = state
+            .store
+            .sweep(tenant.id)
+            .await?
+            .and_then(|s| s.last_full_at)
+            .is_some_and(|t| state.clock.epoch_ms() - t <= crate::reconcile::INDEX_FRESH_MS);
         Ok(Some(Self {
             state,
             job,
             client,
+            index_fresh,
             learned: Mutex::new(tenant.opt_out_path),
             signals: signals(&events),
             reconcile_only: !events.is_empty()
@@ -339,7 +373,13 @@ impl<'a> JobRun<'a> {
             return Ok(Some(c));
         }
         match self.client.contact(id).await {
-            Ok(c) => Ok(Some(c)),
+            Ok(c) => {
+                // Keep the index as current as the reads: fan-out relies on it.
+                if self.index_fresh {
+                    self.state.store.index_contact(self.tenant.id, &c).await?;
+                }
+                Ok(Some(c))
+            }
             Err(keap::Error::NotFound(_)) => {
                 let mut a = self.audit(Some(id), "", AuditAction::ContactNotFound);
                 a.detail = Some("Keap has no such contact".into());
@@ -432,7 +472,8 @@ impl<'a> JobRun<'a> {
             )
             .await?;
         let order = self.write_order();
-        let report = self.client.opt_out_via(email, &text, &order).await?;
+        let trust = self.trust_answer();
+        let report = self.client.opt_out_via(email, &text, &order, trust).await?;
         if let Some(after) = report.status_after {
             s.store
                 .ledger_resolve(intent, after, s.clock.epoch_ms())
@@ -470,6 +511,15 @@ impl<'a> JobRun<'a> {
         }
     }
 
+    /// Whether to take the REST write's answer as proof: only for an app whose REST path
+    /// read-backs have proven (learned before this job, unchanged since), and even then one
+    /// write in [`READ_BACK_SAMPLE`] is read back, so a path that starts lying is caught.
+    fn trust_answer(&self) -> bool {
+        let proven = self.tenant.opt_out_path == Some(OptOutApi::Rest)
+            && *self.learned.lock().unwrap_or_else(|e| e.into_inner()) == Some(OptOutApi::Rest);
+        proven && !rand::rng().random_ratio(1, READ_BACK_SAMPLE)
+    }
+
     /// Records the path that just worked (a read-back proved it), for this job and the app.
     async fn learned_path(&self, api: Option<keap::Api>) -> Result<()> {
         let Some(api) = api.map(OptOutApi::from) else {
@@ -488,6 +538,23 @@ impl<'a> JobRun<'a> {
             .await
     }
 
+    /// The contacts holding an address: from the local index while a recent full sweep keeps
+    /// it fresh (no Keap call), else one lookup.
+    async fn holders(&self, email: &EmailAddress) -> Result<Vec<ContactId>> {
+        if !self.index_fresh {
+            return Ok(self.client.contacts_with_address(email).await?);
+        }
+        let indexed = self
+            .state
+            .store
+            .indexed_holders(self.tenant.id, &email.key())
+            .await?;
+        Ok(indexed
+            .into_iter()
+            .filter_map(|(id, _)| ContactId::new(id))
+            .collect())
+    }
+
     /// A stop source shared with other contacts makes their addresses targets too: queue a
     /// job for each other holder, once per source.
     async fn fan_out(&self, contact: ContactId, sources: &[EmailAddress]) -> Result<()> {
@@ -499,8 +566,12 @@ impl<'a> JobRun<'a> {
             {
                 continue;
             }
-            let holders = self.client.contacts_with_address(source).await?;
-            for other in holders.into_iter().filter(|h| *h != contact) {
+            for other in self
+                .holders(source)
+                .await?
+                .into_iter()
+                .filter(|h| *h != contact)
+            {
                 let mut ev = NewEvent::new(
                     self.tenant.id,
                     EventSource::Fanout,

@@ -14,6 +14,8 @@ pub enum StateArg {
     Pending,
     Running,
     Done,
+    /// Keap has no such contact: nothing to honour.
+    NotFound,
     Dead,
     /// No opt-out path works for the app (see `optsync doctor`); the last column says what
     /// each path answered and which addresses can still be mailed.
@@ -26,6 +28,7 @@ impl From<StateArg> for JobState {
             StateArg::Pending => Self::Pending,
             StateArg::Running => Self::Running,
             StateArg::Done => Self::Done,
+            StateArg::NotFound => Self::NotFound,
             StateArg::Dead => Self::Dead,
             StateArg::Blocked => Self::Blocked,
         }

@@ -3,11 +3,12 @@
 //! `POST /hooks/keap/APP?auth=TOKEN`.
 //!
 //! The post is unsigned, form-encoded, and carries the contact's fields. It is authenticated
-//! by the tenant's token, checked, and stored with its job in one transaction; only then is
-//! it answered 200. A database failure answers 503 so that Keap tries again.
+//! by the tenant's token, parsed, and stored with its job in one transaction; only then is it
+//! answered 200. Intake never calls Keap: whether the contact exists is the worker's business
+//! (a post for an unknown contact ends as `not_found`). A database failure answers 503 so
+//! that Keap tries again.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -20,14 +21,10 @@ use sha2::{Digest, Sha256};
 use super::auth_gate::AuthGate;
 use super::error::HttpError;
 use crate::state::AppState;
-use crate::store::{EventKind, EventSource, NewEvent, Subject, TenantRow};
+use crate::store::{Delivery, EventKind, EventSource, NewEvent, Subject, TenantRow};
 
 /// Keap's post is a contact record: a few KiB. Anything much larger is not Keap.
 pub const MAX_BODY: usize = 64 * 1024;
-
-/// How long intake waits for Keap to confirm that a contact exists before accepting the post
-/// anyway (the worker will find out).
-const CONTACT_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 type Answer = Result<Json<Value>, HttpError>;
 
@@ -96,9 +93,6 @@ async fn receive(
         tracing::warn!(%msg, "hook refused: bad post");
         HttpError::bad_request(msg)
     })?;
-    if let Subject::Contact(id) = subject {
-        check_contact(&state, &tenant, id).await?;
-    }
     let mut ev = NewEvent::new(
         tenant.id,
         EventSource::KeapPost,
@@ -111,10 +105,19 @@ async fn receive(
         Subject::Address(e) => ev.email = Some(e.clone()),
     }
     ev.body_digest = hex::encode(Sha256::digest(body));
-    let acc = state.store.accept(&ev).await.map_err(|e| {
-        tracing::error!(error = %e, "opt-out post NOT stored; answering 503 so Keap retries");
-        HttpError::retry(StatusCode::SERVICE_UNAVAILABLE)
-    })?;
+    let delivery = Delivery {
+        events: vec![ev],
+        token: None,
+        at: now,
+    };
+    let acc = match state.intake.store(delivery).await {
+        Ok(out) => out.accepted.into_iter().next(),
+        Err(e) => {
+            tracing::error!(error = %e, "opt-out post NOT stored; answering 503 so Keap retries");
+            None
+        }
+    }
+    .ok_or_else(|| HttpError::retry(StatusCode::SERVICE_UNAVAILABLE))?;
     state.wake.notify_waiters();
     tracing::info!(%subject, event = acc.event_id, job = acc.job_id, "opt-out post accepted");
     Ok(Json(
@@ -143,40 +146,6 @@ async fn authenticate(
             tracing::error!(error = %e, "hook: the store is unavailable");
             Err(HttpError::retry(StatusCode::SERVICE_UNAVAILABLE))
         }
-    }
-}
-
-/// Refuses a post for a contact Keap says does not exist. Any other outcome (Keap slow,
-/// throttled, down) accepts the post: losing a real opt-out is worse than a wasted job.
-async fn check_contact(
-    state: &AppState,
-    tenant: &TenantRow,
-    id: ContactId,
-) -> Result<(), HttpError> {
-    let client = match state.clients.client(tenant) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the Keap client; accepting unchecked");
-            return Ok(());
-        }
-    };
-    match tokio::time::timeout(CONTACT_CHECK_TIMEOUT, client.contact(id)).await {
-        Ok(Err(keap::Error::NotFound(_))) => {
-            tracing::warn!(contact = id.get(), "hook refused: Keap has no such contact");
-            Err(HttpError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("Keap app {} has no contact {id}", tenant.app),
-            ))
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(contact = id.get(), error = %e, "could not check the contact; accepting");
-            Ok(())
-        }
-        Err(_) => {
-            tracing::warn!(contact = id.get(), "contact check timed out; accepting");
-            Ok(())
-        }
-        Ok(Ok(_)) => Ok(()),
     }
 }
 

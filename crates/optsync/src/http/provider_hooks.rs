@@ -14,7 +14,7 @@ use super::auth_gate::AuthGate;
 use super::error::HttpError;
 use crate::providers::{self, Provider, ProviderConfig, Reject, Request, Verified};
 use crate::state::AppState;
-use crate::store::{EventSource, NewEvent, SignatureToken, Subject, TenantRow};
+use crate::store::{Delivery, EventSource, NewEvent, SignatureToken, Subject, TenantRow};
 
 /// SendGrid batches reach 768 KB, Mandrill 1,000 events.
 pub const MAX_BODY: usize = 2 * 1024 * 1024;
@@ -123,14 +123,18 @@ async fn store(
     now: i64,
 ) -> Result<Json<Value>, HttpError> {
     let events = events(tenant, provider, verified, body, now);
-    let token = verified.token.as_deref().map(|token| SignatureToken {
+    let token = verified.token.clone().map(|token| SignatureToken {
         tenant_id: tenant.id,
         provider,
         token,
     });
     let out = state
-        .store
-        .store_events(&events, token, now)
+        .intake
+        .store(Delivery {
+            events,
+            token,
+            at: now,
+        })
         .await
         .map_err(|e| {
             tracing::error!(provider = provider.name(), error = %e,

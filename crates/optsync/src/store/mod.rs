@@ -3,6 +3,7 @@
 //! (`$n` parameters, `RETURNING`, `ON CONFLICT`, partial unique indexes); where the dialects
 //! must differ — claiming a job — the statement is chosen by [`Backend`].
 
+mod group_commit;
 pub mod model;
 mod providers;
 mod queue;
@@ -10,11 +11,12 @@ mod records;
 mod sweeps;
 mod tenants;
 
+pub use group_commit::GroupCommit;
 pub use model::{
     AuditAction, CredentialKind, EventKind, EventSource, JobState, LedgerOrigin, OptOutApi,
     Requeue, Subject, SweepKind, SweepState, UnknownValue, WritePath,
 };
-pub use providers::{DeliveryOutcome, SignatureToken};
+pub use providers::{Delivery, DeliveryOutcome, SignatureToken};
 pub use queue::{Accepted, ClaimedJob, EventRow, EventSummary, HonouredEvent, NewEvent};
 pub use records::{AuditEntry, AuditRow};
 pub use sweeps::{IndexedAddress, PageCommit, SweepRow};

@@ -109,6 +109,9 @@ text_enum! {
         Pending = "pending",
         Running = "running",
         Done = "done",
+        /// Done, but Keap has no such contact (or no contact holds the address): nothing to
+        /// honour.
+        NotFound = "not_found",
         Dead = "dead",
         /// No opt-out path works for the app just now (REST ignored or refused, XML-RPC
         /// unavailable): retried on a schedule, never counted towards dead.

@@ -22,11 +22,20 @@ pub struct DeliveryOutcome {
 }
 
 /// A single-use signature token to remember with a delivery.
-#[derive(Debug, Clone, Copy)]
-pub struct SignatureToken<'a> {
+#[derive(Debug, Clone)]
+pub struct SignatureToken {
     pub tenant_id: i64,
     pub provider: Provider,
-    pub token: &'a str,
+    pub token: String,
+}
+
+/// What one request brought: its events, and the signature token to remember with them.
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    pub events: Vec<NewEvent>,
+    pub token: Option<SignatureToken>,
+    /// When it arrived (epoch ms): the token's time.
+    pub at: i64,
 }
 
 impl Store {
@@ -74,60 +83,35 @@ impl Store {
         .await?)
     }
 
-    /// Stores events in one transaction: events with a subject get a job, the others are
-    /// recorded as honoured on arrival. A provider event id seen before is skipped. A
-    /// signature token seen before makes the whole batch a replay, and nothing is stored.
-    pub async fn store_events(
-        &self,
-        events: &[NewEvent],
-        token: Option<SignatureToken<'_>>,
-        now: i64,
-    ) -> Result<DeliveryOutcome> {
-        match self.store_events_once(events, token, now).await {
-            // The same provider event raced in through another connection: a second try
-            // finds it and skips it.
+    /// Stores one delivery in a transaction of its own: events with a subject get a job, the
+    /// others are recorded as honoured on arrival. A provider event id seen before is skipped.
+    /// A signature token seen before makes the whole delivery a replay, and nothing of it is
+    /// stored.
+    pub async fn store_delivery(&self, d: &Delivery) -> Result<DeliveryOutcome> {
+        let mut out = self.store_deliveries(std::slice::from_ref(d)).await?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// Stores several deliveries in one transaction (one fsync: group commit), each with the
+    /// outcome it would have had alone. The same provider event racing in through another
+    /// connection fails the transaction; a second try finds it and skips it.
+    pub async fn store_deliveries(&self, ds: &[Delivery]) -> Result<Vec<DeliveryOutcome>> {
+        match self.store_deliveries_once(ds).await {
             Err(crate::Error::Db(e)) if is_duplicate_race(&e) => {
-                self.store_events_once(events, token, now).await
+                self.store_deliveries_once(ds).await
             }
             other => other,
         }
     }
 
-    async fn store_events_once(
-        &self,
-        events: &[NewEvent],
-        token: Option<SignatureToken<'_>>,
-        now: i64,
-    ) -> Result<DeliveryOutcome> {
-        let mut out = DeliveryOutcome::default();
+    async fn store_deliveries_once(&self, ds: &[Delivery]) -> Result<Vec<DeliveryOutcome>> {
         let mut tx = self.pool().begin().await?;
-        if let Some(t) = token {
-            let fresh = sqlx::query(
-                "INSERT INTO seen_tokens (tenant_id, provider, token, seen_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(t.tenant_id)
-            .bind(t.provider.name())
-            .bind(t.token)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if fresh == 0 {
-                out.replayed = true;
-                return Ok(out);
-            }
-        }
-        for ev in events {
-            let acc = insert_event(&mut tx, ev).await?;
-            match (acc.duplicate, ev.subject.is_some()) {
-                (true, _) => out.duplicates += 1,
-                (false, true) => out.queued += 1,
-                (false, false) => out.recorded += 1,
-            }
-            out.accepted.push(acc);
+        let mut outs = Vec::with_capacity(ds.len());
+        for d in ds {
+            outs.push(insert_delivery(&mut tx, d).await?);
         }
         tx.commit().await?;
-        Ok(out)
+        Ok(outs)
     }
 
     /// Forgets signature tokens older than `before` (they are outside the freshness window,
@@ -139,4 +123,38 @@ impl Store {
             .await?
             .rows_affected())
     }
+}
+
+/// One delivery inside the caller's transaction.
+async fn insert_delivery(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    d: &Delivery,
+) -> Result<DeliveryOutcome> {
+    let mut out = DeliveryOutcome::default();
+    if let Some(t) = &d.token {
+        let fresh = sqlx::query(
+            "INSERT INTO seen_tokens (tenant_id, provider, token, seen_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(t.tenant_id)
+        .bind(t.provider.name())
+        .bind(&t.token)
+        .bind(d.at)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if fresh == 0 {
+            out.replayed = true;
+            return Ok(out);
+        }
+    }
+    for ev in &d.events {
+        let acc = insert_event(tx, ev).await?;
+        match (acc.duplicate, ev.subject.is_some()) {
+            (true, _) => out.duplicates += 1,
+            (false, true) => out.queued += 1,
+            (false, false) => out.recorded += 1,
+        }
+        out.accepted.push(acc);
+    }
+    Ok(out)
 }

@@ -235,7 +235,11 @@ impl Store {
     /// duplicate: nothing is stored and the earlier ids are returned.
     pub async fn accept(&self, ev: &NewEvent) -> Result<Accepted> {
         let out = self
-            .store_events(std::slice::from_ref(ev), None, ev.received_at)
+            .store_delivery(&super::Delivery {
+                events: vec![ev.clone()],
+                token: None,
+                at: ev.received_at,
+            })
             .await?;
         Ok(out.accepted.into_iter().next().unwrap_or(Accepted {
             event_id: 0,
@@ -273,21 +277,23 @@ impl Store {
         .await?)
     }
 
-    /// Marks a job done and its events honoured, with the audit rows, in one transaction.
-    /// Returns false if the job was no longer this worker's (its lease ran out and another
-    /// worker took it): then nothing is written.
+    /// Marks a job done (its events honoured) or `not_found` (nothing to honour), with the
+    /// audit rows, in one transaction. Returns false if the job was no longer this worker's
+    /// (its lease ran out and another worker took it): then nothing is written.
     pub async fn complete(
         &self,
         job_id: i64,
         lease_until_seen: Option<i64>,
         now: i64,
+        outcome: JobState,
         audits: &[super::AuditRow],
     ) -> Result<bool> {
         let mut tx = self.pool().begin().await?;
         let updated = sqlx::query(
-            "UPDATE jobs SET state = 'done', lease_until = NULL, last_error = NULL, updated_at = $1
-             WHERE id = $2 AND state = 'running' AND ($3 IS NULL OR lease_until = $3)",
+            "UPDATE jobs SET state = $1, lease_until = NULL, last_error = NULL, updated_at = $2
+             WHERE id = $3 AND state = 'running' AND ($4 IS NULL OR lease_until = $4)",
         )
+        .bind(outcome)
         .bind(now)
         .bind(job_id)
         .bind(lease_until_seen)
@@ -297,11 +303,15 @@ impl Store {
         if updated == 0 {
             return Ok(false);
         }
-        sqlx::query("UPDATE events SET honoured_at = $1 WHERE job_id = $2 AND honoured_at IS NULL")
+        if outcome == JobState::Done {
+            sqlx::query(
+                "UPDATE events SET honoured_at = $1 WHERE job_id = $2 AND honoured_at IS NULL",
+            )
             .bind(now)
             .bind(job_id)
             .execute(&mut *tx)
             .await?;
+        }
         for a in audits {
             super::records::insert_audit(&mut tx, a).await?;
         }

@@ -202,6 +202,30 @@ impl Store {
         Ok(out)
     }
 
+    /// Replaces one contact's indexed addresses with what a fresh read showed.
+    pub async fn index_contact(&self, tenant_id: i64, c: &keap::Contact) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM contact_addresses WHERE tenant_id = $1 AND contact_id = $2")
+            .bind(tenant_id)
+            .bind(c.id.get())
+            .execute(&mut *tx)
+            .await?;
+        for a in &c.addresses {
+            sqlx::query(
+                "INSERT INTO contact_addresses (tenant_id, contact_id, field, email, email_key) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(tenant_id)
+            .bind(c.id.get())
+            .bind(a.field.rest_name())
+            .bind(a.email.as_str())
+            .bind(a.email.key())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The not-marketable addresses the last sweep saw: email key → status.
     pub async fn opted_out_seen(&self, tenant_id: i64) -> Result<HashMap<String, String>> {
         let rows = sqlx::query("SELECT email_key, status FROM opted_out_seen WHERE tenant_id = $1")

@@ -141,9 +141,6 @@ async fn bad_input_is_refused_and_nothing_is_stored(db: Db) {
     );
     assert_eq!(t.post(&[("FirstName", "Nobody")]).await.0, 400);
     assert_eq!(t.post(&[("Email", "not-an-address")]).await.0, 400);
-    let (s, body) = t.post(&[("contactId", "987654")]).await;
-    assert_eq!(s, 422, "unknown contact: {body}");
-
     assert_eq!(
         t.count("SELECT COUNT(*) FROM events").await,
         0,
@@ -237,3 +234,38 @@ async fn legacy_six_character_auth_only_when_opted_in(db: Db) {
     );
 }
 on_both_backends!(legacy_six_character_auth_only_when_opted_in);
+
+/// Intake never calls Keap: a post is stored and answered without one, and a post for a
+/// contact Keap does not know ends as `not_found`, visible in the events and the audit.
+async fn intake_never_calls_keap_and_unknown_contacts_end_as_not_found(db: Db) {
+    let t = TestApp::spawn(db).await;
+    let (id, _) = t.contact("kim", 2);
+    t.sim.reset_stats();
+    assert_eq!(t.post(&[("contactId", &id.to_string())]).await.0, 200);
+    let (s, body) = t.post(&[("contactId", "987654")]).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        t.sim.stats().total_calls(),
+        0,
+        "no Keap call before the answer"
+    );
+    let out = t.worker.drain().await.unwrap();
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, optsync::worker::JobOutcome::NotFound { .. })),
+        "{out:?}"
+    );
+    let nf = t
+        .state
+        .store
+        .events(None, Some(optsync::store::JobState::NotFound), 10)
+        .await
+        .unwrap();
+    assert_eq!(nf.len(), 1);
+    assert_eq!(nf[0].contact_id, Some(987654));
+    assert!(nf[0].honoured_at.is_none(), "nothing was honoured");
+    let audit = t.state.store.audit(None, None, 10).await.unwrap();
+    assert!(audit.iter().any(|a| a.row.contact_id == Some(987654)
+        && a.row.action == optsync::store::AuditAction::ContactNotFound));
+}
+on_both_backends!(intake_never_calls_keap_and_unknown_contacts_end_as_not_found);

@@ -198,14 +198,26 @@ async fn events_for_one_contact_coalesce_and_one_job_runs_at_a_time(db: Db) {
     assert!(
         !t.state
             .store
-            .complete(a, Some(T0 as i64 + lease), clock.epoch_ms(), &[])
+            .complete(
+                a,
+                Some(T0 as i64 + lease),
+                clock.epoch_ms(),
+                JobState::Done,
+                &[]
+            )
             .await
             .unwrap()
     );
     assert!(
         t.state
             .store
-            .complete(a, Some(clock.epoch_ms() + lease), clock.epoch_ms(), &[])
+            .complete(
+                a,
+                Some(clock.epoch_ms() + lease),
+                clock.epoch_ms(),
+                JobState::Done,
+                &[]
+            )
             .await
             .unwrap()
     );
