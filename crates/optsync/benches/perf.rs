@@ -436,10 +436,15 @@ mod burst {
             "| burst | honoured | time to honour p50 / p99 | floor | p99 ÷ floor | Keap calls per opt-out | allowance used while busy | 429s |"
         );
         println!("|---|---|---|---|---|---|---|---|");
+        let first = Instant::now();
         for (label, slice, per) in [
             ("path unproven", &contacts[..60], 3),
             ("path proven", &contacts[60..], 2),
         ] {
+            // Each burst starts with the key's minute window empty, as its floor assumes.
+            if per == 2 {
+                tokio::time::sleep(Duration::from_secs(61).saturating_sub(first.elapsed())).await;
+            }
             let o = one_burst(&sim, &app, slice).await;
             let floor = floor_secs((slice.len() * per) as u64);
             println!(

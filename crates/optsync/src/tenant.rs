@@ -1,6 +1,10 @@
 //! Tenants (one Keap app each): their hook tokens, their sealed Keap credentials, their Post
 //! URLs, and the Keap clients built from them.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keap::OptOutMethod;
@@ -129,7 +133,14 @@ pub struct Tenants {
     secrets: SecretBox,
     clock: Clock,
     public_url: String,
+    /// Tenant rows as hook authentication last read them, for [`AUTH_CACHE_TTL`]: a burst
+    /// of posts is checked against memory instead of a database round trip each.
+    auth_cache: Arc<Mutex<HashMap<String, (Instant, TenantRow)>>>,
 }
+
+/// How long an authenticated tenant row is reused. A token rotated by another process (the
+/// CLI) stops working within this; one rotated or removed here stops at once.
+pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// What `tenant add` was given.
 #[derive(Debug, Clone)]
@@ -148,7 +159,43 @@ impl Tenants {
             secrets,
             clock,
             public_url: public_url.trim_end_matches('/').to_string(),
+            auth_cache: Arc::default(),
         }
+    }
+
+    fn forget(&self, app: &str) {
+        self.auth_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(app);
+    }
+
+    /// The tenant for hook authentication: from the cache while fresh, else the store.
+    async fn tenant_for_auth(&self, app: &str) -> Result<Option<TenantRow>> {
+        if let Some((at, t)) = self
+            .auth_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(app)
+            && at.elapsed() < AUTH_CACHE_TTL
+        {
+            return Ok(Some(t.clone()));
+        }
+        let t = self.store.tenant_by_app(app).await?;
+        let mut cache = self.auth_cache.lock().unwrap_or_else(|e| e.into_inner());
+        match &t {
+            Some(t) => {
+                // Bounded: stale entries go when it grows past the number of real tenants.
+                if cache.len() > 10_000 {
+                    cache.retain(|_, (at, _)| at.elapsed() < AUTH_CACHE_TTL);
+                }
+                cache.insert(app.to_string(), (Instant::now(), t.clone()));
+            }
+            None => {
+                cache.remove(app);
+            }
+        }
+        Ok(t)
     }
 
     pub fn store(&self) -> &Store {
@@ -233,11 +280,13 @@ impl Tenants {
         self.store
             .set_tenant_token(t.id, &digest_hex(&token), &sealed, self.clock.epoch_ms())
             .await?;
+        self.forget(&t.app);
         Ok(post_url(&self.public_url, &t.app, &token))
     }
 
     pub async fn remove(&self, app: &str) -> Result<()> {
         let t = self.get(app).await?;
+        self.forget(&t.app);
         self.store.remove_tenant(t.id).await
     }
 
@@ -246,7 +295,7 @@ impl Tenants {
     /// to the caller; the comparison is constant-time.
     pub async fn authenticate(&self, app: &str, auth: &str) -> Result<Option<TenantRow>> {
         let t = if validate_app(app).is_ok() {
-            self.store.tenant_by_app(app).await?
+            self.tenant_for_auth(app).await?
         } else {
             None
         };
