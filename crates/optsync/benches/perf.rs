@@ -161,6 +161,29 @@ mod load {
 
     pub type Form = Arc<dyn Fn(u64) -> Vec<(String, String)> + Send + Sync>;
 
+    /// Latencies of the answered requests, and how many failed.
+    type Tally = Arc<Mutex<(Vec<Duration>, usize)>>;
+
+    async fn record(out: &Tally, r: Option<Duration>) {
+        let mut o = out.lock().await;
+        match r {
+            Some(l) => o.0.push(l),
+            None => o.1 += 1,
+        }
+    }
+
+    async fn finish(out: Tally, tasks: Vec<tokio::task::JoinHandle<()>>, start: Instant) -> Run {
+        for t in tasks {
+            let _ = t.await;
+        }
+        let (latencies, errors) = std::mem::take(&mut *out.lock().await);
+        Run {
+            latencies,
+            errors,
+            elapsed: start.elapsed(),
+        }
+    }
+
     async fn one(http: &reqwest::Client, url: &str, form: &[(String, String)]) -> Option<Duration> {
         let t = Instant::now();
         let r = http.post(url).form(form).send().await.ok()?;
@@ -172,7 +195,7 @@ mod load {
     pub async fn closed(url: &str, form: Form, conns: usize, dur: Duration) -> Run {
         let http = reqwest::Client::new();
         let seq = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let out = Arc::new(Mutex::new((Vec::new(), 0usize)));
+        let out: Tally = Arc::default();
         let start = Instant::now();
         let tasks: Vec<_> = (0..conns)
             .map(|_| {
@@ -186,30 +209,17 @@ mod load {
                 tokio::spawn(async move {
                     while start.elapsed() < dur {
                         let i = seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let r = one(&http, &url, &form(i)).await;
-                        let mut o = out.lock().await;
-                        match r {
-                            Some(l) => o.0.push(l),
-                            None => o.1 += 1,
-                        }
+                        record(&out, one(&http, &url, &form(i)).await).await;
                     }
                 })
             })
             .collect();
-        for t in tasks {
-            let _ = t.await;
-        }
-        let (latencies, errors) = std::mem::take(&mut *out.lock().await);
-        Run {
-            latencies,
-            errors,
-            elapsed: start.elapsed(),
-        }
+        finish(out, tasks, start).await
     }
 
     pub async fn open(url: &str, form: Form, rate: u32, dur: Duration) -> Run {
         let http = reqwest::Client::new();
-        let out = Arc::new(Mutex::new((Vec::new(), 0usize)));
+        let out: Tally = Arc::default();
         let start = Instant::now();
         let total = (rate as f64 * dur.as_secs_f64()) as u64;
         let mut tasks = Vec::with_capacity(total as usize);
@@ -218,23 +228,10 @@ mod load {
             tokio::time::sleep_until(due.into()).await;
             let (http, url, form, out) = (http.clone(), url.to_string(), form.clone(), out.clone());
             tasks.push(tokio::spawn(async move {
-                let r = one(&http, &url, &form(i)).await;
-                let mut o = out.lock().await;
-                match r {
-                    Some(l) => o.0.push(l),
-                    None => o.1 += 1,
-                }
+                record(&out, one(&http, &url, &form(i)).await).await;
             }));
         }
-        for t in tasks {
-            let _ = t.await;
-        }
-        let (latencies, errors) = std::mem::take(&mut *out.lock().await);
-        Run {
-            latencies,
-            errors,
-            elapsed: start.elapsed(),
-        }
+        finish(out, tasks, start).await
     }
 }
 

@@ -61,7 +61,7 @@ impl AppBuilder {
             )),
             other => other,
         })?;
-        let secrets = SecretBox::load(s.master_key.as_deref(), &s.data_dir)?;
+        let secrets = load_master_key(&store, &s).await?;
         let pacing = self
             .pacing
             .or_else(|| s.keap_limits.clone().map(PacingConfig::new));
@@ -87,6 +87,41 @@ impl AppBuilder {
         };
         Ok(App { state })
     }
+}
+
+/// The master key, never created anew while the database holds rows sealed with one (every
+/// secret would become unreadable), and checked against a stored secret before use.
+async fn load_master_key(store: &Store, s: &Settings) -> Result<SecretBox> {
+    let tenants = store.tenants().await?;
+    let from_env = s
+        .master_key
+        .as_deref()
+        .is_some_and(|k| !k.trim().is_empty());
+    let file = SecretBox::key_file(&s.data_dir);
+    if !from_env && !file.exists() && !tenants.is_empty() {
+        return Err(Error::Config(format!(
+            "the master key is missing: {} does not exist and OPTSYNC_MASTER_KEY is not set, but the database holds {} tenant(s) sealed with a key. Restore master.key from the backup taken with the database (or set OPTSYNC_MASTER_KEY); a new key would make every stored secret unreadable",
+            file.display(),
+            tenants.len()
+        )));
+    }
+    let secrets = SecretBox::load(s.master_key.as_deref(), &s.data_dir)?;
+    if let Some(t) = tenants.first() {
+        let probe = Tenants::new(
+            store.clone(),
+            secrets.clone(),
+            Clock::system(),
+            &s.public_url,
+        );
+        if probe.post_url(&t.app).await.is_err() {
+            return Err(Error::Config(format!(
+                "the master key does not open the stored secrets (tenant {}): wrong OPTSYNC_MASTER_KEY or {}",
+                t.app,
+                file.display()
+            )));
+        }
+    }
+    Ok(secrets)
 }
 
 /// The application, wired.

@@ -56,7 +56,7 @@ struct FileConfig {
     reconcile_budget_share: Option<f64>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     pub data_dir: PathBuf,
     /// `postgres://…` or `sqlite://…`; default: `sqlite://DATA_DIR/optsync.db`.
@@ -85,6 +85,30 @@ pub struct Settings {
     pub reconcile: bool,
     /// Share of a credential's remaining daily quota one sweep may spend.
     pub reconcile_budget_share: f64,
+}
+
+/// Without the master key and the database password: settings end up in logs and panics.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &crate::store::redact(&self.database_url))
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("workers", &self.workers)
+            .field("lease", &self.lease)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_base", &self.retry_base)
+            .field("retry_cap", &self.retry_cap)
+            .field("poll", &self.poll)
+            .field("blocked_retry", &self.blocked_retry)
+            .field("failed_auth_per_minute", &self.failed_auth_per_minute)
+            .field("master_key", &self.master_key.as_ref().map(|_| "***"))
+            .field("keap_limits", &self.keap_limits)
+            .field("reconcile", &self.reconcile)
+            .field("reconcile_budget_share", &self.reconcile_budget_share)
+            .finish()
+    }
 }
 
 /// Parses `10/s,240/min,30000/day` (any subset; `N/Xms`, `N/Xs` for other windows).
@@ -279,6 +303,18 @@ mod tests {
                 "{key} is not documented"
             );
         }
+    }
+
+    #[test]
+    fn debug_output_keeps_secrets_out() {
+        let mut s = Settings::for_dir(
+            Path::new("/tmp/x"),
+            Some("postgres://optsync:hunter2@db.example/optsync".into()),
+        );
+        s.master_key = Some("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into());
+        let d = format!("{s:?}");
+        assert!(!d.contains("hunter2") && !d.contains("AAECAwQF"), "{d}");
+        assert!(d.contains("db.example"));
     }
 
     #[test]

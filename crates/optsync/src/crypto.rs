@@ -44,6 +44,11 @@ impl SecretBox {
         }
     }
 
+    /// Where the master key file lives in a data directory.
+    pub fn key_file(data_dir: &Path) -> std::path::PathBuf {
+        data_dir.join(KEY_FILE)
+    }
+
     /// The master key from the environment value if given, else from the data directory's
     /// key file, which is created (0600) when missing.
     pub fn load(env_value: Option<&str>, data_dir: &Path) -> Result<Self> {

@@ -113,6 +113,7 @@ impl Store {
         rows.iter().map(row).collect()
     }
 
+    /// A new hook token; the legacy six-character credential goes with the old one.
     pub async fn set_tenant_token(
         &self,
         id: i64,
@@ -121,7 +122,7 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE tenants SET token_hash = $1, token_sealed = $2, updated_at = $3 WHERE id = $4",
+            "UPDATE tenants SET token_hash = $1, token_sealed = $2, legacy_prefix_hash = NULL, updated_at = $3 WHERE id = $4",
         )
         .bind(hash)
         .bind(sealed)
@@ -154,8 +155,9 @@ impl Store {
         Ok(())
     }
 
-    /// Removes a tenant with its queue, events and ledger. The audit log stays: it is the
-    /// record of what was done while the tenant existed.
+    /// Removes a tenant with everything it left but the audit log: its queue, events,
+    /// ledger, sealed provider secrets, remembered signature tokens, sweep state and address
+    /// index. The audit stays: it is the record of what was done while the tenant existed.
     pub async fn remove_tenant(&self, id: i64) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         for sql in [
@@ -163,6 +165,11 @@ impl Store {
             "DELETE FROM jobs WHERE tenant_id = $1",
             "DELETE FROM ledger WHERE tenant_id = $1",
             "DELETE FROM fanned_out WHERE tenant_id = $1",
+            "DELETE FROM providers WHERE tenant_id = $1",
+            "DELETE FROM seen_tokens WHERE tenant_id = $1",
+            "DELETE FROM sweeps WHERE tenant_id = $1",
+            "DELETE FROM contact_addresses WHERE tenant_id = $1",
+            "DELETE FROM opted_out_seen WHERE tenant_id = $1",
             "DELETE FROM tenants WHERE id = $1",
         ] {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;

@@ -232,6 +232,16 @@ async fn legacy_six_character_auth_only_when_opted_in(db: Db) {
             .unwrap()
             .is_none()
     );
+    // Rotating the token retires the weak legacy credential with the old token.
+    t.state.tenants.rotate_token("old").await.unwrap();
+    assert!(
+        t.state
+            .tenants
+            .authenticate("old", "7cf726")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 on_both_backends!(legacy_six_character_auth_only_when_opted_in);
 

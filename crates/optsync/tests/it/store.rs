@@ -44,9 +44,47 @@ async fn tenants_rotate_tokens_and_are_removed_with_their_queue(db: Db) {
     t.worker.drain().await.unwrap();
     let audits = t.count("SELECT COUNT(*) FROM audit").await;
     assert!(audits > 0);
+    let tenant = t.state.tenants.get(&t.app).await.unwrap();
+    t.state
+        .tenants
+        .set_provider(
+            &t.app,
+            optsync::providers::Provider::Postmark,
+            &optsync::providers::ProviderConfig::Http(optsync::providers::HttpAuth::Bearer {
+                token: "t".into(),
+            }),
+        )
+        .await
+        .unwrap();
+    optsync::reconcile::sweep(
+        &t.state,
+        &tenant,
+        &optsync::reconcile::SweepOptions {
+            full: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     t.state.tenants.remove(&t.app).await.unwrap();
-    assert_eq!(t.count("SELECT COUNT(*) FROM events").await, 0);
-    assert_eq!(t.count("SELECT COUNT(*) FROM jobs").await, 0);
+    for table in [
+        "events",
+        "jobs",
+        "ledger",
+        "providers",
+        "seen_tokens",
+        "sweeps",
+        "contact_addresses",
+        "opted_out_seen",
+        "tenants",
+    ] {
+        let sql: &'static str = Box::leak(format!("SELECT COUNT(*) FROM {table}").into_boxed_str());
+        assert_eq!(
+            t.count(sql).await,
+            0,
+            "{table} keeps rows of a removed tenant"
+        );
+    }
     assert_eq!(
         t.count("SELECT COUNT(*) FROM audit").await,
         audits,
@@ -55,3 +93,35 @@ async fn tenants_rotate_tokens_and_are_removed_with_their_queue(db: Db) {
     assert!(t.state.tenants.get(&t.app).await.is_err());
 }
 on_both_backends!(tenants_rotate_tokens_and_are_removed_with_their_queue);
+
+/// The master key is never made anew while sealed rows exist, and a wrong key stops startup.
+async fn a_missing_or_wrong_master_key_stops_startup(db: Db) {
+    let t = TestApp::spawn(db).await;
+    let settings = |key: Option<&str>| {
+        let mut s = optsync::config::Settings::for_dir(t.dir.path(), Some(t.database_url.clone()));
+        s.master_key = key.map(str::to_string);
+        s
+    };
+    let missing = optsync::app::App::open(settings(None)).await.err().unwrap();
+    assert!(
+        missing.to_string().contains("master key is missing"),
+        "{missing}"
+    );
+    assert!(
+        !t.dir.path().join("master.key").exists(),
+        "no new key was created"
+    );
+    let wrong = optsync::app::App::open(settings(Some(
+        "ZZECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    )))
+    .await
+    .err()
+    .unwrap();
+    assert!(wrong.to_string().contains("does not open"), "{wrong}");
+    assert!(
+        optsync::app::App::open(settings(Some(crate::MASTER_KEY)))
+            .await
+            .is_ok()
+    );
+}
+on_both_backends!(a_missing_or_wrong_master_key_stops_startup);
