@@ -51,6 +51,7 @@ struct FileConfig {
     poll_ms: Option<u64>,
     blocked_retry_secs: Option<u64>,
     failed_auth_per_minute: Option<u32>,
+    trusted_proxies: Option<String>,
     keap_limits: Option<String>,
     reconcile: Option<bool>,
     reconcile_budget_share: Option<f64>,
@@ -74,8 +75,10 @@ pub struct Settings {
     pub poll: Duration,
     /// How long a blocked job (no opt-out path works) waits before it is tried again.
     pub blocked_retry: Duration,
-    /// Failed hook authentications allowed per source address per minute.
+    /// Failed Keap-post authentications allowed per (app, client address) per minute.
     pub failed_auth_per_minute: u32,
+    /// Proxies whose forwarding headers name the client (`OPTSYNC_TRUSTED_PROXIES`, CIDRs).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `OPTSYNC_MASTER_KEY`, if set.
     pub master_key: Option<String>,
     /// Limits to pace every Keap credential to, instead of Keap's published ones (an account
@@ -103,12 +106,29 @@ impl std::fmt::Debug for Settings {
             .field("poll", &self.poll)
             .field("blocked_retry", &self.blocked_retry)
             .field("failed_auth_per_minute", &self.failed_auth_per_minute)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("master_key", &self.master_key.as_ref().map(|_| "***"))
             .field("keap_limits", &self.keap_limits)
             .field("reconcile", &self.reconcile)
             .field("reconcile_budget_share", &self.reconcile_budget_share)
             .finish()
     }
+}
+
+/// Parses a comma-separated list of CIDRs (`10.0.0.0/8, 2001:db8::/32`; a bare address is
+/// one host).
+pub fn parse_proxies(s: &str) -> Result<Vec<ipnet::IpNet>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    Error::Config(format!("trusted proxy {p:?} is not an address or CIDR"))
+                })
+        })
+        .collect()
 }
 
 /// Parses `10/s,240/min,30000/day` (any subset; `N/Xms`, `N/Xs` for other windows).
@@ -167,6 +187,12 @@ impl Settings {
             None if Path::new("optsync.toml").exists() => read_file(Path::new("optsync.toml"))?,
             None => FileConfig::default(),
         };
+        let trusted_proxies = parse_proxies(
+            env("OPTSYNC_TRUSTED_PROXIES")
+                .or(file.trusted_proxies.clone())
+                .as_deref()
+                .unwrap_or_default(),
+        )?;
         let data_dir = o
             .data_dir
             .clone()
@@ -214,6 +240,7 @@ impl Settings {
             failed_auth_per_minute: env_parse("OPTSYNC_FAILED_AUTH_PER_MINUTE")?
                 .or(file.failed_auth_per_minute)
                 .unwrap_or(20),
+            trusted_proxies,
             master_key: env("OPTSYNC_MASTER_KEY"),
             keap_limits: env("OPTSYNC_KEAP_LIMITS")
                 .or(file.keap_limits)
@@ -230,14 +257,20 @@ impl Settings {
             listen,
             public_url: public_url.trim_end_matches('/').to_string(),
         };
-        if !(0.0..=1.0).contains(&s.reconcile_budget_share) {
+        s.check()?;
+        Ok(s)
+    }
+
+    /// Values that parse but cannot be used.
+    fn check(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.reconcile_budget_share) {
             return Err(Error::Config(
                 "reconcile_budget_share must be between 0 and 1".into(),
             ));
         }
-        url::Url::parse(&s.public_url)
-            .map_err(|e| Error::Config(format!("public URL {:?}: {e}", s.public_url)))?;
-        Ok(s)
+        url::Url::parse(&self.public_url)
+            .map_err(|e| Error::Config(format!("public URL {:?}: {e}", self.public_url)))?;
+        Ok(())
     }
 
     /// Settings for tests and the demo: a data directory and a database URL, defaults
@@ -257,6 +290,7 @@ impl Settings {
             poll: Duration::from_millis(200),
             blocked_retry: Duration::from_secs(300),
             failed_auth_per_minute: 20,
+            trusted_proxies: Vec::new(),
             master_key: None,
             keap_limits: None,
             reconcile: false,
@@ -294,6 +328,7 @@ mod tests {
             "poll_ms",
             "blocked_retry_secs",
             "failed_auth_per_minute",
+            "trusted_proxies",
             "keap_limits",
             "reconcile",
             "reconcile_budget_share",

@@ -81,13 +81,13 @@ fn parse_post(body: &[u8]) -> Result<Subject, String> {
 
 async fn receive(
     state: AppState,
-    gate: AuthGate,
+    mut gate: AuthGate,
     app: &str,
     q: &HashMap<String, String>,
     body: &[u8],
 ) -> Answer {
     let now = state.clock.epoch_ms();
-    let tenant = authenticate(&state, &gate, app, q).await?;
+    let tenant = authenticate(&state, &mut gate, app, q).await?;
     tracing::Span::current().record("tenant", tenant.app.as_str());
     let subject = parse_post(body).map_err(|msg| {
         tracing::warn!(%msg, "hook refused: bad post");
@@ -128,7 +128,7 @@ async fn receive(
 /// The tenant whose token this is; a failure counts against the caller's address.
 async fn authenticate(
     state: &AppState,
-    gate: &AuthGate,
+    gate: &mut AuthGate,
     app: &str,
     q: &HashMap<String, String>,
 ) -> Result<TenantRow, HttpError> {

@@ -5,12 +5,14 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::auth_gate::AuthGate;
+use super::auth_gate::client_address;
 use super::error::HttpError;
 use crate::providers::{self, Provider, ProviderConfig, Reject, Request, Verified};
 use crate::state::AppState;
@@ -26,7 +28,7 @@ pub async fn head() -> StatusCode {
 
 pub async fn receive(
     State(state): State<AppState>,
-    gate: AuthGate,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((provider, app)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
@@ -34,7 +36,8 @@ pub async fn receive(
     let provider = Provider::from_name(&provider)
         .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, "unknown provider"))?;
     let now = state.clock.epoch_ms();
-    let (tenant, config) = settings_for(&state, &gate, provider, &app).await?;
+    let ip = client_address(peer.ip(), &headers, &state.settings.trusted_proxies);
+    let (tenant, config) = settings_for(&state, ip, provider, &app).await?;
     tracing::Span::current().record("tenant", tenant.app.as_str());
     let req = Request {
         headers: &headers,
@@ -44,30 +47,34 @@ pub async fn receive(
     let verified = providers::verify_async(provider, &config, &req, state.sns.as_ref())
         .await
         .map_err(|r| {
-            if matches!(r, Reject::Unauthorized(_) | Reject::Forged(_)) {
-                gate.failed();
-            }
-            tracing::warn!(ip = %gate.ip, provider = provider.name(), reason = %r, "provider webhook refused");
-            HttpError::new(provider.reject_status(&r), r.to_string())
+            tracing::warn!(%ip, tenant = %tenant.app, provider = provider.name(), reason = %r, "provider webhook refused");
+            refusal(provider, &r)
         })?;
     store(&state, &tenant, provider, &verified, &body, now).await
 }
 
+/// The answer to a refused delivery. Forged, unsigned, unknown app, unconfigured provider:
+/// one answer, so which apps exist does not leak; stale, replayed and malformed say so.
+fn refusal(provider: Provider, r: &Reject) -> HttpError {
+    let said = match r {
+        Reject::Unauthorized(_) | Reject::Forged(_) => "unauthorized".to_string(),
+        other => other.to_string(),
+    };
+    HttpError::new(provider.reject_status(r), said)
+}
+
 /// The tenant and its settings for the provider. An unknown app and an unconfigured
-/// provider are refused as unauthorized, and count against the caller's address.
+/// provider are refused exactly as a bad signature is. Nothing is counted against the
+/// caller: a provider's shared addresses must never be locked out.
 async fn settings_for(
     state: &AppState,
-    gate: &AuthGate,
+    ip: std::net::IpAddr,
     provider: Provider,
     app: &str,
 ) -> Result<(TenantRow, ProviderConfig), HttpError> {
     let unauthorized = |why: &str| {
-        gate.failed();
-        tracing::warn!(ip = %gate.ip, provider = provider.name(), why, "provider webhook refused");
-        HttpError::new(
-            provider.reject_status(&Reject::Unauthorized(why.into())),
-            "unauthorized",
-        )
+        tracing::warn!(%ip, provider = provider.name(), why, "provider webhook refused");
+        refusal(provider, &Reject::Unauthorized(why.into()))
     };
     let unavailable = |e: crate::Error| {
         tracing::error!(error = %e, "provider webhook: store unavailable");

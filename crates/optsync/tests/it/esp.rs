@@ -631,7 +631,7 @@ fn sparkpost_mailjet_and_brevo_batches() {
 
 // ---------------------------------------------------------------- end to end
 
-async fn configure(t: &TestApp) {
+pub async fn configure(t: &TestApp) {
     let tenants = &t.state.tenants;
     tenants
         .set_provider(
@@ -661,7 +661,7 @@ async fn configure(t: &TestApp) {
         .unwrap();
 }
 
-async fn post_raw(
+pub async fn post_raw(
     url: &str,
     headers: &[(&str, String)],
     body: Vec<u8>,

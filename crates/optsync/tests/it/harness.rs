@@ -126,6 +126,8 @@ pub struct Options {
     pub max_attempts: i64,
     pub sim: Option<KeapSim>,
     pub sns: Option<std::sync::Arc<dyn optsync::providers::ses::SnsFetcher>>,
+    /// `OPTSYNC_TRUSTED_PROXIES`.
+    pub trusted_proxies: &'static str,
 }
 
 impl Default for Options {
@@ -135,6 +137,7 @@ impl Default for Options {
             max_attempts: 8,
             sim: None,
             sns: None,
+            trusted_proxies: "",
         }
     }
 }
@@ -157,6 +160,7 @@ impl TestApp {
         settings.public_url = base.clone();
         settings.max_attempts = o.max_attempts;
         settings.retry_base = Duration::from_millis(1_000);
+        settings.trusted_proxies = optsync::config::parse_proxies(o.trusted_proxies).unwrap();
         settings.master_key = Some(MASTER_KEY.into());
         let mut builder = App::builder(settings).clock(o.clock).pacing(test_pacing());
         if let Some(sns) = o.sns {

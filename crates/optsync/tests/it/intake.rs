@@ -279,3 +279,70 @@ async fn intake_never_calls_keap_and_unknown_contacts_end_as_not_found(db: Db) {
         && a.row.action == optsync::store::AuditAction::ContactNotFound));
 }
 on_both_backends!(intake_never_calls_keap_and_unknown_contacts_end_as_not_found);
+
+/// Behind a trusted proxy every request comes from the proxy's address: a flood of bad
+/// tokens from one client must block that client only — not another client's post, and
+/// never a signed provider delivery (which has no failure counting at all).
+async fn a_guessing_client_behind_the_proxy_blocks_only_itself(db: Db) {
+    let t = TestApp::spawn_with(
+        db,
+        crate::Options {
+            trusted_proxies: "127.0.0.1/32",
+            ..crate::Options::default()
+        },
+    )
+    .await;
+    crate::esp::configure(&t).await;
+    let (id, _) = t.contact("pat", 2);
+    let wrong = t.post_url.replace("auth=", "auth=guess");
+    let http = reqwest::Client::new();
+    let post = |url: &str, from: &str| {
+        http.post(url)
+            .header("x-forwarded-for", format!("{from}, 127.0.0.1"))
+            .form(&[("contactId", id.to_string())])
+            .send()
+    };
+    let mut refused = 0;
+    for _ in 0..1_000 {
+        match post(&wrong, "203.0.113.5").await.unwrap().status().as_u16() {
+            401 => {}
+            429 => refused += 1,
+            s => panic!("{s}"),
+        }
+    }
+    assert_eq!(refused, 1_000 - 20, "20 guesses a minute, then 429");
+    // Another client behind the same proxy is served at once.
+    let started = std::time::Instant::now();
+    assert_eq!(
+        post(&t.post_url, "198.51.100.7").await.unwrap().status(),
+        200
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The guessing client itself stays refused, even with the right token.
+    assert_eq!(
+        post(&t.post_url, "203.0.113.5").await.unwrap().status(),
+        429
+    );
+    // A signed SendGrid delivery from the guessing client's address is accepted.
+    let (_, ann) = t.contact("ann", 2);
+    let now = t.state.clock.epoch_ms() / 1000;
+    let body = format!(
+        r#"[{{"email":"{}","timestamp":{now},"event":"spamreport","sg_event_id":"proxy-1"}}]"#,
+        ann[0]
+    )
+    .into_bytes();
+    let ts = now.to_string();
+    let headers = vec![
+        (
+            "x-twilio-email-event-webhook-signature",
+            crate::esp::sendgrid_sign(&ts, &body),
+        ),
+        ("x-twilio-email-event-webhook-timestamp", ts),
+        ("content-type", "application/json".to_string()),
+        ("x-forwarded-for", "203.0.113.5".to_string()),
+    ];
+    let url = format!("{}/hooks/esp/sendgrid/{}", t.base, t.app);
+    let (s, out) = crate::esp::post_raw(&url, &headers, body).await;
+    assert_eq!((s, out["queued"].as_u64()), (200, Some(1)), "{out}");
+}
+on_both_backends!(a_guessing_client_behind_the_proxy_blocks_only_itself);
