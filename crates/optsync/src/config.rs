@@ -52,6 +52,9 @@ struct FileConfig {
     blocked_retry_secs: Option<u64>,
     failed_auth_per_minute: Option<u32>,
     trusted_proxies: Option<String>,
+    header_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
     keap_limits: Option<String>,
     reconcile: Option<bool>,
     reconcile_budget_share: Option<f64>,
@@ -79,6 +82,13 @@ pub struct Settings {
     pub failed_auth_per_minute: u32,
     /// Proxies whose forwarding headers name the client (`OPTSYNC_TRUSTED_PROXIES`, CIDRs).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long a client may take to send a request's headers (also bounds an idle
+    /// keep-alive connection): slow-loris clients are cut off.
+    pub header_timeout: Duration,
+    /// How long a request may take, body and answer included (408 past it).
+    pub request_timeout: Duration,
+    /// Connections served at once; past it new ones are closed at once.
+    pub max_connections: usize,
     /// `OPTSYNC_MASTER_KEY`, if set.
     pub master_key: Option<String>,
     /// Limits to pace every Keap credential to, instead of Keap's published ones (an account
@@ -107,6 +117,9 @@ impl std::fmt::Debug for Settings {
             .field("blocked_retry", &self.blocked_retry)
             .field("failed_auth_per_minute", &self.failed_auth_per_minute)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("header_timeout", &self.header_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_connections", &self.max_connections)
             .field("master_key", &self.master_key.as_ref().map(|_| "***"))
             .field("keap_limits", &self.keap_limits)
             .field("reconcile", &self.reconcile)
@@ -187,6 +200,8 @@ impl Settings {
             None if Path::new("optsync.toml").exists() => read_file(Path::new("optsync.toml"))?,
             None => FileConfig::default(),
         };
+        let (header_timeout, request_timeout, max_connections) = server_limits(&file)?;
+        let (reconcile, reconcile_budget_share) = reconcile_settings(&file)?;
         let trusted_proxies = parse_proxies(
             env("OPTSYNC_TRUSTED_PROXIES")
                 .or(file.trusted_proxies.clone())
@@ -241,17 +256,16 @@ impl Settings {
                 .or(file.failed_auth_per_minute)
                 .unwrap_or(20),
             trusted_proxies,
+            header_timeout,
+            request_timeout,
+            max_connections,
             master_key: env("OPTSYNC_MASTER_KEY"),
             keap_limits: env("OPTSYNC_KEAP_LIMITS")
                 .or(file.keap_limits)
                 .map(|v| parse_limits(&v))
                 .transpose()?,
-            reconcile: env_parse("OPTSYNC_RECONCILE")?
-                .or(file.reconcile)
-                .unwrap_or(true),
-            reconcile_budget_share: env_parse("OPTSYNC_RECONCILE_BUDGET_SHARE")?
-                .or(file.reconcile_budget_share)
-                .unwrap_or(0.5),
+            reconcile,
+            reconcile_budget_share,
             data_dir,
             database_url,
             listen,
@@ -291,12 +305,48 @@ impl Settings {
             blocked_retry: Duration::from_secs(300),
             failed_auth_per_minute: 20,
             trusted_proxies: Vec::new(),
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
             master_key: None,
             keap_limits: None,
             reconcile: false,
             reconcile_budget_share: 0.5,
         }
     }
+}
+
+/// Whether `serve` sweeps, and the share of the daily quota a sweep may spend.
+fn reconcile_settings(file: &FileConfig) -> Result<(bool, f64)> {
+    Ok((
+        env_parse("OPTSYNC_RECONCILE")?
+            .or(file.reconcile)
+            .unwrap_or(true),
+        env_parse("OPTSYNC_RECONCILE_BUDGET_SHARE")?
+            .or(file.reconcile_budget_share)
+            .unwrap_or(0.5),
+    ))
+}
+
+/// Header-read timeout, request timeout and connection cap.
+fn server_limits(file: &FileConfig) -> Result<(Duration, Duration, usize)> {
+    let secs = |name: &str, v: Option<u64>, d: u64| -> Result<Duration> {
+        Ok(Duration::from_secs(
+            env_parse(name)?.or(v).unwrap_or(d).max(1),
+        ))
+    };
+    Ok((
+        secs("OPTSYNC_HEADER_TIMEOUT_SECS", file.header_timeout_secs, 10)?,
+        secs(
+            "OPTSYNC_REQUEST_TIMEOUT_SECS",
+            file.request_timeout_secs,
+            30,
+        )?,
+        env_parse("OPTSYNC_MAX_CONNECTIONS")?
+            .or(file.max_connections)
+            .unwrap_or(1024)
+            .max(1),
+    ))
 }
 
 fn read_file(p: &Path) -> Result<FileConfig> {
@@ -329,6 +379,9 @@ mod tests {
             "blocked_retry_secs",
             "failed_auth_per_minute",
             "trusted_proxies",
+            "header_timeout_secs",
+            "request_timeout_secs",
+            "max_connections",
             "keap_limits",
             "reconcile",
             "reconcile_budget_share",

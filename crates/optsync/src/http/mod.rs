@@ -10,11 +10,16 @@ pub mod keap_post;
 pub mod provider_hooks;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath};
-use axum::http::{Request, Uri};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath};
+use axum::http::{Request, StatusCode, Uri};
 use axum::routing::{get, post};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::HttpError;
@@ -69,18 +74,85 @@ pub fn redacted(uri: &Uri) -> String {
     format!("{}?{}", uri.path(), q.join("&"))
 }
 
-/// Serves the router on `listener` until `stop` resolves.
+/// Serves the router on `listener` until `stop` resolves, within the settings' limits: a
+/// header-read timeout on every connection (slow-loris clients are cut off, and idle
+/// keep-alive connections closed), a timeout on every request, and a cap on open
+/// connections (HTTP/1: one request at a time on each, so this caps requests too). On stop,
+/// connections finish the request in hand.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-    {
-        tracing::error!(error = %e, "HTTP server failed");
+    let s = state.settings.clone();
+    let app = router(state).layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        s.request_timeout,
+    ));
+    let slots = Arc::new(Semaphore::new(s.max_connections));
+    let (closing, closed) = watch::channel(false);
+    let mut conns = JoinSet::new();
+    tokio::pin!(stop);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, max = s.max_connections, "connection refused: too many open");
+            continue;
+        };
+        let conn = connection(app.clone(), stream, peer, s.header_timeout, closed.clone());
+        conns.spawn(async move {
+            conn.await;
+            drop(slot);
+        });
+        while conns.try_join_next().is_some() {}
+    }
+    let _ = closing.send(true);
+    while conns.join_next().await.is_some() {}
+}
+
+/// One HTTP/1 connection, with the peer's address for the handlers.
+async fn connection(
+    app: Router,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    header_timeout: Duration,
+    mut closed: watch::Receiver<bool>,
+) {
+    let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        tower_service::Service::call(&mut app.clone(), req)
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let stopping = async move {
+        let _ = closed.wait_for(|c| *c).await;
+    };
+    let ended = tokio::select! {
+        r = conn.as_mut() => Some(r),
+        _ = stopping => None,
+    };
+    let ended = match ended {
+        Some(r) => r,
+        None => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(%peer, error = %e, "connection ended");
     }
 }
 

@@ -128,6 +128,8 @@ pub struct Options {
     pub sns: Option<std::sync::Arc<dyn optsync::providers::ses::SnsFetcher>>,
     /// `OPTSYNC_TRUSTED_PROXIES`.
     pub trusted_proxies: &'static str,
+    /// `OPTSYNC_HEADER_TIMEOUT_SECS` (default 10 s).
+    pub header_timeout: Option<Duration>,
 }
 
 impl Default for Options {
@@ -138,6 +140,7 @@ impl Default for Options {
             sim: None,
             sns: None,
             trusted_proxies: "",
+            header_timeout: None,
         }
     }
 }
@@ -161,6 +164,9 @@ impl TestApp {
         settings.max_attempts = o.max_attempts;
         settings.retry_base = Duration::from_millis(1_000);
         settings.trusted_proxies = optsync::config::parse_proxies(o.trusted_proxies).unwrap();
+        if let Some(d) = o.header_timeout {
+            settings.header_timeout = d;
+        }
         settings.master_key = Some(MASTER_KEY.into());
         let mut builder = App::builder(settings).clock(o.clock).pacing(test_pacing());
         if let Some(sns) = o.sns {

@@ -4,6 +4,7 @@
 mod esp;
 mod harness;
 mod intake;
+mod limits;
 pub mod processes;
 mod queue;
 mod reconcile;
