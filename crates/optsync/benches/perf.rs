@@ -127,6 +127,16 @@ async fn service(
     (app, serving, url)
 }
 
+/// A full reconciliation sweep of the "bench" tenant.
+async fn full_sweep(app: &App) -> optsync::reconcile::SweepReport {
+    let tenant = app.tenants().get("bench").await.unwrap();
+    let opts = SweepOptions {
+        full: true,
+        ..SweepOptions::default()
+    };
+    sweep(app.state(), &tenant, &opts).await.unwrap()
+}
+
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -417,17 +427,7 @@ mod burst {
         let (app, serving, url) = service(&dir, &db, &sim, 4).await;
         sim.set_action_set_url(Some(&url));
         // Reconciliation's daily full sweep keeps the address index fresh (1 call here).
-        let tenant = app.tenants().get("bench").await.unwrap();
-        sweep(
-            app.state(),
-            &tenant,
-            &SweepOptions {
-                full: true,
-                ..SweepOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+        full_sweep(&app).await;
         sim.configure(|c| c.latency = latency);
         println!(
             "| burst | honoured | time to honour p50 / p99 | floor | p99 ÷ floor | Keap calls per opt-out | allowance used while busy | 429s |"
@@ -480,19 +480,9 @@ mod sweeps {
         let seeding = seeded.elapsed();
         let db = database(&dir, None).await;
         let (app, serving, _) = service(&dir, &db, &sim, 0).await;
-        let tenant = app.tenants().get("bench").await.unwrap();
         sim.reset_stats();
         let t = Instant::now();
-        let r = sweep(
-            app.state(),
-            &tenant,
-            &SweepOptions {
-                full: true,
-                ..SweepOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+        let r = full_sweep(&app).await;
         let took = t.elapsed();
         println!(
             "{} contacts in {} Keap calls ({:.2} per 1,000), {:.1} s ({:.0} contacts/s), {} to fix; emulator seeded in {:.1} s\n",
