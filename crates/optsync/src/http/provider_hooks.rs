@@ -47,7 +47,11 @@ pub async fn receive(
     let verified = providers::verify_async(provider, &config, &req, state.sns.as_ref())
         .await
         .map_err(|r| {
-            tracing::warn!(%ip, tenant = %tenant.app, provider = provider.name(), reason = %r, "provider webhook refused");
+            match &r {
+                Reject::Unavailable(_) => tracing::error!(%ip, tenant = %tenant.app, provider = provider.name(), reason = %r,
+                    "provider webhook NOT accepted for now; answering so the provider retries"),
+                _ => tracing::warn!(%ip, tenant = %tenant.app, provider = provider.name(), reason = %r, "provider webhook refused"),
+            }
             refusal(provider, &r)
         })?;
     store(&state, &tenant, provider, &verified, &body, now).await

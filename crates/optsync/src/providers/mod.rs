@@ -80,6 +80,7 @@ impl Provider {
     /// 403, which would stop its retries of genuine events too.
     pub fn reject_status(self, r: &Reject) -> StatusCode {
         match (self, r) {
+            (_, Reject::Unavailable(_)) => self.retry_status(),
             (Self::Mailgun, _) => StatusCode::NOT_ACCEPTABLE,
             (
                 _,
@@ -207,6 +208,9 @@ pub enum Reject {
     Stale(String),
     Replayed,
     Malformed(String),
+    /// Not the sender's fault, and perhaps passing (the SNS signing certificate could not be
+    /// fetched): answered with the status that makes the provider try again.
+    Unavailable(String),
 }
 
 impl std::fmt::Display for Reject {
@@ -217,6 +221,7 @@ impl std::fmt::Display for Reject {
             Self::Stale(m) => write!(f, "too old: {m}"),
             Self::Replayed => f.write_str("replayed signature token"),
             Self::Malformed(m) => write!(f, "malformed: {m}"),
+            Self::Unavailable(m) => write!(f, "temporarily unavailable: {m}"),
         }
     }
 }

@@ -298,22 +298,26 @@ pub async fn verify(
     if req.now - sent > MAX_AGE_SECS || sent - req.now > MAX_SKEW_SECS {
         return Err(Reject::Stale(format!("sent {}", field("Timestamp"))));
     }
-    let pem = fetcher
-        .certificate(&cert)
-        .await
-        .map_err(|e| Reject::Unauthorized(format!("signing certificate unavailable: {e}")))?;
-    check_signature(m, &pem)?;
+    // A topic this app does not allow is refused before anything is fetched for it (the
+    // claim is unverified, but refusing costs nothing; accepting waits for the signature).
     if !topics.iter().any(|t| t == field("TopicArn")) {
         return Err(Reject::Unauthorized(format!(
             "topic {} is not allowed for this app",
             field("TopicArn")
         )));
     }
+    // SNS does not retry a 4xx: a certificate we cannot fetch just now must not lose the
+    // event, so it is answered as a failure on our side (SNS retries those).
+    let pem = fetcher
+        .certificate(&cert)
+        .await
+        .map_err(|e| Reject::Unavailable(format!("signing certificate unavailable: {e}")))?;
+    check_signature(m, &pem)?;
     match field("Type") {
         "SubscriptionConfirmation" => {
             let url = sns_url(field("SubscribeURL"))?;
             fetcher.confirm(&url).await.map_err(|e| {
-                Reject::Unauthorized(format!("could not confirm the subscription: {e}"))
+                Reject::Unavailable(format!("could not confirm the subscription: {e}"))
             })?;
             tracing::info!(topic = field("TopicArn"), "SNS subscription confirmed");
             Ok(Verified::default())

@@ -29,6 +29,8 @@ fn fixture(name: &str) -> Vec<u8> {
 pub struct Recording {
     pub fetched: Mutex<Vec<String>>,
     pub confirmed: Mutex<Vec<String>>,
+    /// Certificate fetches fail (AWS unreachable for a moment).
+    pub unreachable: std::sync::atomic::AtomicBool,
 }
 
 impl SnsFetcher for Recording {
@@ -37,7 +39,13 @@ impl SnsFetcher for Recording {
         url: &'a Url,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<u8>, String>> + Send + 'a>> {
         self.fetched.lock().unwrap().push(url.to_string());
-        Box::pin(async { Ok(fixture("test-signing-cert.pem")) })
+        let down = self.unreachable.load(std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            match down {
+                true => Err("connection timed out".to_string()),
+                false => Ok(fixture("test-signing-cert.pem")),
+            }
+        })
     }
     fn confirm<'a>(
         &'a self,
@@ -220,6 +228,31 @@ async fn only_allowed_topics_are_accepted_and_confirmed() {
         check_with(&f, &other, &sns_headers(&body), &body, NOW).await,
         Err(Reject::Unauthorized(_))
     ));
+    assert!(
+        f.fetched.lock().unwrap().is_empty(),
+        "nothing is fetched for a topic the app does not allow"
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_that_cannot_be_fetched_is_answered_so_sns_retries() {
+    let f = Recording::default();
+    f.unreachable
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let body = fixture("complaint-v2.json");
+    let r = check_with(&f, &config(), &sns_headers(&body), &body, NOW).await;
+    let Err(reject) = r else { panic!("{r:?}") };
+    assert!(matches!(reject, Reject::Unavailable(_)), "{reject:?}");
+    // SNS retries only answers outside 200–4xx.
+    assert_eq!(Provider::Ses.reject_status(&reject).as_u16(), 500);
+    // Once the certificate can be fetched, the same delivery verifies.
+    f.unreachable
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        check_with(&f, &config(), &sns_headers(&body), &body, NOW)
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
