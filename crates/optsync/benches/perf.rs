@@ -361,7 +361,6 @@ mod burst {
         let before = app.store().honoured_events().await.unwrap().len();
         let mut clicked = HashMap::new();
         let start = Instant::now();
-        let t0 = optsync::clock::Clock::system().epoch_ms();
         for (i, (id, emails)) in contacts.iter().enumerate() {
             clicked.insert(*id, optsync::clock::Clock::system().epoch_ms());
             sim.event(&emails[i % 2], SimEvent::UnsubscribeLink)
@@ -389,7 +388,6 @@ mod burst {
             })
             .collect();
         times.sort_unstable();
-        let _ = t0;
         let stats = sim.stats();
         Outcome {
             honoured: honoured.len(),

@@ -544,15 +544,12 @@ impl<'a> JobRun<'a> {
         if !self.index_fresh {
             return Ok(self.client.contacts_with_address(email).await?);
         }
-        let indexed = self
+        let ids = self
             .state
             .store
-            .indexed_holders(self.tenant.id, &email.key())
+            .indexed_holder_ids(self.tenant.id, &email.key())
             .await?;
-        Ok(indexed
-            .into_iter()
-            .filter_map(|(id, _)| ContactId::new(id))
-            .collect())
+        Ok(ids.into_iter().filter_map(ContactId::new).collect())
     }
 
     /// A stop source shared with other contacts makes their addresses targets too: queue a

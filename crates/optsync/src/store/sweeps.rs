@@ -162,22 +162,25 @@ impl Store {
         Ok(())
     }
 
+    /// The ids of the contacts the index says hold an address (one query; the worker's
+    /// fan-out needs no more).
+    pub async fn indexed_holder_ids(&self, tenant_id: i64, email_key: &str) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT contact_id FROM contact_addresses WHERE tenant_id = $1 AND email_key = $2 ORDER BY contact_id",
+        )
+        .bind(tenant_id)
+        .bind(email_key)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// The contacts the index says hold an address, each with all its indexed addresses.
     pub async fn indexed_holders(
         &self,
         tenant_id: i64,
         email_key: &str,
     ) -> Result<Vec<(i64, Vec<IndexedAddress>)>> {
-        let ids: Vec<i64> = sqlx::query(
-            "SELECT DISTINCT contact_id FROM contact_addresses WHERE tenant_id = $1 AND email_key = $2 ORDER BY contact_id",
-        )
-        .bind(tenant_id)
-        .bind(email_key)
-        .fetch_all(self.pool())
-        .await?
-        .iter()
-        .map(|r| r.try_get("contact_id"))
-        .collect::<Result<_, _>>()?;
+        let ids = self.indexed_holder_ids(tenant_id, email_key).await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let rows = sqlx::query(
