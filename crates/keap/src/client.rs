@@ -14,7 +14,7 @@ use url::Url;
 use crate::credentials::Credential;
 use crate::error::Error;
 use crate::model::OptOutMethod;
-use crate::pacing::{Pacer, PacingConfig};
+use crate::pacing::{CallPolicy, Pacer, PacingConfig};
 use crate::xmlrpc::{self, Response, Value};
 
 /// The largest answer accepted from Keap: a page of 1,000 contacts is a few hundred KiB.
@@ -40,6 +40,8 @@ pub(crate) struct Inner {
     pub(crate) method: OptOutMethod,
     max_throttle_retries: u32,
     calls: AtomicU64,
+    /// The lane this client's calls take and how long one may wait for room.
+    policy: CallPolicy,
 }
 
 /// Builds a [`KeapClient`].
@@ -71,6 +73,12 @@ impl KeapClient {
     /// A client sharing this one's connection pool, credential and pacer but counting its
     /// own calls: one per job, so that each job can say how many Keap calls it made.
     pub fn scoped(&self) -> KeapClient {
+        self.scoped_for(CallPolicy::default())
+    }
+
+    /// A scoped client whose calls follow `policy`: a job's calls give up waiting for room
+    /// after a while (the job is rescheduled), a sweep's leave the real-time reserve alone.
+    pub fn scoped_for(&self, policy: CallPolicy) -> KeapClient {
         let i = &self.inner;
         KeapClient {
             inner: Arc::new(Inner {
@@ -81,6 +89,7 @@ impl KeapClient {
                 method: i.method,
                 max_throttle_retries: i.max_throttle_retries,
                 calls: AtomicU64::new(0),
+                policy,
             }),
         }
     }
@@ -124,7 +133,7 @@ impl KeapClient {
         let mut refreshed = false;
         let mut throttles = 0;
         loop {
-            inner.pacer.acquire().await?;
+            inner.pacer.acquire_for(inner.policy).await?;
             let mut req = inner.http.request(method.clone(), url.clone());
             if let Some((ct, b)) = &body {
                 req = req
@@ -152,7 +161,9 @@ impl KeapClient {
                 throttles += 1;
                 let pause = inner.pacer.throttled();
                 tracing::warn!(%url, attempt = throttles, pause_ms = pause.as_millis() as u64, "Keap answered 429");
-                if throttles > inner.max_throttle_retries {
+                if throttles > inner.max_throttle_retries
+                    || inner.policy.max_wait.is_some_and(|m| pause > m)
+                {
                     return Err(Error::Throttled {
                         retry_after: pause,
                         detail: format!("{throttles} consecutive 429s"),
@@ -342,6 +353,7 @@ impl KeapClientBuilder {
                 method: self.method,
                 max_throttle_retries: self.max_throttle_retries,
                 calls: AtomicU64::new(0),
+                policy: CallPolicy::default(),
             }),
         })
     }

@@ -31,5 +31,5 @@ pub use model::{
     OptOutReport, OptedOutPage, PathAttempt,
 };
 pub use ops::MAX_PAGE_SIZE;
-pub use pacing::{Budget, Pacer, PacingConfig};
+pub use pacing::{Budget, CallPolicy, Lane, Pacer, PacingConfig};
 pub use status::{EmailStatus, StatusClass, UnknownStatus};

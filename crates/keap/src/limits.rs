@@ -132,12 +132,19 @@ impl RollingWindow {
 
     /// How long until one more call fits (0 when it fits now).
     pub fn wait_ms(&mut self, now_ms: u64) -> u64 {
+        self.wait_ms_within(now_ms, self.limit.limit)
+    }
+
+    /// How long until one more call fits under `limit` (at most the window's own limit):
+    /// what a caller held to a share of the window waits.
+    pub fn wait_ms_within(&mut self, now_ms: u64, limit: u32) -> u64 {
         self.prune(now_ms);
-        if (self.hits.len() as u32) < self.limit.limit {
+        let limit = limit.min(self.limit.limit).max(1);
+        if (self.hits.len() as u32) < limit {
             return 0;
         }
         // The call that frees a slot is the one `len - limit + 1` from the front.
-        let excess = self.hits.len() + 1 - self.limit.limit as usize;
+        let excess = self.hits.len() + 1 - limit as usize;
         let t = self.hits[excess - 1];
         (t + self.length_ms()).saturating_sub(now_ms)
     }

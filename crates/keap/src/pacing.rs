@@ -29,6 +29,44 @@ pub struct PacingConfig {
     pub backoff_cap: Duration,
     /// Pause when Keap reports the app-wide (tenant) throttle empty.
     pub tenant_pause: Duration,
+    /// Percent of every window and of the day that only [`Lane::RealTime`] calls may spend:
+    /// a sweep can never use up what a person's opt-out needs.
+    pub realtime_reserve_pct: u8,
+}
+
+/// Whose call it is: the share of the budget it may spend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lane {
+    /// An opt-out somebody is waiting for: may spend the whole budget.
+    #[default]
+    RealTime,
+    /// A reconciliation sweep: may not spend the real-time reserve.
+    Sweep,
+}
+
+/// How long a call may wait in the pacer before its caller is told to come back later
+/// ([`Error::Throttled`]) instead: a worker holding a job should not sleep for minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallPolicy {
+    pub lane: Lane,
+    /// `None`: wait as long as it takes.
+    pub max_wait: Option<Duration>,
+}
+
+impl CallPolicy {
+    pub fn job(max_wait: Duration) -> Self {
+        Self {
+            lane: Lane::RealTime,
+            max_wait: Some(max_wait),
+        }
+    }
+
+    pub fn sweep() -> Self {
+        Self {
+            lane: Lane::Sweep,
+            max_wait: None,
+        }
+    }
 }
 
 impl PacingConfig {
@@ -39,6 +77,20 @@ impl PacingConfig {
             backoff_base: Duration::from_secs(1),
             backoff_cap: Duration::from_secs(60),
             tenant_pause: Duration::from_secs(1),
+            realtime_reserve_pct: 20,
+        }
+    }
+
+    /// What a lane may use of `limit`: all of it in real time, less the reserve for sweeps
+    /// (never less than one call, so a tiny limit still lets sweeps move).
+    pub fn share(&self, lane: Lane, limit: u32) -> u32 {
+        match lane {
+            Lane::RealTime => limit,
+            Lane::Sweep => {
+                let pct = u64::from(self.realtime_reserve_pct.min(90));
+                let reserve = (u64::from(limit) * pct).div_ceil(100) as u32;
+                limit.saturating_sub(reserve).max(1)
+            }
         }
     }
 
@@ -85,6 +137,13 @@ pub(crate) fn now_ms() -> u64 {
     Clock::system().now_ms()
 }
 
+/// What the pacer says to one call.
+enum Admit {
+    Now,
+    After(Duration),
+    DaySpent(Duration),
+}
+
 fn header_u32(headers: &HeaderMap, name: &str) -> Option<u32> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
@@ -129,48 +188,65 @@ impl Pacer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits until one more call fits every window, then counts it. Fails at once, without
-    /// waiting, when the daily quota is spent: that wait is hours, and the caller should
-    /// reschedule rather than hold a worker.
+    /// Waits until one more real-time call fits every window, then counts it.
     pub async fn acquire(&self) -> Result<(), Error> {
+        self.acquire_for(CallPolicy::default()).await
+    }
+
+    /// Waits until one more call of `policy`'s lane fits every window (within its share),
+    /// then counts it. Fails at once, without waiting, when the lane's share of the day is
+    /// spent or the wait is longer than the policy allows: the caller should reschedule
+    /// rather than hold a worker.
+    pub async fn acquire_for(&self, policy: CallPolicy) -> Result<(), Error> {
         loop {
-            let wait = {
-                let mut st = self.lock();
-                let now = self.clock.now_ms();
-                if let Some(d) = st.daily.as_mut()
-                    && d.available(now) == 0
-                {
-                    let reset = DailyQuota::expiry_ms(now);
+            let wait = match self.try_admit(policy.lane) {
+                Admit::Now => return Ok(()),
+                Admit::DaySpent(retry_after) => {
                     return Err(Error::Throttled {
-                        retry_after: Duration::from_millis(reset - now),
+                        retry_after,
                         detail: "daily quota spent".into(),
                     });
                 }
-                let mut wait = st.blocked_until.saturating_sub(now);
-                for w in &mut st.windows {
-                    wait = wait.max(w.wait_ms(now));
-                }
-                if wait == 0 {
-                    for w in &mut st.windows {
-                        w.record(now);
-                    }
-                    if let Some(d) = st.daily.as_mut() {
-                        d.record(now);
-                    }
-                    st.calls += 1;
-                    return Ok(());
-                }
-                // Sleeping does not move a manual clock: the caller reschedules instead.
-                if self.clock.is_manual() {
-                    return Err(Error::Throttled {
-                        retry_after: Duration::from_millis(wait),
-                        detail: "no room in Keap's limits on a clock that stands still".into(),
-                    });
-                }
-                wait
+                Admit::After(wait) => wait,
             };
-            tokio::time::sleep(Duration::from_millis(wait)).await;
+            // Sleeping does not move a manual clock: the caller reschedules instead.
+            if self.clock.is_manual() || policy.max_wait.is_some_and(|m| wait > m) {
+                return Err(Error::Throttled {
+                    retry_after: wait,
+                    detail: "no room in Keap's limits for this credential now".into(),
+                });
+            }
+            tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Counts the call if it fits now; else says how long until it would.
+    fn try_admit(&self, lane: Lane) -> Admit {
+        let mut st = self.lock();
+        let now = self.clock.now_ms();
+        if let Some(d) = st.daily.as_mut() {
+            let share = self.config.share(lane, d.limit());
+            if d.used(now) >= share {
+                let reset = DailyQuota::expiry_ms(now);
+                return Admit::DaySpent(Duration::from_millis(reset - now));
+            }
+        }
+        let mut wait = st.blocked_until.saturating_sub(now);
+        for w in &mut st.windows {
+            let share = self.config.share(lane, w.limit().limit);
+            wait = wait.max(w.wait_ms_within(now, share));
+        }
+        if wait > 0 {
+            return Admit::After(Duration::from_millis(wait));
+        }
+        for w in &mut st.windows {
+            w.record(now);
+        }
+        if let Some(d) = st.daily.as_mut() {
+            d.record(now);
+        }
+        st.calls += 1;
+        Admit::Now
     }
 
     /// Takes Keap's own numbers into account after a response.
@@ -265,7 +341,43 @@ mod tests {
             backoff_base: Duration::from_millis(10),
             backoff_cap: Duration::from_millis(40),
             tenant_pause: Duration::from_millis(10),
+            realtime_reserve_pct: 50,
         }
+    }
+
+    #[tokio::test]
+    async fn sweeps_cannot_spend_the_real_time_reserve() {
+        let clock = Clock::manual(1_000_000);
+        let p = Pacer::with_clock(tiny(), clock);
+        p.acquire_for(CallPolicy::sweep()).await.unwrap();
+        let refused = p.acquire_for(CallPolicy::sweep()).await.unwrap_err();
+        assert!(
+            matches!(refused, Error::Throttled { .. }),
+            "the sweep's half of the window is spent"
+        );
+        p.acquire().await.expect("a real-time call still fits");
+        let long = p.acquire_for(CallPolicy::job(Duration::from_millis(1)));
+        assert!(matches!(long.await, Err(Error::Throttled { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_job_is_told_to_come_back_rather_than_wait_long() {
+        let p = Pacer::new(tiny());
+        p.acquire().await.unwrap();
+        p.acquire().await.unwrap();
+        let started = std::time::Instant::now();
+        let err = p
+            .acquire_for(CallPolicy::job(Duration::from_millis(5)))
+            .await
+            .unwrap_err();
+        let Error::Throttled { retry_after, .. } = err else {
+            panic!("expected Throttled, got {err:?}");
+        };
+        assert!(retry_after > Duration::from_millis(5));
+        assert!(
+            started.elapsed() < Duration::from_millis(50),
+            "it did not sleep"
+        );
     }
 
     #[tokio::test]

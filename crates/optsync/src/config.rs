@@ -50,6 +50,8 @@ struct FileConfig {
     retry_cap_ms: Option<u64>,
     poll_ms: Option<u64>,
     blocked_retry_secs: Option<u64>,
+    bury_after_hours: Option<u64>,
+    tenant_workers: Option<usize>,
     failed_auth_per_minute: Option<u32>,
     trusted_proxies: Option<String>,
     header_timeout_secs: Option<u64>,
@@ -70,8 +72,14 @@ pub struct Settings {
     pub workers: usize,
     /// How long a claimed job is a worker's before another may take it over.
     pub lease: Duration,
-    /// Attempts before a job is dead.
+    /// Attempts before a job may be buried as dead (and only once [`Settings::bury_after`]
+    /// has passed too).
     pub max_attempts: i64,
+    /// How long a failing job keeps being retried before it is buried: days, so that a Keap
+    /// outage never buries an opt-out.
+    pub bury_after: Duration,
+    /// Workers one tenant may hold at once, so one app's flood cannot crowd out the others.
+    pub tenant_workers: usize,
     pub retry_base: Duration,
     pub retry_cap: Duration,
     /// How often idle workers look for jobs another process enqueued.
@@ -111,6 +119,8 @@ impl std::fmt::Debug for Settings {
             .field("workers", &self.workers)
             .field("lease", &self.lease)
             .field("max_attempts", &self.max_attempts)
+            .field("bury_after", &self.bury_after)
+            .field("tenant_workers", &self.tenant_workers)
             .field("retry_base", &self.retry_base)
             .field("retry_cap", &self.retry_cap)
             .field("poll", &self.poll)
@@ -202,6 +212,8 @@ impl Settings {
         };
         let (header_timeout, request_timeout, max_connections) = server_limits(&file)?;
         let (reconcile, reconcile_budget_share) = reconcile_settings(&file)?;
+        let workers = o.workers.or(file.workers).unwrap_or(4).max(1);
+        let j = job_settings(&file, workers)?;
         let trusted_proxies = parse_proxies(
             env("OPTSYNC_TRUSTED_PROXIES")
                 .or(file.trusted_proxies.clone())
@@ -227,31 +239,15 @@ impl Settings {
             .unwrap_or_else(|| format!("http://{listen}"));
         let ms = |v: Option<u64>, d: u64| Duration::from_millis(v.unwrap_or(d));
         let s = Self {
-            workers: o.workers.or(file.workers).unwrap_or(4).max(1),
-            lease: Duration::from_secs(
-                env_parse("OPTSYNC_LEASE_SECS")?
-                    .or(file.lease_secs)
-                    .unwrap_or(60),
-            ),
-            max_attempts: env_parse("OPTSYNC_MAX_ATTEMPTS")?
-                .or(file.max_attempts)
-                .unwrap_or(8)
-                .max(1),
-            retry_base: ms(
-                env_parse("OPTSYNC_RETRY_BASE_MS")?.or(file.retry_base_ms),
-                2_000,
-            ),
-            retry_cap: ms(
-                env_parse("OPTSYNC_RETRY_CAP_MS")?.or(file.retry_cap_ms),
-                600_000,
-            ),
+            workers,
+            tenant_workers: j.tenant_workers,
+            bury_after: j.bury_after,
+            lease: j.lease,
+            max_attempts: j.max_attempts,
+            retry_base: j.retry_base,
+            retry_cap: j.retry_cap,
             poll: ms(env_parse("OPTSYNC_POLL_MS")?.or(file.poll_ms), 500),
-            blocked_retry: Duration::from_secs(
-                env_parse("OPTSYNC_BLOCKED_RETRY_SECS")?
-                    .or(file.blocked_retry_secs)
-                    .unwrap_or(300)
-                    .max(1),
-            ),
+            blocked_retry: j.blocked_retry,
             failed_auth_per_minute: env_parse("OPTSYNC_FAILED_AUTH_PER_MINUTE")?
                 .or(file.failed_auth_per_minute)
                 .unwrap_or(20),
@@ -297,10 +293,12 @@ impl Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_url: "http://127.0.0.1:8080".into(),
             workers: 2,
+            tenant_workers: default_tenant_workers(2),
             lease: Duration::from_secs(60),
             max_attempts: 8,
+            bury_after: Duration::from_secs(72 * 3600),
             retry_base: Duration::from_millis(2_000),
-            retry_cap: Duration::from_secs(600),
+            retry_cap: Duration::from_secs(3600),
             poll: Duration::from_millis(200),
             blocked_retry: Duration::from_secs(300),
             failed_auth_per_minute: 20,
@@ -314,6 +312,62 @@ impl Settings {
             reconcile_budget_share: 0.5,
         }
     }
+}
+
+/// How jobs are claimed, retried and buried.
+struct JobSettings {
+    tenant_workers: usize,
+    bury_after: Duration,
+    lease: Duration,
+    max_attempts: i64,
+    retry_base: Duration,
+    retry_cap: Duration,
+    blocked_retry: Duration,
+}
+
+fn job_settings(file: &FileConfig, workers: usize) -> Result<JobSettings> {
+    let ms = |v: Option<u64>, d: u64| Duration::from_millis(v.unwrap_or(d));
+    Ok(JobSettings {
+        tenant_workers: env_parse("OPTSYNC_TENANT_WORKERS")?
+            .or(file.tenant_workers)
+            .unwrap_or(default_tenant_workers(workers))
+            .max(1),
+        bury_after: Duration::from_secs(
+            3600 * env_parse("OPTSYNC_BURY_AFTER_HOURS")?
+                .or(file.bury_after_hours)
+                .unwrap_or(72)
+                .max(1),
+        ),
+        lease: Duration::from_secs(
+            env_parse("OPTSYNC_LEASE_SECS")?
+                .or(file.lease_secs)
+                .unwrap_or(60),
+        ),
+        max_attempts: env_parse("OPTSYNC_MAX_ATTEMPTS")?
+            .or(file.max_attempts)
+            .unwrap_or(8)
+            .max(1),
+        retry_base: ms(
+            env_parse("OPTSYNC_RETRY_BASE_MS")?.or(file.retry_base_ms),
+            2_000,
+        ),
+        retry_cap: ms(
+            env_parse("OPTSYNC_RETRY_CAP_MS")?.or(file.retry_cap_ms),
+            3_600_000,
+        ),
+        blocked_retry: Duration::from_secs(
+            env_parse("OPTSYNC_BLOCKED_RETRY_SECS")?
+                .or(file.blocked_retry_secs)
+                .unwrap_or(300)
+                .max(1),
+        ),
+    })
+}
+
+/// Three workers in four: one tenant's flood leaves the rest to the others (never fewer
+/// than one).
+fn default_tenant_workers(workers: usize) -> usize {
+    (workers - workers / 4).max(1)
 }
 
 /// Whether `serve` sweeps, and the share of the daily quota a sweep may spend.

@@ -461,7 +461,11 @@ pub async fn sweep(
             "budget share must be between 0 and 1".into(),
         ));
     }
-    let client = state.clients.client(tenant)?.scoped();
+    // A sweep may not spend the share of the budget reserved for real-time opt-outs.
+    let client = state
+        .clients
+        .client(tenant)?
+        .scoped_for(keap::CallPolicy::sweep());
     let allowance = client
         .pacer()
         .budget()

@@ -61,6 +61,14 @@ pub struct Worker {
 /// Once an app's REST path is proven, one write in this many is still read back.
 const READ_BACK_SAMPLE: u32 = 20;
 
+/// Longest a job's Keap call waits for room in its credential's pacer; past it the job is
+/// deferred to when there is room and the worker moves on (to another tenant's work).
+const PACER_WAIT: Duration = Duration::from_secs(2);
+
+/// A sweep's picture of a contact drives writes only while it is this fresh (ms); older, the
+/// contact is read again.
+const SNAPSHOT_MAX_AGE_MS: i64 = 5 * 60 * 1000;
+
 /// Everything a job learned, to be recorded when it completes.
 struct Work {
     audits: Vec<AuditRow>,
@@ -97,7 +105,8 @@ impl Worker {
         let s = &self.state;
         let now = s.clock.epoch_ms();
         let lease_ms = s.settings.lease.as_millis() as i64;
-        let Some(job) = s.store.claim(now, lease_ms).await? else {
+        let per_tenant = s.settings.tenant_workers as i64;
+        let Some(job) = s.store.claim(now, lease_ms, per_tenant).await? else {
             return Ok(None);
         };
         let span = tracing::info_span!("job", job = job.id, tenant = job.tenant_id, subject = %job.subject);
@@ -195,12 +204,16 @@ impl Worker {
             s.store
                 .requeue(job.id, Requeue::Defer(at), &msg, now)
                 .await?;
+            // The credential has no room: the tenant's other jobs wait too, without a
+            // worker claiming each in turn to find that out.
+            s.store.pace_tenant(job.tenant_id, at).await?;
             return Ok(JobOutcome::Deferred {
                 job_id: job.id,
                 wait,
             });
         }
-        if job.attempts >= s.settings.max_attempts {
+        let age = Duration::from_millis((now - job.created_at).max(0) as u64);
+        if job.attempts >= s.settings.max_attempts && age >= s.settings.bury_after {
             tracing::error!(attempts = job.attempts, error = %msg,
                 "job is dead; re-drive it with `optsync retry`");
             s.store.requeue(job.id, Requeue::Bury, &msg, now).await?;
@@ -288,7 +301,10 @@ impl<'a> JobRun<'a> {
         let Some(tenant) = state.store.tenant(job.tenant_id).await? else {
             return Ok(None);
         };
-        let client = state.clients.client(&tenant)?.scoped();
+        let client = state
+            .clients
+            .client(&tenant)?
+            .scoped_for(keap::CallPolicy::job(PACER_WAIT));
         let events = state.store.job_events(job.id).await?;
         let received_at = events
             .iter()
@@ -357,10 +373,12 @@ impl<'a> JobRun<'a> {
     }
 
     /// The contact as Keap has it, or as the sweep that queued the job saw it (on its first
-    /// run that is as good as a fresh read: the opt-out itself is verified by reading back).
+    /// run and within minutes that is as good as a fresh read: the opt-out itself is verified
+    /// by reading back; a snapshot left waiting longer is stale and read again).
     /// `None` (recorded) when Keap has no such contact.
     async fn load_contact(&self, id: ContactId, work: &mut Work) -> Result<Option<Contact>> {
-        let snapshot = (self.reconcile_only && self.job.attempts == 1)
+        let fresh = self.state.clock.epoch_ms() - self.received_at <= SNAPSHOT_MAX_AGE_MS;
+        let snapshot = (self.reconcile_only && self.job.attempts == 1 && fresh)
             .then(|| {
                 self.events.iter().rev().find_map(|e| {
                     e.snapshot

@@ -77,6 +77,8 @@ pub struct ClaimedJob {
     pub lease_until: i64,
     /// Since when no opt-out path could do this job, if it was blocked.
     pub blocked_since: Option<i64>,
+    /// When the job was first queued: it is buried only after a horizon counted from here.
+    pub created_at: i64,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -202,21 +204,33 @@ async fn join_pending_job(
     .try_get("id")
 }
 
-/// The claim: the next job that is due, or whose worker's lease ran out, and whose subject
-/// no other worker holds. `$lock` is where the dialects differ.
+/// The tenants with work due, the one served longest ago first, leaving out those whose
+/// Keap budget has no room yet and those already holding `$2` workers.
+const TENANTS_DUE: &str = "SELECT t.id FROM tenants t
+ WHERE t.paced_until <= $1
+   AND EXISTS (SELECT 1 FROM jobs j WHERE j.tenant_id = t.id
+                 AND ((j.state IN ('pending', 'blocked') AND j.run_at <= $1)
+                      OR (j.state = 'running' AND j.lease_until <= $1)))
+   AND (SELECT COUNT(*) FROM jobs r WHERE r.tenant_id = t.id AND r.state = 'running'
+          AND r.lease_until > $1) < $2
+ ORDER BY t.claim_turn, t.id";
+
+/// The claim within one tenant (`$3`): its next job that is due, or whose worker's lease ran
+/// out, and whose subject no other worker holds. `$lock` is where the dialects differ.
 macro_rules! claim_sql {
     ($lock:literal) => {
         concat!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2
  WHERE id = (
    SELECT j.id FROM jobs j
-    WHERE ((j.state IN ('pending', 'blocked') AND j.run_at <= $2) OR (j.state = 'running' AND j.lease_until <= $2))
+    WHERE j.tenant_id = $3
+      AND ((j.state IN ('pending', 'blocked') AND j.run_at <= $2) OR (j.state = 'running' AND j.lease_until <= $2))
       AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.tenant_id = j.tenant_id AND r.subject = j.subject
                        AND r.id <> j.id AND r.state = 'running' AND r.lease_until > $2)
     ORDER BY j.run_at, j.id LIMIT 1",
             $lock,
             ")
- RETURNING id, tenant_id, subject, attempts, blocked_since"
+ RETURNING id, tenant_id, subject, attempts, blocked_since, created_at"
         )
     };
 }
@@ -249,10 +263,40 @@ impl Store {
     }
 
     /// Claims the next job that is due, or whose worker's lease ran out.
-    pub async fn claim(&self, now: i64, lease_ms: i64) -> Result<Option<ClaimedJob>> {
+    /// Claims the next job, taking tenants in turns: the tenant served longest ago that has
+    /// a job due, is not paced and holds fewer than `per_tenant` running jobs. Its turn moves
+    /// to the back of the line.
+    pub async fn claim(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        per_tenant: i64,
+    ) -> Result<Option<ClaimedJob>> {
+        let tenants: Vec<i64> = sqlx::query_scalar(TENANTS_DUE)
+            .bind(now)
+            .bind(per_tenant)
+            .fetch_all(self.pool())
+            .await?;
+        for tenant in tenants {
+            // A tenant whose due jobs all wait on a running subject yields to the next.
+            if let Some(job) = self.claim_in(tenant, now, lease_ms).await? {
+                sqlx::query(
+                    "UPDATE tenants SET claim_turn = (SELECT COALESCE(MAX(claim_turn), 0) + 1 FROM tenants) WHERE id = $1",
+                )
+                .bind(tenant)
+                .execute(self.pool())
+                .await?;
+                return Ok(Some(job));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn claim_in(&self, tenant: i64, now: i64, lease_ms: i64) -> Result<Option<ClaimedJob>> {
         let r = sqlx::query(claim_sql(self.backend()))
             .bind(now + lease_ms)
             .bind(now)
+            .bind(tenant)
             .fetch_optional(self.pool())
             .await?;
         let Some(r) = r else {
@@ -265,7 +309,18 @@ impl Store {
             attempts: r.try_get("attempts")?,
             lease_until: now + lease_ms,
             blocked_since: r.try_get("blocked_since")?,
+            created_at: r.try_get("created_at")?,
         }))
+    }
+
+    /// No job of the tenant is claimed before `until`: its Keap budget has no room.
+    pub async fn pace_tenant(&self, tenant: i64, until: i64) -> Result<()> {
+        sqlx::query("UPDATE tenants SET paced_until = $2 WHERE id = $1 AND paced_until < $2")
+            .bind(tenant)
+            .bind(until)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     pub async fn job_events(&self, job_id: i64) -> Result<Vec<EventRow>> {

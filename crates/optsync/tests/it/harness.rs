@@ -130,6 +130,9 @@ pub struct Options {
     pub trusted_proxies: &'static str,
     /// `OPTSYNC_HEADER_TIMEOUT_SECS` (default 10 s).
     pub header_timeout: Option<Duration>,
+    /// How long a failing job is retried before it may be buried (zero here, so a test of
+    /// burial needs only `max_attempts`; the service's default is 72 h).
+    pub bury_after: Duration,
 }
 
 impl Default for Options {
@@ -141,6 +144,7 @@ impl Default for Options {
             sns: None,
             trusted_proxies: "",
             header_timeout: None,
+            bury_after: Duration::ZERO,
         }
     }
 }
@@ -162,6 +166,7 @@ impl TestApp {
         let mut settings = Settings::for_dir(dir.path(), Some(database_url.clone()));
         settings.public_url = base.clone();
         settings.max_attempts = o.max_attempts;
+        settings.bury_after = o.bury_after;
         settings.retry_base = Duration::from_millis(1_000);
         settings.trusted_proxies = optsync::config::parse_proxies(o.trusted_proxies).unwrap();
         if let Some(d) = o.header_timeout {

@@ -2,6 +2,7 @@
 //! against keap-sim, driven from the tests.
 
 mod esp;
+mod fairness;
 mod harness;
 mod intake;
 mod limits;

@@ -166,7 +166,7 @@ async fn events_for_one_contact_coalesce_and_one_job_runs_at_a_time(db: Db) {
     let claimed = t
         .state
         .store
-        .claim(clock.epoch_ms(), lease)
+        .claim(clock.epoch_ms(), lease, i64::MAX)
         .await
         .unwrap()
         .unwrap();
@@ -177,7 +177,7 @@ async fn events_for_one_contact_coalesce_and_one_job_runs_at_a_time(db: Db) {
     assert!(
         t.state
             .store
-            .claim(clock.epoch_ms(), lease)
+            .claim(clock.epoch_ms(), lease, i64::MAX)
             .await
             .unwrap()
             .is_none(),
@@ -188,7 +188,7 @@ async fn events_for_one_contact_coalesce_and_one_job_runs_at_a_time(db: Db) {
     let again = t
         .state
         .store
-        .claim(clock.epoch_ms(), lease)
+        .claim(clock.epoch_ms(), lease, i64::MAX)
         .await
         .unwrap()
         .unwrap();
@@ -224,7 +224,7 @@ async fn events_for_one_contact_coalesce_and_one_job_runs_at_a_time(db: Db) {
     let next = t
         .state
         .store
-        .claim(clock.epoch_ms(), lease)
+        .claim(clock.epoch_ms(), lease, i64::MAX)
         .await
         .unwrap()
         .unwrap();
