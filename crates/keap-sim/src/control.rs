@@ -214,6 +214,31 @@ pub async fn post_faults(
     Ok(Json(json!({"kind": b.kind, "count": count})).into_response())
 }
 
+#[derive(Deserialize)]
+struct OutageBody {
+    /// Fault kinds taken in turn while the outage lasts; empty ends it.
+    kinds: Vec<String>,
+}
+
+/// `PUT /sim/outage {"kinds": ["500", "timeout", "drop", "429"]}`: Keap down until the kinds
+/// are set empty again.
+pub async fn put_outage(
+    State(shared): State<Arc<Shared>>,
+    body: Bytes,
+) -> Result<Response, SimError> {
+    let b: OutageBody = parse_json(&body)?;
+    let kinds = b
+        .kinds
+        .iter()
+        .map(|k| {
+            FaultKind::from_name(k)
+                .ok_or_else(|| SimError::BadRequest(format!("unknown fault kind {k:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    shared.lock().outage = kinds;
+    Ok(Json(json!({"kinds": b.kinds})).into_response())
+}
+
 pub async fn get_stats(State(shared): State<Arc<Shared>>) -> Response {
     Json(shared.lock().stats.clone()).into_response()
 }

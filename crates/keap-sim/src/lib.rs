@@ -181,6 +181,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/sim/emails/{email}/event", post(control::email_event))
         .route("/sim/action-set", put(control::put_action_set))
         .route("/sim/faults", post(control::post_faults))
+        .route("/sim/outage", put(control::put_outage))
         .route("/sim/xmlrpc", put(control::put_xmlrpc))
         .route(
             "/sim/stats",
@@ -277,6 +278,11 @@ impl KeapSim {
 
     pub fn inject_fault(&self, kind: FaultKind, count: u32) {
         self.shared.lock().faults.push_back((kind, count));
+    }
+
+    /// Keap down: every call fails with these kinds in turn until `set_outage(&[])`.
+    pub fn set_outage(&self, kinds: &[FaultKind]) {
+        self.shared.lock().outage = kinds.to_vec();
     }
 
     /// Serves XML-RPC, or answers it as a switched-off endpoint (a brownout is off, then on).

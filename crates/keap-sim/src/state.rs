@@ -86,6 +86,10 @@ pub struct State {
     pub auth: Auth,
     pub throttles: Throttles,
     pub faults: VecDeque<(FaultKind, u32)>,
+    /// An outage: while not empty, every gateway call fails with the next of these kinds in
+    /// turn (after the counted faults above), however long it lasts.
+    pub outage: Vec<FaultKind>,
+    outage_turn: usize,
     pub stats: Stats,
 }
 
@@ -96,14 +100,22 @@ impl State {
             throttles: Throttles::new(config.throttle.clone()),
             store: Store::new(),
             faults: VecDeque::new(),
+            outage: Vec::new(),
+            outage_turn: 0,
             stats: Stats::default(),
             config,
         }
     }
 
-    /// Takes the next injected fault, if any.
+    /// Takes the next injected fault, if any: a counted one, else the outage's next.
     pub fn next_fault(&mut self) -> Option<FaultKind> {
-        let (kind, left) = self.faults.front_mut()?;
+        let Some((kind, left)) = self.faults.front_mut() else {
+            let kind = *self
+                .outage
+                .get(self.outage_turn % self.outage.len().max(1))?;
+            self.outage_turn = self.outage_turn.wrapping_add(1);
+            return Some(kind);
+        };
         let kind = *kind;
         *left -= 1;
         if *left == 0 {

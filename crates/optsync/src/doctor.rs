@@ -4,6 +4,7 @@
 //! credential is broken or no opt-out path is known to work; with a probe address, each path
 //! is tried on it and the one that works is recorded.
 
+use crate::logfmt::one_line;
 use keap::{Api, EmailAddress, KeapClient, OptOutMethod};
 
 use crate::clock::rfc3339;
@@ -198,6 +199,28 @@ async fn probe_paths(
 }
 
 /// Blocked and dead jobs, the last Keap post and the last sweep.
+/// Jobs Keap keeps failing (an outage, a refused key): said long before any is buried.
+async fn check_failing(state: &AppState, t: &TenantRow, d: &mut Diagnosis) -> Result<()> {
+    let f = state.store.failing_jobs(t.id).await?;
+    let Some(oldest) = f.oldest_created_at.filter(|_| f.count > 0) else {
+        d.say("failing jobs", Some(true), "none");
+        return Ok(());
+    };
+    let bury_at = oldest + state.settings.bury_after.as_millis() as i64;
+    d.say(
+        "failing jobs",
+        Some(false),
+        format!(
+            "{} retrying with backoff, the oldest queued {}; last error: {}; none is buried before {}",
+            f.count,
+            rfc3339(oldest),
+            one_line(f.last_error.as_deref().unwrap_or("?")),
+            rfc3339(bury_at)
+        ),
+    );
+    Ok(())
+}
+
 async fn check_queue(state: &AppState, t: &TenantRow, d: &mut Diagnosis) -> Result<()> {
     let counts = state.store.tenant_job_counts(t.id).await?;
     let n = |s: JobState| counts.iter().find(|(k, _)| *k == s).map_or(0, |(_, n)| *n);
@@ -211,6 +234,7 @@ async fn check_queue(state: &AppState, t: &TenantRow, d: &mut Diagnosis) -> Resu
             t.app
         ),
     );
+    check_failing(state, t, d).await?;
     let post = state
         .store
         .last_received(t.id, EventSource::KeapPost)

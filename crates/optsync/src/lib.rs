@@ -17,6 +17,7 @@ pub mod error;
 pub mod housekeeping;
 pub mod http;
 pub mod keap_clients;
+pub mod logfmt;
 pub mod providers;
 pub mod reconcile;
 pub mod rules;

@@ -12,6 +12,7 @@
 //!   where it was and queues nothing twice. A sweep spends at most a share of the credential's
 //!   remaining daily quota (default half), then pauses until the budget returns.
 
+use crate::logfmt::one_line;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use keap::{Address, Contact, ContactId, EmailAddress, EmailField, EmailStatus, KeapClient};
@@ -598,7 +599,7 @@ pub async fn schedule(
                     let prev = match state.store.sweep(t.id).await {
                         Ok(p) => p,
                         Err(e) => {
-                            tracing::warn!(tenant = %t.app, error = %e, "cannot read sweep state; skipping this round");
+                            tracing::warn!(tenant = %t.app, error = %one_line(&e), "cannot read sweep state; skipping this round");
                             continue;
                         }
                     };
@@ -622,7 +623,7 @@ pub async fn schedule(
                             last_cost.insert(t.id, r.calls.max(1));
                         }
                         Err(e) => {
-                            tracing::warn!(tenant = %t.app, error = %e, "sweep failed; will try again")
+                            tracing::warn!(tenant = %t.app, error = %one_line(&e), "sweep failed; will try again")
                         }
                     }
                 }

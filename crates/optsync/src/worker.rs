@@ -3,6 +3,7 @@
 //! the client), record every decision — then completes the job or puts it back with a
 //! backoff.
 
+use crate::logfmt::one_line;
 use std::time::Duration;
 
 use std::sync::Mutex;
@@ -174,7 +175,9 @@ impl Worker {
             match self.run_once().await {
                 Ok(Some(_)) => continue,
                 Ok(None) => {}
-                Err(e) => tracing::error!(error = %e, "worker could not reach the queue"),
+                Err(e) => {
+                    tracing::error!(error = %one_line(&e), "worker could not reach the queue")
+                }
             }
             tokio::select! {
                 _ = wake => {}
@@ -214,7 +217,7 @@ impl Worker {
         }
         let age = Duration::from_millis((now - job.created_at).max(0) as u64);
         if job.attempts >= s.settings.max_attempts && age >= s.settings.bury_after {
-            tracing::error!(attempts = job.attempts, error = %msg,
+            tracing::error!(attempts = job.attempts, error = %one_line(&msg),
                 "job is dead; re-drive it with `optsync retry`");
             s.store.requeue(job.id, Requeue::Bury, &msg, now).await?;
             return Ok(JobOutcome::Dead {
@@ -223,7 +226,7 @@ impl Worker {
             });
         }
         let wait = self.backoff(job.attempts);
-        tracing::warn!(attempt = job.attempts, retry_in_ms = wait.as_millis() as u64, error = %msg,
+        tracing::warn!(attempt = job.attempts, retry_in_ms = wait.as_millis() as u64, error = %one_line(&msg),
             "job failed; will retry");
         let at = now + wait.as_millis() as i64;
         s.store
@@ -241,10 +244,10 @@ impl Worker {
         let s = &self.state;
         let at = now + s.settings.blocked_retry.as_millis() as i64;
         if job.blocked_since.is_none() {
-            tracing::error!(reason = %reason, retry_in_s = s.settings.blocked_retry.as_secs(),
+            tracing::error!(reason = %one_line(&reason), retry_in_s = s.settings.blocked_retry.as_secs(),
                 "job BLOCKED: no opt-out path works for this app; these addresses can still be mailed (see `optsync doctor`)");
         } else {
-            tracing::info!(reason = %reason, "job still blocked");
+            tracing::info!(reason = %one_line(&reason), "job still blocked");
         }
         s.store
             .requeue(job.id, Requeue::Block(at), &reason, now)

@@ -13,6 +13,7 @@
 //! cannot slip past before its failures are recorded, while a burst of genuine posts (Keap
 //! sends many at once, from few addresses) is never held back. The table is bounded.
 
+use crate::logfmt::one_line;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -231,7 +232,7 @@ impl FromRequestParts<AppState> for AuthGate {
             .auth_failures
             .begin(&app, client, state.clock.now_ms())
         {
-            tracing::warn!(%ip, app = %app.escape_debug(), "Keap post refused: too many failed authentications from this client");
+            tracing::warn!(%ip, app = %one_line(app), "Keap post refused: too many failed authentications from this client");
             return Err(HttpError::too_many_failures());
         }
         Ok(Self {

@@ -8,6 +8,7 @@
 //! (a post for an unknown contact ends as `not_found`). A database failure answers 503 so
 //! that Keap tries again.
 
+use crate::logfmt::one_line;
 use std::collections::HashMap;
 
 use axum::Json;
@@ -90,7 +91,7 @@ async fn receive(
     let tenant = authenticate(&state, &mut gate, app, q).await?;
     tracing::Span::current().record("tenant", tenant.app.as_str());
     let subject = parse_post(body).map_err(|msg| {
-        tracing::warn!(%msg, "hook refused: bad post");
+        tracing::warn!(msg = %one_line(&msg), "hook refused: bad post");
         HttpError::bad_request(msg)
     })?;
     let mut ev = NewEvent::new(
@@ -113,7 +114,7 @@ async fn receive(
     let acc = match state.intake.store(delivery).await {
         Ok(out) => out.accepted.into_iter().next(),
         Err(e) => {
-            tracing::error!(error = %e, "opt-out post NOT stored; answering 503 so Keap retries");
+            tracing::error!(error = %one_line(&e), "opt-out post NOT stored; answering 503 so Keap retries");
             None
         }
     }
@@ -138,12 +139,12 @@ async fn authenticate(
         Ok(None) => {
             gate.failed();
             // Never log the presented token.
-            tracing::warn!(ip = %gate.ip, app = %app.escape_debug().to_string().chars().take(64).collect::<String>(),
+            tracing::warn!(ip = %gate.ip, app = %one_line(app),
                 "hook refused: unknown app or wrong token");
             Err(HttpError::unauthorized())
         }
         Err(e) => {
-            tracing::error!(error = %e, "hook: the store is unavailable");
+            tracing::error!(error = %one_line(&e), "hook: the store is unavailable");
             Err(HttpError::retry(StatusCode::SERVICE_UNAVAILABLE))
         }
     }

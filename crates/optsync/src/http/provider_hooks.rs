@@ -3,6 +3,7 @@
 //! with their jobs in one transaction before the 2xx; a failure to store answers the status
 //! that makes that provider try again.
 
+use crate::logfmt::one_line;
 use axum::Json;
 use axum::body::Bytes;
 use std::net::SocketAddr;
@@ -48,9 +49,9 @@ pub async fn receive(
         .await
         .map_err(|r| {
             match &r {
-                Reject::Unavailable(_) => tracing::error!(%ip, tenant = %tenant.app, provider = provider.name(), reason = %r,
+                Reject::Unavailable(_) => tracing::error!(%ip, tenant = %tenant.app, provider = provider.name(), reason = %one_line(&r),
                     "provider webhook NOT accepted for now; answering so the provider retries"),
-                _ => tracing::warn!(%ip, tenant = %tenant.app, provider = provider.name(), reason = %r, "provider webhook refused"),
+                _ => tracing::warn!(%ip, tenant = %tenant.app, provider = provider.name(), reason = %one_line(&r), "provider webhook refused"),
             }
             refusal(provider, &r)
         })?;
@@ -81,7 +82,7 @@ async fn settings_for(
         refusal(provider, &Reject::Unauthorized(why.into()))
     };
     let unavailable = |e: crate::Error| {
-        tracing::error!(error = %e, "provider webhook: store unavailable");
+        tracing::error!(error = %one_line(&e), "provider webhook: store unavailable");
         HttpError::retry(provider.retry_status())
     };
     let tenant = match state.store.tenant_by_app(app).await.map_err(unavailable)? {
@@ -148,7 +149,7 @@ async fn store(
         })
         .await
         .map_err(|e| {
-            tracing::error!(provider = provider.name(), error = %e,
+            tracing::error!(provider = provider.name(), error = %one_line(&e),
                 "provider webhook NOT stored; answering so the provider retries");
             HttpError::retry(provider.retry_status())
         })?;

@@ -8,6 +8,7 @@
 //! request is answered after its transaction commits. If a batch cannot be committed, each
 //! delivery is tried in a transaction of its own, so one bad request cannot fail the others.
 
+use crate::logfmt::one_line;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Store;
@@ -62,7 +63,7 @@ async fn commit(store: &Store, batch: Vec<(Delivery, Reply)>) {
             }
         }
         Err(e) if deliveries.len() > 1 => {
-            tracing::warn!(error = %e, batch = deliveries.len(), "group commit failed; storing each delivery alone");
+            tracing::warn!(error = %one_line(&e), batch = deliveries.len(), "group commit failed; storing each delivery alone");
             for (d, reply) in deliveries.iter().zip(replies) {
                 let _ = reply.send(store.store_delivery(d).await);
             }

@@ -6,6 +6,7 @@ mod fairness;
 mod harness;
 mod intake;
 mod limits;
+mod outage;
 pub mod processes;
 mod queue;
 mod reconcile;

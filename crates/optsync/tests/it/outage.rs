@@ -1,0 +1,143 @@
+//! A Keap outage survived: Keap fails every call for two (simulated) hours — 500s, gateway
+//! timeouts, dropped connections and 429s in turn — while 200 opt-out posts and signed
+//! SendGrid webhooks keep arriving. The backoff keeps trying (a job is buried only after a
+//! horizon of days, not after its eighth attempt), `optsync doctor` says what is failing,
+//! and once Keap returns every accepted event is honoured and no job is dead.
+
+use std::time::Duration;
+
+use keap_sim::{FaultKind, KeapSim, SimEvent};
+use optsync::clock::Clock;
+
+use crate::esp::{configure, post_raw, sendgrid_sign};
+use crate::{Db, KEY, Options, TestApp, on_both_backends};
+
+const T0: u64 = 1_800_000_000_000;
+const POSTS: usize = 200;
+const OUTAGE: Duration = Duration::from_secs(2 * 3600);
+
+/// A SendGrid unsubscribe for `email`, signed, sent now.
+async fn sendgrid_unsubscribe(t: &TestApp, email: &str, id: usize) {
+    let now = t.state.clock.epoch_ms() / 1000;
+    let body = format!(
+        r#"[{{"email":"{email}","timestamp":{now},"event":"unsubscribe","sg_event_id":"outage-{id}"}}]"#
+    )
+    .into_bytes();
+    let ts = now.to_string();
+    let headers = vec![
+        (
+            "x-twilio-email-event-webhook-signature",
+            sendgrid_sign(&ts, &body),
+        ),
+        ("x-twilio-email-event-webhook-timestamp", ts),
+        ("content-type", "application/json".to_string()),
+    ];
+    let url = format!("{}/hooks/esp/sendgrid/{}", t.base, t.app);
+    let (s, out) = post_raw(&url, &headers, body).await;
+    assert_eq!(s, 200, "{out}");
+}
+
+/// Two hours of Keap failing while opt-outs arrive; returns every contact's addresses.
+async fn arrive_during_outage(t: &TestApp, clock: &Clock) -> Vec<Vec<String>> {
+    t.sim
+        .configure(|c| c.fault_timeout_delay = Duration::from_millis(5));
+    t.sim.set_outage(&[
+        FaultKind::ServerError,
+        FaultKind::Timeout,
+        FaultKind::Drop,
+        FaultKind::TooManyRequests,
+    ]);
+    let step = OUTAGE / POSTS as u32;
+    let mut people = Vec::new();
+    for i in 0..POSTS {
+        let (id, emails) = t.contact(&format!("p{i}"), 2);
+        if i % 10 == 0 {
+            // The provider reports the unsubscribe of Email 2.
+            sendgrid_unsubscribe(t, &emails[1], i).await;
+        } else {
+            // The person clicked Keap's unsubscribe link (Email), and Keap posted.
+            t.sim.event(&emails[0], SimEvent::ManualOptOut).unwrap();
+            let (s, _) = t.post(&[("contactId", &id.to_string())]).await;
+            assert_eq!(s, 200, "intake never waits on Keap");
+        }
+        people.push(emails);
+        t.worker.drain().await.unwrap();
+        clock.advance(step);
+    }
+    people
+}
+
+async fn keap_down_for_two_hours_loses_nothing(db: Db) {
+    let clock = Clock::manual(T0);
+    let sim = KeapSim::builder()
+        .api_key(KEY)
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap();
+    let t = TestApp::spawn_with(
+        db,
+        Options {
+            clock: clock.clone(),
+            sim: Some(sim),
+            // The service's defaults: 8 attempts, and never buried before 72 h.
+            bury_after: Duration::from_secs(72 * 3600),
+            ..Options::default()
+        },
+    )
+    .await;
+    configure(&t).await;
+    let people = arrive_during_outage(&t, &clock).await;
+
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM jobs WHERE state = 'dead'")
+            .await,
+        0
+    );
+    assert!(
+        t.count("SELECT MAX(attempts) FROM jobs").await > t.state.settings.max_attempts,
+        "jobs went past max_attempts and still were not buried"
+    );
+    let tenant = t.state.tenants.get(&t.app).await.unwrap();
+    let d = optsync::doctor::examine(&t.state, &tenant, None)
+        .await
+        .unwrap();
+    let failing = d
+        .checks
+        .iter()
+        .find(|c| c.what == "failing jobs")
+        .expect("the doctor reports failing jobs");
+    assert_eq!(failing.ok, Some(false), "{}", failing.detail);
+    assert!(
+        failing.detail.contains("none is buried before"),
+        "{}",
+        failing.detail
+    );
+
+    // Keap returns. The backoff is capped at an hour: within two, everything is honoured.
+    t.sim.set_outage(&[]);
+    for _ in 0..24 {
+        clock.advance(Duration::from_secs(300));
+        t.worker.drain().await.unwrap();
+    }
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM events WHERE honoured_at IS NULL")
+            .await,
+        0,
+        "every accepted event is honoured"
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM jobs WHERE state = 'dead'")
+            .await,
+        0
+    );
+    for emails in &people {
+        for s in t.statuses(emails) {
+            assert!(
+                s.is_some_and(|s| s.is_stop()),
+                "{emails:?} still mailable: {s:?}"
+            );
+        }
+    }
+}
+on_both_backends!(keap_down_for_two_hours_loses_nothing);
