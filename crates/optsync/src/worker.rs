@@ -620,7 +620,7 @@ fn signals(events: &[EventRow]) -> Signals {
         };
         match e.kind {
             EventKind::Unsubscribe | EventKind::Complaint => sig.stops.push(email),
-            EventKind::HardBounce => sig.hard_bounces.push(email),
+            EventKind::HardBounce | EventKind::Suppressed => sig.hard_bounces.push(email),
             _ => {}
         }
     }

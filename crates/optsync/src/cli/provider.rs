@@ -23,7 +23,10 @@ pub enum ProviderCommand {
     /// mandrill: --webhook-key-file, and --url if Mandrill was given another URL than the one
     /// printed (the URL is part of what Mandrill signs).
     /// postmark, mailjet: --basic-user with --basic-password-file.
-    /// sparkpost, brevo: basic auth as above, or --bearer-token-file.
+    /// sparkpost: basic auth as above, or --oauth-client-secret-file (at least 32 characters)
+    /// for SparkPost's OAuth 2.0 mode: optsync is the token URL and prints it with the client
+    /// id to give SparkPost.
+    /// brevo: basic auth as above, or --bearer-token-file.
     Add(Box<ProviderAdd>),
     /// List a tenant's providers.
     List { app: String },
@@ -55,6 +58,9 @@ pub struct ProviderAdd {
     basic_password_file: Option<PathBuf>,
     #[arg(long, value_name = "FILE")]
     bearer_token_file: Option<PathBuf>,
+    /// SparkPost: the OAuth 2.0 client secret SparkPost will present for tokens.
+    #[arg(long, value_name = "FILE")]
+    oauth_client_secret_file: Option<PathBuf>,
     /// SendGrid and Mailgun: how old a signed timestamp may be, in seconds (defaults: 24 h
     /// 10 min for SendGrid, which retries for 24 h; 9 h for Mailgun).
     #[arg(long)]
@@ -82,6 +88,9 @@ fn flags(setting: Setting) -> &'static str {
         Setting::BasicAuthOrBearer => {
             "--basic-user with --basic-password-file, or --bearer-token-file"
         }
+        Setting::BasicAuthOrOauth => {
+            "--basic-user with --basic-password-file, or --oauth-client-secret-file"
+        }
     }
 }
 
@@ -96,6 +105,11 @@ impl ProviderAdd {
             basic_user: self.basic_user.clone(),
             basic_password: secret(&self.basic_password_file)?,
             bearer_token: secret(&self.bearer_token_file)?,
+            oauth_client_id: self
+                .oauth_client_secret_file
+                .as_ref()
+                .map(|_| crate::providers::oauth::client_id_for(&self.app)),
+            oauth_client_secret: secret(&self.oauth_client_secret_file)?,
             max_age_secs: self.max_age_secs,
         })
     }
@@ -119,6 +133,12 @@ pub async fn run(app: &App, cmd: ProviderCommand) -> anyhow::Result<()> {
             };
             tenants.set_provider(&add.app, p, &config).await?;
             let name = p.name();
+            if let crate::providers::ProviderConfig::SparkpostOauth { client_id, .. } = &config {
+                println!(
+                    "In SparkPost's webhook, choose OAuth 2.0 with token URL {}/token, client id {client_id} and the client secret from the file.",
+                    tenants.provider_url(&add.app, p)
+                );
+            }
             println!(
                 "{name} configured for {}. Give {name} this webhook URL:",
                 add.app

@@ -37,6 +37,10 @@ pub fn router(state: AppState) -> Router {
                 .head(provider_hooks::head)
                 .layer(DefaultBodyLimit::max(provider_hooks::MAX_BODY)),
         )
+        .route(
+            "/hooks/esp/sparkpost/{app}/token",
+            post(provider_hooks::sparkpost_token).layer(DefaultBodyLimit::max(8 * 1024)),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))

@@ -58,6 +58,55 @@ pub async fn receive(
     store(&state, &tenant, provider, &verified, &body, now).await
 }
 
+/// `POST /hooks/esp/sparkpost/APP/token`: SparkPost's OAuth 2.0 client-credentials token
+/// request (RFC 6749 §4.4). A wrong client, an unknown app and an app without OAuth are one
+/// answer: 401 `invalid_client`.
+pub async fn sparkpost_token(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    let refused = || {
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client"})),
+        )
+    };
+    let ip = client_address(peer.ip(), &headers, &state.settings.trusted_proxies);
+    let (_, config) = settings_for(&state, ip, Provider::Sparkpost, &app)
+        .await
+        .map_err(|e| match e.status {
+            StatusCode::UNAUTHORIZED => refused(),
+            s => (s, Json(json!({"error": "temporarily_unavailable"}))),
+        })?;
+    let ProviderConfig::SparkpostOauth {
+        client_id,
+        client_secret,
+    } = config
+    else {
+        tracing::warn!(%ip, "SparkPost token refused: the app does not use OAuth for SparkPost");
+        return Err(refused());
+    };
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let given = providers::oauth::ClientCredentials::read(auth, &body);
+    if !given.matches(&client_id, &client_secret) {
+        tracing::warn!(%ip, "SparkPost token refused: wrong client credentials");
+        return Err(refused());
+    }
+    let now = state.clock.epoch_ms() / 1000;
+    let token = providers::oauth::issue(&client_secret, &client_id, now);
+    tracing::info!("SparkPost OAuth token issued");
+    Ok(Json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": providers::oauth::TOKEN_LIFETIME_SECS,
+    })))
+}
+
 /// The answer to a refused delivery. Forged, unsigned, unknown app, unconfigured provider:
 /// one answer, so which apps exist does not leak; stale, replayed and malformed say so.
 fn refusal(provider: Provider, r: &Reject) -> HttpError {

@@ -12,6 +12,8 @@ pub fn parse(body: &[u8]) -> Result<Verified, Reject> {
             "spam" | "complaint" => Some(Kind::Complaint),
             "hard_bounce" | "invalid_email" => Some(Kind::HardBounce),
             "soft_bounce" => Some(Kind::SoftBounce),
+            // Brevo did not send: the contact is on its blocklist.
+            "blocked" => Some(Kind::Suppressed),
             _ => None,
         };
         // `id` is the webhook's id, the same for every event: never an event id. `ts_epoch`

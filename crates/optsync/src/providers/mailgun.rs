@@ -40,10 +40,16 @@ pub fn verify(key: &str, max_age: u64, req: &Request<'_>) -> Result<Verified, Re
     let kind = match e.get("event").and_then(|x| x.as_str()).unwrap_or_default() {
         "unsubscribed" => Some(Kind::Unsubscribe),
         "complained" => Some(Kind::Complaint),
-        "failed" => match e.get("severity").and_then(|x| x.as_str()) {
-            Some("permanent") => Some(Kind::HardBounce),
-            _ => Some(Kind::SoftBounce),
-        },
+        "failed" => {
+            let reason = e.get("reason").and_then(|x| x.as_str()).unwrap_or_default();
+            match e.get("severity").and_then(|x| x.as_str()) {
+                // `suppress-bounce`, `suppress-unsubscribe`, `suppress-complaint`: Mailgun
+                // refused to send to an address on its own suppression lists.
+                Some("permanent") if reason.starts_with("suppress-") => Some(Kind::Suppressed),
+                Some("permanent") => Some(Kind::HardBounce),
+                _ => Some(Kind::SoftBounce),
+            }
+        }
         _ => None,
     };
     let mut out = Verified {

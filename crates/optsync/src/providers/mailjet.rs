@@ -14,6 +14,10 @@ pub fn parse(body: &[u8]) -> Result<Verified, Reject> {
                 Some(true) => Some(Kind::HardBounce),
                 _ => Some(Kind::SoftBounce),
             },
+            // `preblocked`: Mailjet did not send because the address is on its block list
+            // (an earlier hard bounce or spam report); other blocks are about the message.
+            "blocked" => (e.get("error").and_then(|x| x.as_str()) == Some("preblocked"))
+                .then_some(Kind::Suppressed),
             _ => None,
         };
         // MessageID can exceed 2^53: kept as the digits it was sent as.

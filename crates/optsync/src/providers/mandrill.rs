@@ -59,6 +59,8 @@ pub fn verify(key: &str, url: &str, req: &Request<'_>) -> Result<Verified, Rejec
             "spam" => Some(Kind::Complaint),
             "hard_bounce" => Some(Kind::HardBounce),
             "soft_bounce" => Some(Kind::SoftBounce),
+            // Mandrill refused to send: the address is on its rejection list.
+            "reject" => Some(Kind::Suppressed),
             _ => None,
         };
         let msg = e.get("msg");

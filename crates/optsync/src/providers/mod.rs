@@ -13,6 +13,7 @@ mod brevo;
 mod mailgun;
 mod mailjet;
 mod mandrill;
+pub mod oauth;
 mod postmark;
 mod sendgrid;
 pub mod ses;
@@ -124,6 +125,11 @@ pub enum ProviderConfig {
     Mandrill { webhook_key: String, url: String },
     /// Basic auth or a bearer token (Postmark, SparkPost, Mailjet, Brevo).
     Http(HttpAuth),
+    /// SparkPost's OAuth 2.0 client credentials: optsync issues the tokens ([`oauth`]).
+    SparkpostOauth {
+        client_id: String,
+        client_secret: String,
+    },
 }
 
 impl std::fmt::Debug for ProviderConfig {
@@ -134,6 +140,7 @@ impl std::fmt::Debug for ProviderConfig {
             Self::Mailgun { .. } => "Mailgun(…)",
             Self::Mandrill { .. } => "Mandrill(…)",
             Self::Http(_) => "Http(…)",
+            Self::SparkpostOauth { .. } => "SparkpostOauth(…)",
         })
     }
 }
@@ -156,6 +163,12 @@ pub enum Kind {
     Complaint,
     /// The address does not exist: that address alone is opted out.
     HardBounce,
+    /// An echo of the provider's own suppression list (it refused to send because the address
+    /// is on it, or the sender's staff put it there): the same for every provider — that
+    /// address alone is opted out, like a hard bounce, and it is never a stop source for the
+    /// contact's other addresses, because it is not a new request from the person (their
+    /// unsubscribe or complaint, if that is what put the address there, came as its own event).
+    Suppressed,
     /// Recorded only.
     SoftBounce,
     /// Recorded only: optsync never opts anyone back in.
@@ -169,6 +182,7 @@ impl Kind {
             Self::Unsubscribe => EventKind::Unsubscribe,
             Self::Complaint => EventKind::Complaint,
             Self::HardBounce => EventKind::HardBounce,
+            Self::Suppressed => EventKind::Suppressed,
             Self::SoftBounce => EventKind::SoftBounce,
             Self::Resubscribe => EventKind::Resubscribe,
         }
@@ -176,7 +190,10 @@ impl Kind {
 
     /// Whether the event needs work in Keap (a job), or is only recorded.
     pub fn acts(self) -> bool {
-        matches!(self, Self::Unsubscribe | Self::Complaint | Self::HardBounce)
+        matches!(
+            self,
+            Self::Unsubscribe | Self::Complaint | Self::HardBounce | Self::Suppressed
+        )
     }
 }
 
@@ -274,6 +291,16 @@ pub fn verify(
         }
         (Provider::Sparkpost, ProviderConfig::Http(a)) => {
             a.check(req)?;
+            sparkpost::parse(req.body)
+        }
+        (
+            Provider::Sparkpost,
+            ProviderConfig::SparkpostOauth {
+                client_id,
+                client_secret,
+            },
+        ) => {
+            oauth::check_bearer(client_secret, client_id, req)?;
             sparkpost::parse(req.body)
         }
         (Provider::Mailjet, ProviderConfig::Http(a)) => {

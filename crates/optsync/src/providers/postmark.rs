@@ -1,4 +1,6 @@
-//! Postmark: one event per POST, authenticated by basic auth (no signature).
+//! Postmark: one event per POST, authenticated by basic auth (no signature). Shapes and
+//! types: postmarkapp.com/developer/webhooks (bounce, spam complaint, subscription change)
+//! and the bounce type list of its API (`Type`/`TypeCode`).
 
 use super::{Kind, Reject, Verified, id_part, json, push, recipient};
 
@@ -10,8 +12,15 @@ pub fn parse(body: &[u8]) -> Result<Verified, Reject> {
     let s = |k: &str| e.get(k).and_then(|x| x.as_str()).unwrap_or_default();
     let (kind, email, id) = match s("RecordType") {
         "Bounce" => {
+            // Postmark reports some stops as bounce types: `Unsubscribe` (16, an unsubscribe
+            // or remove request) and `SpamNotification` (512, the recipient's provider says
+            // it was marked as spam).
             let kind = match s("Type") {
-                "HardBounce" | "BadEmailAddress" | "ManuallyDeactivated" => Kind::HardBounce,
+                "HardBounce" | "BadEmailAddress" => Kind::HardBounce,
+                "Unsubscribe" => Kind::Unsubscribe,
+                "SpamNotification" | "SpamComplaint" => Kind::Complaint,
+                // Deactivated by the sender's staff: their suppression, not the person's act.
+                "ManuallyDeactivated" => Kind::Suppressed,
                 _ => Kind::SoftBounce,
             };
             (
@@ -27,8 +36,14 @@ pub fn parse(body: &[u8]) -> Result<Verified, Reject> {
         ),
         "SubscriptionChange" => {
             let suppress = e.get("SuppressSending").and_then(|x| x.as_bool());
+            // A manual suppression is the person's unsubscribe only when they made it
+            // (`Origin: Recipient`); one by the sender's staff (`Customer`, `Admin`) is the
+            // sender's own suppression list.
             let kind = match (suppress, s("SuppressionReason")) {
-                (Some(true), "ManualSuppression") => Some(Kind::Unsubscribe),
+                (Some(true), "ManualSuppression") if s("Origin") == "Recipient" => {
+                    Some(Kind::Unsubscribe)
+                }
+                (Some(true), "ManualSuppression") => Some(Kind::Suppressed),
                 (Some(true), "SpamComplaint") => Some(Kind::Complaint),
                 (Some(true), "HardBounce") => Some(Kind::HardBounce),
                 (Some(false), _) => Some(Kind::Resubscribe),

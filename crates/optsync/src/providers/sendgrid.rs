@@ -51,8 +51,9 @@ pub fn verify(public_key: &str, max_age: u64, req: &Request<'_>) -> Result<Verif
     parse(req.body)
 }
 
-/// Maps SendGrid's event types. `dropped` is SendGrid echoing its own suppression list, not
-/// a new signal; `blocked` bounces are temporary.
+/// Maps SendGrid's event types. A `dropped` for a bounced, unsubscribed or spam-reporting
+/// address is SendGrid echoing its own suppression list ([`Kind::Suppressed`]); other drops
+/// (bad headers, content) say nothing about the address; `blocked` bounces are temporary.
 pub fn parse(body: &[u8]) -> Result<Verified, Reject> {
     let v = json(body)?;
     if !v.is_array() {
@@ -71,6 +72,12 @@ pub fn parse(body: &[u8]) -> Result<Verified, Reject> {
                 _ => Some(Kind::HardBounce),
             },
             "deferred" => Some(Kind::SoftBounce),
+            "dropped" => match e.get("reason").and_then(|x| x.as_str()) {
+                Some("Bounced Address" | "Unsubscribed Address" | "Spam Reporting Address") => {
+                    Some(Kind::Suppressed)
+                }
+                _ => None,
+            },
             _ => None,
         };
         let id = Some(id_part(e.get("sg_event_id"))).filter(|s| !s.is_empty());

@@ -327,6 +327,10 @@ pub async fn verify(
     }
 }
 
+/// The sub-type SES gives a bounce or complaint it did not send because the address is on
+/// the account-level suppression list.
+const ON_SUPPRESSION_LIST: &str = "OnAccountSuppressionList";
+
 /// Maps an SES notification (feedback notification or event publishing) to events.
 pub fn normalise(message_id: &str, message: &str) -> Verified {
     let mut out = Verified::default();
@@ -349,26 +353,29 @@ pub fn normalise(message_id: &str, message: &str) -> Verified {
     };
     let (kind, recipients) = match ty {
         "Bounce" => {
-            let permanent =
-                msg.pointer("/bounce/bounceType").and_then(Value::as_str) == Some("Permanent");
-            (
-                Some(if permanent {
-                    Kind::HardBounce
-                } else {
-                    Kind::SoftBounce
-                }),
-                list("bounce", "bouncedRecipients"),
-            )
+            let ty = msg.pointer("/bounce/bounceType").and_then(Value::as_str);
+            let sub = msg.pointer("/bounce/bounceSubType").and_then(Value::as_str);
+            let kind = match (ty, sub) {
+                // SES did not send: the address is on the account-level suppression list.
+                (_, Some(ON_SUPPRESSION_LIST)) => Kind::Suppressed,
+                (Some("Permanent"), _) => Kind::HardBounce,
+                _ => Kind::SoftBounce,
+            };
+            (Some(kind), list("bounce", "bouncedRecipients"))
         }
         "Complaint" => {
-            let not_spam = msg
+            let feedback = msg
                 .pointer("/complaint/complaintFeedbackType")
-                .and_then(Value::as_str)
-                == Some("not-spam");
-            (
-                (!not_spam).then_some(Kind::Complaint),
-                list("complaint", "complainedRecipients"),
-            )
+                .and_then(Value::as_str);
+            let sub = msg
+                .pointer("/complaint/complaintSubType")
+                .and_then(Value::as_str);
+            let kind = match (feedback, sub) {
+                (_, Some(ON_SUPPRESSION_LIST)) => Some(Kind::Suppressed),
+                (Some("not-spam"), _) => None,
+                _ => Some(Kind::Complaint),
+            };
+            (kind, list("complaint", "complainedRecipients"))
         }
         "Subscription" => {
             // A topic-only opt-out is a preference about one list; unsubscribeAll is the stop.

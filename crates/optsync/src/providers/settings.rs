@@ -23,6 +23,9 @@ pub struct ProviderSettings {
     pub basic_user: Option<String>,
     pub basic_password: Option<String>,
     pub bearer_token: Option<String>,
+    /// SparkPost with OAuth 2.0: the client id optsync gives it, and the client secret.
+    pub oauth_client_id: Option<String>,
+    pub oauth_client_secret: Option<String>,
     /// SendGrid and Mailgun: how old a signed timestamp may be.
     pub max_age_secs: Option<u64>,
 }
@@ -38,6 +41,8 @@ pub enum Setting {
     BasicAuth,
     /// A user and password, or a bearer token.
     BasicAuthOrBearer,
+    /// A user and password, or an OAuth 2.0 client secret.
+    BasicAuthOrOauth,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -102,7 +107,8 @@ impl ProviderSettings {
                     .ok_or_else(|| missing(Setting::WebhookKey))?,
                 url: self.url.unwrap_or_else(default_url),
             },
-            Provider::Postmark | Provider::Sparkpost | Provider::Mailjet | Provider::Brevo => {
+            Provider::Sparkpost => self.sparkpost_auth(missing(Setting::BasicAuthOrOauth))?,
+            Provider::Postmark | Provider::Mailjet | Provider::Brevo => {
                 ProviderConfig::Http(self.http_auth(p).ok_or_else(|| {
                     missing(if takes_bearer(p) {
                         Setting::BasicAuthOrBearer
@@ -112,6 +118,31 @@ impl ProviderSettings {
                 })?)
             }
         })
+    }
+
+    /// SparkPost: basic auth, or OAuth 2.0 client credentials (it cannot send a fixed bearer
+    /// token); never both.
+    fn sparkpost_auth(&self, missing: SettingsError) -> Result<ProviderConfig, SettingsError> {
+        let basic = self.http_auth(Provider::Sparkpost);
+        match (basic, &self.oauth_client_id, &self.oauth_client_secret) {
+            (Some(b), None, None) => Ok(ProviderConfig::Http(b)),
+            (None, Some(id), Some(secret)) => {
+                if secret.chars().count() < super::oauth::MIN_SECRET_CHARS {
+                    return Err(SettingsError::Invalid(format!(
+                        "the OAuth client secret must be at least {} characters",
+                        super::oauth::MIN_SECRET_CHARS
+                    )));
+                }
+                Ok(ProviderConfig::SparkpostOauth {
+                    client_id: id.clone(),
+                    client_secret: secret.clone(),
+                })
+            }
+            (None, None, None) => Err(missing),
+            _ => Err(SettingsError::Invalid(
+                "SparkPost takes basic auth or an OAuth client secret, not both".into(),
+            )),
+        }
     }
 
     /// Basic auth, or (where the provider can send one) a bearer token; never both.
@@ -129,9 +160,10 @@ impl ProviderSettings {
     }
 }
 
-/// The providers that can send a fixed bearer token.
+/// The providers that can send a fixed bearer token (SparkPost sends OAuth 2.0 tokens it
+/// fetches, never a fixed one).
 pub fn takes_bearer(p: Provider) -> bool {
-    matches!(p, Provider::Sparkpost | Provider::Brevo)
+    matches!(p, Provider::Brevo)
 }
 
 fn is_topic_arn(a: &str) -> bool {
@@ -156,7 +188,7 @@ mod tests {
             (Provider::Mandrill, Setting::WebhookKey),
             (Provider::Postmark, Setting::BasicAuth),
             (Provider::Mailjet, Setting::BasicAuth),
-            (Provider::Sparkpost, Setting::BasicAuthOrBearer),
+            (Provider::Sparkpost, Setting::BasicAuthOrOauth),
             (Provider::Brevo, Setting::BasicAuthOrBearer),
         ] {
             let got = ProviderSettings::default().into_config(p, url);
@@ -195,10 +227,30 @@ mod tests {
             s.max_age_secs = Some(MAX_SIGNED_AGE_SECS + 1);
         });
         assert!(too_old.into_config(Provider::Mailgun, url).is_err());
-        // Postmark cannot send a bearer token; SparkPost and Brevo can.
+        // Postmark and SparkPost cannot send a fixed bearer token; Brevo can.
         let bearer = s(|s| s.bearer_token = Some("t".into()));
         assert!(bearer.clone().into_config(Provider::Postmark, url).is_err());
+        assert!(
+            bearer
+                .clone()
+                .into_config(Provider::Sparkpost, url)
+                .is_err()
+        );
         assert!(bearer.into_config(Provider::Brevo, url).is_ok());
+        // SparkPost's OAuth client secret is long enough to stand alone.
+        let oauth = |secret: &str| {
+            ProviderSettings {
+                oauth_client_id: Some("optsync-rc135".into()),
+                oauth_client_secret: Some(secret.into()),
+                ..ProviderSettings::default()
+            }
+            .into_config(Provider::Sparkpost, url)
+        };
+        assert!(matches!(oauth("short"), Err(SettingsError::Invalid(_))));
+        assert!(matches!(
+            oauth("0123456789abcdef0123456789abcdef"),
+            Ok(ProviderConfig::SparkpostOauth { .. })
+        ));
         let both = s(|s| {
             s.basic_user = Some("u".into());
             s.basic_password = Some("p".into());

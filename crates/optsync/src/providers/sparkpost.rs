@@ -4,8 +4,12 @@ use super::{Kind, Reject, Verified, id_part, json, push, recipient};
 
 /// Bounce classes SparkPost calls "Hard": 10 invalid recipient, 30 no RCPT, 90 unsubscribe.
 const HARD: [&str; 3] = ["10", "30", "90"];
-/// "Soft" classes; block (50–54) and admin (25, 80) classes are policy, not the address.
+/// "Soft" classes; block (50–54) and subscribe (80) classes are policy, not the address.
 const SOFT: [&str; 9] = ["20", "21", "22", "23", "24", "40", "60", "70", "100"];
+
+/// "Admin Failure": SparkPost's own policy refused the send — the address is on its
+/// suppression list.
+const ADMIN_FAILURE: &str = "25";
 
 pub fn parse(body: &[u8]) -> Result<Verified, Reject> {
     let v = json(body)?;
@@ -28,7 +32,9 @@ pub fn parse(body: &[u8]) -> Result<Verified, Reject> {
                 ("message_event", "spam_complaint") => Some(Kind::Complaint),
                 ("message_event", "bounce" | "out_of_band") => {
                     let class = id_part(e.get("bounce_class"));
-                    if HARD.contains(&class.as_str()) {
+                    if class == ADMIN_FAILURE {
+                        Some(Kind::Suppressed)
+                    } else if HARD.contains(&class.as_str()) {
                         Some(Kind::HardBounce)
                     } else if SOFT.contains(&class.as_str()) {
                         Some(Kind::SoftBounce)

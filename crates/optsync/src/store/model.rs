@@ -133,6 +133,9 @@ text_enum! {
         Unsubscribe = "unsubscribe",
         Complaint = "complaint",
         HardBounce = "hard_bounce",
+        /// The provider refused to send because the address is on its own suppression list:
+        /// that address alone is opted out, never a stop source.
+        Suppressed = "suppressed",
         SoftBounce = "soft_bounce",
         Resubscribe = "resubscribe",
     }

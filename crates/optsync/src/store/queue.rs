@@ -137,19 +137,20 @@ pub struct HonouredEvent {
 }
 
 /// Inserts one event inside the caller's transaction, with (or joining) its subject's
-/// pending job. An event whose provider id was stored before is not stored again: the
-/// earlier ids come back, marked duplicate. This is the one de-duplication path.
+/// pending job. An event whose (source, provider id, kind) was stored before is not stored
+/// again: the earlier ids come back, marked duplicate. This is the one de-duplication path.
 pub(super) async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     ev: &NewEvent,
 ) -> Result<Accepted, sqlx::Error> {
     if let Some(pid) = &ev.provider_event_id {
         let prev = sqlx::query(
-            "SELECT id, job_id FROM events WHERE tenant_id = $1 AND source = $2 AND provider_event_id = $3",
+            "SELECT id, job_id FROM events WHERE tenant_id = $1 AND source = $2 AND provider_event_id = $3 AND kind = $4",
         )
         .bind(ev.tenant_id)
         .bind(ev.source)
         .bind(pid)
+        .bind(ev.kind)
         .fetch_optional(&mut **tx)
         .await?;
         if let Some(r) = prev {

@@ -122,15 +122,17 @@ fn sendgrid_batches_verify_on_raw_bytes_and_map_every_event_type() {
             (Kind::Complaint, "Ann.Lee@example.com".into()),
             (Kind::HardBounce, "bob@example.com".into()),
             (Kind::SoftBounce, "cy@example.com".into()),
+            // `dropped` for a Bounced Address: SendGrid's own suppression list echoed.
+            (Kind::Suppressed, "dee@example.com".into()),
             (Kind::Unsubscribe, "eve@example.com".into()),
             (Kind::Unsubscribe, "fay@example.com".into()),
             (Kind::Resubscribe, "gus@example.com".into()),
             (Kind::Unsubscribe, "eve@example.com".into()),
         ]
     );
-    assert_eq!(v.ignored, 4, "processed, dropped, open, an unknown type");
+    assert_eq!(v.ignored, 3, "processed, open, an unknown type");
     assert_eq!(
-        v.events[3].id, v.events[6].id,
+        v.events[4].id, v.events[7].id,
         "the duplicate carries the same sg_event_id"
     );
     // Re-serialised JSON does not verify: only the raw bytes do.
@@ -377,9 +379,11 @@ fn mandrill_batches_sign_every_field_and_map_events() {
             (Kind::Complaint, "oli@example.com".into()),
             (Kind::HardBounce, "pat@example.com".into()),
             (Kind::SoftBounce, "quin@example.com".into()),
+            // `reject`: Mandrill's own rejection list echoed.
+            (Kind::Suppressed, "rae@example.com".into()),
         ]
     );
-    assert_eq!(v.ignored, 3, "reject, open, a blacklist sync event");
+    assert_eq!(v.ignored, 2, "open, a blacklist sync event");
     // The extra field is signed: without it the signature does not hold.
     let without: Vec<(String, String)> = fields
         .iter()

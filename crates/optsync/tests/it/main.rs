@@ -8,6 +8,7 @@ mod intake;
 mod limits;
 mod outage;
 pub mod processes;
+mod providers_posted;
 mod queue;
 mod reconcile;
 mod ses;

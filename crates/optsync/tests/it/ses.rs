@@ -314,7 +314,13 @@ fn ses_message_shapes_normalise() {
         0
     );
     let on_list = r#"{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"OnAccountSuppressionList","bouncedRecipients":[{"emailAddress":"x@example.com"}]},"mail":{"destination":["x@example.com"]}}"#;
-    assert_eq!(normalise("m", on_list).events[0].kind, Kind::HardBounce);
+    // An echo of the account-level suppression list, as for every provider.
+    assert_eq!(normalise("m", on_list).events[0].kind, Kind::Suppressed);
+    let complaint_on_list = r#"{"notificationType":"Complaint","complaint":{"complaintSubType":"OnAccountSuppressionList","complainedRecipients":[{"emailAddress":"x@example.com"}]},"mail":{}}"#;
+    assert_eq!(
+        normalise("m", complaint_on_list).events[0].kind,
+        Kind::Suppressed
+    );
     let event_publishing = r#"{"eventType":"Complaint","complaint":{"complainedRecipients":[{"emailAddress":"y@example.com"}]},"mail":{}}"#;
     assert_eq!(
         normalise("m", event_publishing).events[0].kind,
