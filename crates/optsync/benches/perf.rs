@@ -131,6 +131,7 @@ async fn service(
             credential: StoredCredential::ApiKey { key: KEY.into() },
             legacy_auth: false,
             opt_out_method: OptOutMethod::Auto,
+            allow_http: true,
         })
         .await
         .unwrap();
@@ -623,6 +624,7 @@ mod fairness {
                 },
                 legacy_auth: false,
                 opt_out_method: OptOutMethod::Auto,
+                allow_http: true,
             })
             .await
             .unwrap();

@@ -150,6 +150,9 @@ pub struct TenantSpec {
     pub credential: StoredCredential,
     pub legacy_auth: bool,
     pub opt_out_method: OptOutMethod,
+    /// Accept an `http://` Keap base URL: only for a local emulator such as keap-sim. Keap's
+    /// credential travels with every call, so anything else must be `https`.
+    pub allow_http: bool,
 }
 
 impl Tenants {
@@ -207,8 +210,15 @@ impl Tenants {
         validate_app(&spec.app)?;
         let base = url::Url::parse(&spec.keap_base_url)
             .map_err(|e| Error::BadInput(format!("Keap base URL {:?}: {e}", spec.keap_base_url)))?;
-        if !matches!(base.scheme(), "https" | "http") {
-            return Err(Error::BadInput("the Keap base URL must be http(s)".into()));
+        match base.scheme() {
+            "https" => {}
+            "http" if spec.allow_http => {}
+            "http" => {
+                return Err(Error::BadInput(
+                    "the Keap base URL must be https: the Keap credential travels with every call (http is allowed only with --allow-http for a local emulator)".into(),
+                ));
+            }
+            _ => return Err(Error::BadInput("the Keap base URL must be https".into())),
         }
         let legacy_prefix_hash = if spec.legacy_auth {
             let StoredCredential::ApiKey { key } = &spec.credential else {
@@ -282,6 +292,18 @@ impl Tenants {
             .await?;
         self.forget(&t.app);
         Ok(post_url(&self.public_url, &t.app, &token))
+    }
+
+    /// Stops accepting the legacy 6-character token (the full hook token keeps working).
+    /// Returns whether the tenant had it.
+    pub async fn disable_legacy(&self, app: &str) -> Result<bool> {
+        let t = self.get(app).await?;
+        if t.legacy_prefix_hash.is_none() {
+            return Ok(false);
+        }
+        self.store.clear_legacy(t.id, self.clock.epoch_ms()).await?;
+        self.forget(&t.app);
+        Ok(true)
     }
 
     pub async fn remove(&self, app: &str) -> Result<()> {

@@ -1,4 +1,4 @@
-//! `optsync tenant add|list|url|rotate-token|remove`.
+//! `optsync tenant add|list|url|rotate-token|legacy-off|remove`.
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -25,8 +25,12 @@ pub enum TenantCommand {
     List,
     /// Print a tenant's Post URL, alone.
     Url { app: String },
-    /// Replace a tenant's token; the old Post URL stops working at once. Prints the new one.
+    /// Replace a tenant's token; the old Post URL (and any legacy 6-character token) stops
+    /// working at once. Prints the new one.
     RotateToken { app: String },
+    /// Stop accepting a tenant's legacy 6-character token (`tenant add --legacy-auth`); its
+    /// full Post URL keeps working. Do this once Keap's action set uses the new Post URL.
+    LegacyOff { app: String },
     /// Remove a tenant, its queue and its events. Its audit rows are kept.
     Remove { app: String },
 }
@@ -35,9 +39,13 @@ pub enum TenantCommand {
 pub struct TenantAdd {
     /// The Keap app name (the part before .infusionsoft.com).
     app: String,
-    /// The URL Keap's API paths hang under (keap-sim: http://ADDR/crm).
+    /// The URL Keap's API paths hang under; must be https (keap-sim: http://ADDR/crm with
+    /// --allow-http).
     #[arg(long, default_value = KEAP_BASE_URL)]
     keap_base_url: String,
+    /// Accept an http:// Keap base URL: only for a local emulator such as keap-sim.
+    #[arg(long)]
+    allow_http: bool,
     /// File holding the service account key or personal access token.
     #[arg(long, value_name = "FILE", conflicts_with = "api_key_stdin")]
     api_key_file: Option<PathBuf>,
@@ -117,6 +125,7 @@ pub async fn run(app: &App, cmd: TenantCommand) -> anyhow::Result<()> {
                     credential,
                     legacy_auth: add.legacy_auth,
                     opt_out_method: add.opt_out_method,
+                    allow_http: add.allow_http,
                 })
                 .await?;
             println!(
@@ -157,6 +166,13 @@ pub async fn run(app: &App, cmd: TenantCommand) -> anyhow::Result<()> {
                 "token rotated; the old Post URL no longer works. Update Keap's action set with:"
             );
             println!("{url}");
+        }
+        TenantCommand::LegacyOff { app: name } => {
+            if tenants.disable_legacy(&name).await? {
+                println!("legacy token switched off for {name}; only the full Post URL works");
+            } else {
+                println!("{name} had no legacy token; nothing changed");
+            }
         }
         TenantCommand::Remove { app: name } => {
             tenants.remove(&name).await?;

@@ -135,6 +135,7 @@ async fn setup(contacts: usize, seed: u64) -> anyhow::Result<Demo> {
             },
             legacy_auth: false,
             opt_out_method: OptOutMethod::Auto,
+            allow_http: true,
         })
         .await?;
     providers::configure(app.tenants(), APP).await?;

@@ -55,7 +55,13 @@ pub async fn receive(
             }
             refusal(provider, &r)
         })?;
-    store(&state, &tenant, provider, &verified, &body, now).await
+    // Single-use tokens are spent per signing key, whichever app they arrive at.
+    let token = verified
+        .token
+        .clone()
+        .zip(config.token_scope())
+        .map(|(token, key_id)| SignatureToken { key_id, token });
+    store(&state, &tenant, provider, &verified, token, &body, now).await
 }
 
 /// `POST /hooks/esp/sparkpost/APP/token`: SparkPost's OAuth 2.0 client-credentials token
@@ -180,15 +186,11 @@ async fn store(
     tenant: &TenantRow,
     provider: Provider,
     verified: &Verified,
+    token: Option<SignatureToken>,
     body: &[u8],
     now: i64,
 ) -> Result<Json<Value>, HttpError> {
     let events = events(tenant, provider, verified, body, now);
-    let token = verified.token.clone().map(|token| SignatureToken {
-        tenant_id: tenant.id,
-        provider,
-        token,
-    });
     let out = state
         .intake
         .store(Delivery {

@@ -132,6 +132,21 @@ pub enum ProviderConfig {
     },
 }
 
+impl ProviderConfig {
+    /// Where single-use signature tokens are counted: the signing key itself (as a digest),
+    /// so a token spent at one app is spent at every app sharing the key. `None`: the
+    /// scheme has no such tokens.
+    pub fn token_scope(&self) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        match self {
+            Self::Mailgun { signing_key, .. } => Some(hex::encode(Sha256::digest(
+                format!("mailgun\n{signing_key}").as_bytes(),
+            ))),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Debug for ProviderConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

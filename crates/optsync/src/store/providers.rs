@@ -21,11 +21,12 @@ pub struct DeliveryOutcome {
     pub accepted: Vec<Accepted>,
 }
 
-/// A single-use signature token to remember with a delivery.
+/// A single-use signature token to remember with a delivery, per signing key: apps sharing
+/// one provider account share its key, and a token used at one app is spent at all of them.
 #[derive(Debug, Clone)]
 pub struct SignatureToken {
-    pub tenant_id: i64,
-    pub provider: Provider,
+    /// SHA-256 (hex) of the provider and the signing key ([`ProviderConfig::token_scope`]).
+    pub key_id: String,
     pub token: String,
 }
 
@@ -133,10 +134,9 @@ async fn insert_delivery(
     let mut out = DeliveryOutcome::default();
     if let Some(t) = &d.token {
         let fresh = sqlx::query(
-            "INSERT INTO seen_tokens (tenant_id, provider, token, seen_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            "INSERT INTO seen_tokens (key_id, token, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
-        .bind(t.tenant_id)
-        .bind(t.provider.name())
+        .bind(&t.key_id)
         .bind(&t.token)
         .bind(d.at)
         .execute(&mut **tx)

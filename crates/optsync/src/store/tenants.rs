@@ -114,6 +114,16 @@ impl Store {
     }
 
     /// A new hook token; the legacy six-character credential goes with the old one.
+    /// Switches a tenant's legacy 6-character token off.
+    pub async fn clear_legacy(&self, id: i64, now: i64) -> Result<()> {
+        sqlx::query("UPDATE tenants SET legacy_prefix_hash = NULL, updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_tenant_token(
         &self,
         id: i64,
@@ -166,7 +176,6 @@ impl Store {
             "DELETE FROM ledger WHERE tenant_id = $1",
             "DELETE FROM fanned_out WHERE tenant_id = $1",
             "DELETE FROM providers WHERE tenant_id = $1",
-            "DELETE FROM seen_tokens WHERE tenant_id = $1",
             "DELETE FROM sweeps WHERE tenant_id = $1",
             "DELETE FROM contact_addresses WHERE tenant_id = $1",
             "DELETE FROM opted_out_seen WHERE tenant_id = $1",

@@ -32,6 +32,7 @@ async fn flood(t: &TestApp, n: usize) {
             },
             legacy_auth: false,
             opt_out_method: OptOutMethod::Auto,
+            allow_http: true,
         })
         .await
         .unwrap();

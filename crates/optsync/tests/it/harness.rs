@@ -186,6 +186,7 @@ impl TestApp {
                 credential: StoredCredential::ApiKey { key: KEY.into() },
                 legacy_auth: false,
                 opt_out_method: OptOutMethod::Auto,
+                allow_http: true,
             })
             .await
             .unwrap();

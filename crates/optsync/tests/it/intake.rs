@@ -192,6 +192,7 @@ async fn legacy_six_character_auth_only_when_opted_in(db: Db) {
         credential: StoredCredential::ApiKey { key: key.into() },
         legacy_auth: legacy,
         opt_out_method: keap::OptOutMethod::Auto,
+        allow_http: true,
     };
     let refused = t.state.tenants.add(spec("new", crate::KEY, true)).await;
     assert!(
@@ -232,6 +233,20 @@ async fn legacy_six_character_auth_only_when_opted_in(db: Db) {
             .unwrap()
             .is_none()
     );
+    // Switched off, the legacy token stops working and the full token still does.
+    let (_, full) = t
+        .state
+        .tenants
+        .add(spec("older", "5de726d0e1legacykey", true))
+        .await
+        .unwrap();
+    assert!(t.state.tenants.disable_legacy("older").await.unwrap());
+    let auth = |app: &'static str, token: String| {
+        let tenants = t.state.tenants.clone();
+        async move { tenants.authenticate(app, &token).await.unwrap().is_some() }
+    };
+    assert!(!auth("older", "5de726".into()).await);
+    assert!(auth("older", full).await);
     // Rotating the token retires the weak legacy credential with the old token.
     t.state.tenants.rotate_token("old").await.unwrap();
     assert!(

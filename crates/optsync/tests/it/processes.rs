@@ -91,6 +91,7 @@ async fn add_tenant(
             credential: StoredCredential::ApiKey { key: KEY.into() },
             legacy_auth: false,
             opt_out_method: keap::OptOutMethod::Auto,
+            allow_http: true,
         })
         .await
         .unwrap();
@@ -363,18 +364,21 @@ pub fn cli(
 async fn the_cli_manages_tenants_without_secrets_in_argv(db: Db) {
     let dir = TempDir::new("cli");
     let url = fresh_database(db, dir.path()).await;
-    let (ok, out, err) = cli(
-        dir.path(),
-        &url,
-        &[
+    let add = |extra: &'static [&'static str]| {
+        let mut args = vec![
             "tenant",
             "add",
             "rc135",
             "--keap-base-url",
             "http://127.0.0.1:9/crm",
-        ],
-        Some(KEY),
-    );
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    // The key would travel in clear: http only for a local emulator, said explicitly.
+    let (ok, _, err) = cli(dir.path(), &url, &add(&[]), Some(KEY));
+    assert!(!ok && err.contains("must be https"), "{err}");
+    let (ok, out, err) = cli(dir.path(), &url, &add(&["--allow-http"]), Some(KEY));
     assert!(ok, "{err}");
     let last = out.lines().last().unwrap();
     assert!(
@@ -392,6 +396,8 @@ async fn the_cli_manages_tenants_without_secrets_in_argv(db: Db) {
     assert!(!ok && err.contains("already exists"), "{err}");
     let (ok, _, err) = cli(dir.path(), &url, &["tenant", "add", "other"], None);
     assert!(!ok && err.contains("no Keap credential"), "{err}");
+    let (ok, out, err) = cli(dir.path(), &url, &["tenant", "legacy-off", "rc135"], None);
+    assert!(ok && out.contains("had no legacy token"), "{out}{err}");
     // Providers: secrets from files; the URL to give the provider alone on the last line.
     let pw = dir.path().join("postmark.pass");
     std::fs::write(&pw, "s3cret-pass\n").unwrap();

@@ -203,3 +203,46 @@ async fn providers_as_they_post(db: Db) {
     sparkpost_cases(&t).await;
 }
 on_both_backends!(providers_as_they_post);
+
+/// Mailgun's signature covers its timestamp and token only: a delivery replayed to another
+/// app that shares the Mailgun account (so the signing key) verifies there too. The token is
+/// spent per signing key, so the replay is refused wherever it lands.
+async fn a_mailgun_token_is_spent_at_every_app_sharing_the_key(db: Db) {
+    let t = set_up(db).await;
+    let (beta, _) = t
+        .service
+        .tenants()
+        .add(optsync::tenant::TenantSpec {
+            app: "beta".into(),
+            keap_base_url: t.sim.crm_url(),
+            credential: optsync::tenant::StoredCredential::ApiKey {
+                key: crate::KEY.into(),
+            },
+            legacy_auth: false,
+            opt_out_method: keap::OptOutMethod::Auto,
+            allow_http: true,
+        })
+        .await
+        .unwrap();
+    let shared_key = ProviderConfig::Mailgun {
+        signing_key: "test-webhook-signing-key".into(),
+        max_age_secs: 10 * 365 * 86_400,
+    };
+    t.state
+        .tenants
+        .set_provider(&beta.app, Provider::Mailgun, &shared_key)
+        .await
+        .unwrap();
+    let body = fixture("mailgun-suppress-bounce.json").into_bytes();
+    let headers = [("content-type", "application/json".to_string())];
+    let at = |app: &str| format!("{}/hooks/esp/mailgun/{app}", t.base);
+    assert_eq!(post_raw(&at(&t.app), &headers, body.clone()).await.0, 200);
+    let (s, out) = post_raw(&at("beta"), &headers, body).await;
+    assert_eq!(s, 406, "the token was spent at the other app: {out}");
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM events e JOIN tenants t ON t.id = e.tenant_id WHERE t.app = 'beta'")
+            .await,
+        0
+    );
+}
+on_both_backends!(a_mailgun_token_is_spent_at_every_app_sharing_the_key);
