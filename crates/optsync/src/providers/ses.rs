@@ -45,15 +45,20 @@ pub trait SnsFetcher: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 }
 
-/// The real fetcher: HTTPS only, no redirects, a short timeout, a size cap, and a cache of
-/// certificates by URL.
+/// The real fetcher: HTTPS only, no redirects, a short timeout, a size cap enforced while
+/// the body streams, a cache of certificates by URL, and a brief memory of failed fetches
+/// (so a burst of messages naming a certificate that cannot be had costs one fetch, and each
+/// is answered at once with a status SNS retries).
 pub struct HttpSnsFetcher {
     http: reqwest::Client,
     cache: Mutex<HashMap<String, Vec<u8>>>,
+    failures: Mutex<HashMap<String, (std::time::Instant, String)>>,
 }
 
 const MAX_CERT_BYTES: usize = 64 * 1024;
 const MAX_CACHED: usize = 64;
+/// How long a failed certificate fetch is remembered: short, since SNS retries in seconds.
+const FAILURE_TTL: Duration = Duration::from_secs(30);
 
 impl HttpSnsFetcher {
     pub fn new() -> Result<Self, String> {
@@ -66,7 +71,53 @@ impl HttpSnsFetcher {
         Ok(Self {
             http,
             cache: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A failure remembered for `url`, if it is recent.
+    fn recent_failure(&self, url: &Url) -> Option<String> {
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        f.retain(|_, (at, _)| at.elapsed() < FAILURE_TTL);
+        f.get(url.as_str()).map(|(_, why)| why.clone())
+    }
+
+    fn remember_failure(&self, url: &Url, why: &str) {
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if f.len() >= MAX_CACHED {
+            f.clear();
+        }
+        f.insert(
+            url.to_string(),
+            (std::time::Instant::now(), why.to_string()),
+        );
+    }
+
+    /// The certificate's bytes, refused past [`MAX_CERT_BYTES`] before more is read.
+    async fn fetch(&self, url: &Url) -> Result<Vec<u8>, String> {
+        let mut resp = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("certificate fetch answered {}", resp.status()));
+        }
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_CERT_BYTES as u64)
+        {
+            return Err("certificate too large".into());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+            if body.len() + chunk.len() > MAX_CERT_BYTES {
+                return Err("certificate too large".into());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 }
 
@@ -84,25 +135,22 @@ impl SnsFetcher for HttpSnsFetcher {
             {
                 return Ok(c.clone());
             }
-            let resp = self
-                .http
-                .get(url.clone())
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if !resp.status().is_success() {
-                return Err(format!("certificate fetch answered {}", resp.status()));
+            if let Some(why) = self.recent_failure(url) {
+                return Err(format!("{why} (failed moments ago; not fetched again yet)"));
             }
-            let body = resp.bytes().await.map_err(|e| e.to_string())?;
-            if body.len() > MAX_CERT_BYTES {
-                return Err("certificate too large".into());
-            }
+            let body = match self.fetch(url).await {
+                Ok(b) => b,
+                Err(why) => {
+                    self.remember_failure(url, &why);
+                    return Err(why);
+                }
+            };
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if cache.len() >= MAX_CACHED {
                 cache.clear();
             }
-            cache.insert(url.to_string(), body.to_vec());
-            Ok(body.to_vec())
+            cache.insert(url.to_string(), body.clone());
+            Ok(body)
         })
     }
 
@@ -161,10 +209,16 @@ pub fn sns_url(raw: &str) -> Result<Url, Reject> {
     Ok(u)
 }
 
-/// The signing certificate's URL: an SNS URL to a `.pem`, without query or fragment.
+/// The signing certificate's URL: an SNS URL to `/SimpleNotificationService-….pem` (the only
+/// name SNS signs with), without query or fragment.
 pub fn cert_url(raw: &str) -> Result<Url, Reject> {
     let u = sns_url(raw)?;
-    if !u.path().ends_with(".pem") || u.query().is_some() || u.fragment().is_some() {
+    let name_ok = u
+        .path()
+        .strip_prefix("/SimpleNotificationService-")
+        .and_then(|rest| rest.strip_suffix(".pem"))
+        .is_some_and(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()));
+    if !name_ok || u.query().is_some() || u.fragment().is_some() {
         return Err(Reject::Forged(format!(
             "SigningCertURL {raw:?} refused: not a .pem path"
         )));
@@ -436,9 +490,34 @@ mod tests {
             "https://sns.a.amazonaws.com/x.pem",
             "https://sns..amazonaws.com/x.pem",
             "https://xsns.us-east-1.amazonaws.com/x.pem",
+            // Only SNS's own certificate name: nothing else on the host is fetched.
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-.pem",
+            "https://sns.us-east-1.amazonaws.com/a/SimpleNotificationService-abc.pem",
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-a%2Fb.pem",
             "not a url",
         ] {
             assert!(cert_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_failed_fetch_is_remembered_briefly_and_the_memory_is_bounded() {
+        let f = HttpSnsFetcher::new().unwrap();
+        let url = |i: usize| {
+            Url::parse(&format!(
+                "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-{i}.pem"
+            ))
+            .unwrap()
+        };
+        assert_eq!(f.recent_failure(&url(0)), None);
+        f.remember_failure(&url(0), "certificate fetch answered 404");
+        assert_eq!(
+            f.recent_failure(&url(0)).as_deref(),
+            Some("certificate fetch answered 404")
+        );
+        for i in 1..=MAX_CACHED * 2 {
+            f.remember_failure(&url(i), "timeout");
+        }
+        assert!(f.failures.lock().unwrap().len() <= MAX_CACHED);
     }
 }
