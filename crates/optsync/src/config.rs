@@ -403,6 +403,19 @@ fn server_limits(file: &FileConfig) -> Result<(Duration, Duration, usize)> {
     ))
 }
 
+/// Checks an `optsync.toml` text as `load` would read it: known keys only, and the values
+/// that are parsed further (Keap limits, proxy CIDRs) parsed.
+pub fn check_file_text(text: &str) -> Result<()> {
+    let f: FileConfig = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+    if let Some(l) = &f.keap_limits {
+        parse_limits(l)?;
+    }
+    if let Some(p) = &f.trusted_proxies {
+        parse_proxies(p)?;
+    }
+    Ok(())
+}
+
 fn read_file(p: &Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(p)
         .map_err(|e| Error::Config(format!("cannot read {}: {e}", p.display())))?;

@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod demo;
 pub mod doctor;
 pub mod error;
+pub mod fuzzing;
 pub mod housekeeping;
 pub mod http;
 pub mod keap_clients;

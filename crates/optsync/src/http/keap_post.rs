@@ -50,7 +50,7 @@ pub async fn hooks_keap(
 }
 
 /// What the post says about whom.
-fn parse_post(body: &[u8]) -> Result<Subject, String> {
+pub fn parse_post(body: &[u8]) -> Result<Subject, String> {
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|_| "the body is not form-encoded".to_string())?;
     let get = |k: &str| {

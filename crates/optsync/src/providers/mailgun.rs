@@ -34,6 +34,11 @@ pub fn verify(key: &str, max_age: u64, req: &Request<'_>) -> Result<Verified, Re
             req.now
         )));
     }
+    parse(&v, token)
+}
+
+/// The event of a verified body; `token` (the signature's) is its id.
+pub fn parse(v: &serde_json::Value, token: &str) -> Result<Verified, Reject> {
     let e = v
         .get("event-data")
         .ok_or_else(|| Reject::Malformed("no event-data".into()))?;

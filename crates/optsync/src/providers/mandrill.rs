@@ -42,6 +42,11 @@ pub fn verify(key: &str, url: &str, req: &Request<'_>) -> Result<Verified, Rejec
             "HMAC does not match (is the registered URL the one configured?)".into(),
         ));
     }
+    parse(&fields)
+}
+
+/// The events of a verified form.
+pub fn parse(fields: &[(String, String)]) -> Result<Verified, Reject> {
     let events = fields
         .iter()
         .find(|(k, _)| k == "mandrill_events")

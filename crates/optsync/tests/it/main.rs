@@ -3,6 +3,7 @@
 
 mod esp;
 mod fairness;
+mod fuzz_regressions;
 mod harness;
 mod intake;
 mod limits;

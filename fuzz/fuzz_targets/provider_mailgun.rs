@@ -1,0 +1,3 @@
+#![no_main]
+// Arbitrary bytes through optsync's provider_mailgun entry point (crates/optsync/src/fuzzing.rs).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| optsync::fuzzing::run_named("provider_mailgun", data));
