@@ -124,6 +124,7 @@ impl KeapClient {
     /// refused OAuth token. Answers other than 429 come back as they are.
     async fn execute(
         &self,
+        call: &CallName,
         method: Method,
         url: Url,
         body: Option<(&'static str, String)>,
@@ -154,11 +155,19 @@ impl KeapClient {
                 }
             };
             inner.calls.fetch_add(1, Ordering::Relaxed);
-            let resp = req.send().await.map_err(transport)?;
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    call.count("error");
+                    return Err(transport(e));
+                }
+            };
+            call.count(resp.status().as_str());
             inner.pacer.observe(resp.headers());
             let status = resp.status();
             if status == StatusCode::TOO_MANY_REQUESTS {
                 throttles += 1;
+                metrics::counter!("optsync_keap_throttled_total").increment(1);
                 let pause = inner.pacer.throttled();
                 tracing::warn!(%url, attempt = throttles, pause_ms = pause.as_millis() as u64, "Keap answered 429");
                 if throttles > inner.max_throttle_retries
@@ -195,7 +204,8 @@ impl KeapClient {
     ) -> Result<Json, Error> {
         let body = body.map(|b| ("application/json", b.to_string()));
         let what = format!("{method} {}", url.path());
-        let (status, bytes) = self.execute(method, url, body).await?;
+        let call = CallName::rest(&method, &url);
+        let (status, bytes) = self.execute(&call, method, url, body).await?;
         if status.is_success() {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| Error::Protocol(format!("{what}: invalid JSON: {e}")));
@@ -209,8 +219,13 @@ impl KeapClient {
         all.push(Value::str(PRIVATE_KEY_PLACEHOLDER));
         all.extend(params);
         let body = xmlrpc::encode_call(method, &all);
+        let call = CallName {
+            api: "xmlrpc",
+            operation: method.to_string(),
+        };
         let (status, bytes) = self
             .execute(
+                &call,
                 Method::POST,
                 self.xmlrpc_url()?,
                 Some(("text/xml; charset=UTF-8", body)),
@@ -356,6 +371,44 @@ impl KeapClientBuilder {
                 policy: CallPolicy::default(),
             }),
         })
+    }
+}
+
+/// A Keap call as the metrics name it: the API, and the operation — the XML-RPC method, or
+/// the REST method and path with ids and addresses replaced by `:id` (bounded labels; no
+/// braces, which some exposition parsers trip over).
+struct CallName {
+    api: &'static str,
+    operation: String,
+}
+
+impl CallName {
+    fn rest(method: &Method, url: &Url) -> Self {
+        let path = url.path();
+        let tail = path.split_once("/rest/").map_or(path, |(_, t)| t);
+        let templated: Vec<&str> = tail
+            .split('/')
+            .map(|seg| {
+                let digits = !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit());
+                let is_id = digits || seg.contains('@') || seg.contains('%');
+                if is_id { ":id" } else { seg }
+            })
+            .collect();
+        Self {
+            api: "rest",
+            operation: format!("{method} {}", templated.join("/")),
+        }
+    }
+
+    /// Counts one answer (or `error`: no answer).
+    fn count(&self, status: &str) {
+        metrics::counter!(
+            "optsync_keap_calls_total",
+            "api" => self.api,
+            "operation" => self.operation.clone(),
+            "status" => status.to_string()
+        )
+        .increment(1);
     }
 }
 

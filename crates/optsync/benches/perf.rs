@@ -139,6 +139,7 @@ async fn service(
     let opts = ServeOptions {
         workers,
         sweeps: None,
+        admin: None,
     };
     let serving = app.serve(listener, opts).await.unwrap();
     (app, serving, url)
@@ -545,6 +546,7 @@ mod rss {
         };
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_optsync"))
             .arg("serve")
+            .env("OPTSYNC_ADMIN_LISTEN", "off")
             .env("OPTSYNC_DATA_DIR", &dir.0)
             .env("OPTSYNC_DATABASE_URL", &db)
             .env("OPTSYNC_LISTEN", format!("127.0.0.1:{port}"))

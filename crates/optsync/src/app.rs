@@ -53,6 +53,8 @@ impl AppBuilder {
 
     /// Opens (and migrates) the database, loads the master key, and wires the parts.
     pub async fn build(self) -> Result<App> {
+        // Installed before anything is counted: metrics recorded earlier would be lost.
+        crate::telemetry::handle();
         let s = self.settings;
         let store = Store::open(&s.database_url).await.map_err(|e| match e {
             Error::Db(e) => Error::Config(format!(
@@ -131,12 +133,14 @@ pub struct App {
 }
 
 /// What [`App::serve`] runs beside the HTTP server.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ServeOptions {
     /// Worker tasks (0: the caller drives the queue itself, as tests do).
     pub workers: usize,
     /// Sweep every tenant on a schedule, with these options.
     pub sweeps: Option<SweepOptions>,
+    /// The admin listener (`/metrics`), bound beforehand; `None`: no admin listener.
+    pub admin: Option<tokio::net::TcpListener>,
 }
 
 impl ServeOptions {
@@ -148,6 +152,7 @@ impl ServeOptions {
                 budget_share: s.reconcile_budget_share,
                 ..SweepOptions::default()
             }),
+            admin: None,
         }
     }
 }
@@ -211,6 +216,10 @@ impl App {
                 let _ = stop.wait_for(|s| *s).await;
             },
         ));
+        let admin_addr = match opts.admin {
+            Some(l) => Some(self.serve_admin(l, rx.clone())?),
+            None => None,
+        };
         let mut tasks: Vec<JoinHandle<()>> = (0..opts.workers)
             .map(|_| tokio::spawn(self.worker().run(rx.clone())))
             .collect();
@@ -228,6 +237,7 @@ impl App {
         tracing::info!(%addr, workers = opts.workers, "optsync serving");
         Ok(Serving {
             addr,
+            admin_addr,
             shutdown: tx,
             http,
             tasks,
@@ -235,9 +245,32 @@ impl App {
     }
 }
 
+impl App {
+    /// Starts the admin listener; it stops with the rest.
+    fn serve_admin(
+        &self,
+        listener: tokio::net::TcpListener,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<SocketAddr> {
+        let addr = listener.local_addr()?;
+        let settings = self.state.settings.clone();
+        let router = crate::http::admin::router(self.state.clone());
+        tokio::spawn(async move {
+            crate::http::serve_router(router, &settings, listener, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+        });
+        tracing::info!(%addr, "admin listener (/metrics) serving");
+        Ok(addr)
+    }
+}
+
 /// Everything [`App::serve`] started.
 pub struct Serving {
     pub addr: SocketAddr,
+    /// Where the admin listener (`/metrics`) is, if there is one.
+    pub admin_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     http: JoinHandle<()>,
     /// Workers, housekeeping and the sweep scheduler.

@@ -42,6 +42,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     listen: Option<SocketAddr>,
+    admin_listen: Option<String>,
     public_url: Option<String>,
     workers: Option<usize>,
     lease_secs: Option<u64>,
@@ -68,6 +69,8 @@ pub struct Settings {
     /// `postgres://…` or `sqlite://…`; default: `sqlite://DATA_DIR/optsync.db`.
     pub database_url: String,
     pub listen: SocketAddr,
+    /// The admin listener (`/metrics`); `None` (`OPTSYNC_ADMIN_LISTEN=off`): none.
+    pub admin_listen: Option<SocketAddr>,
     pub public_url: String,
     pub workers: usize,
     /// How long a claimed job is a worker's before another may take it over.
@@ -115,6 +118,7 @@ impl std::fmt::Debug for Settings {
             .field("data_dir", &self.data_dir)
             .field("database_url", &crate::store::redact(&self.database_url))
             .field("listen", &self.listen)
+            .field("admin_listen", &self.admin_listen)
             .field("public_url", &self.public_url)
             .field("workers", &self.workers)
             .field("lease", &self.lease)
@@ -265,6 +269,12 @@ impl Settings {
             data_dir,
             database_url,
             listen,
+            admin_listen: parse_admin_listen(
+                env("OPTSYNC_ADMIN_LISTEN")
+                    .or(file.admin_listen)
+                    .as_deref()
+                    .unwrap_or("127.0.0.1:9090"),
+            )?,
             public_url: public_url.trim_end_matches('/').to_string(),
         };
         s.check()?;
@@ -291,6 +301,7 @@ impl Settings {
                 .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("optsync.db").display())),
             data_dir: data_dir.to_path_buf(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_listen: None,
             public_url: "http://127.0.0.1:8080".into(),
             workers: 2,
             tenant_workers: default_tenant_workers(2),
@@ -361,6 +372,18 @@ fn job_settings(file: &FileConfig, workers: usize) -> Result<JobSettings> {
                 .unwrap_or(300)
                 .max(1),
         ),
+    })
+}
+
+/// `host:port`, or `off` for no admin listener.
+fn parse_admin_listen(v: &str) -> Result<Option<SocketAddr>> {
+    if v.trim() == "off" {
+        return Ok(None);
+    }
+    v.trim().parse().map(Some).map_err(|_| {
+        Error::Config(format!(
+            "OPTSYNC_ADMIN_LISTEN={v:?}: expected host:port (e.g. 127.0.0.1:9090) or off"
+        ))
     })
 }
 

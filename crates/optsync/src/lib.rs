@@ -24,6 +24,7 @@ pub mod reconcile;
 pub mod rules;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod tenant;
 pub mod worker;
 

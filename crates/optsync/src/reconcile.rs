@@ -556,6 +556,12 @@ async fn record_end(
     tracing::info!(tenant = %tenant.app, pages = r.pages, contacts = r.contacts_scanned,
         calls = r.calls, queued = r.contacts_queued, finished = r.finished,
         paused = ?r.paused, "sweep ended");
+    // What this run read and queued (a resumed sweep's report counts this run's pages only).
+    let app = tenant.app.clone();
+    metrics::counter!(crate::telemetry::SWEEP_PAGES, "app" => app.clone()).increment(r.pages);
+    metrics::counter!(crate::telemetry::SWEEP_CONTACTS, "app" => app.clone())
+        .increment(r.contacts_scanned);
+    metrics::counter!(crate::telemetry::SWEEP_JOBS, "app" => app).increment(r.contacts_queued);
     Ok(())
 }
 

@@ -54,6 +54,21 @@ pub enum JobOutcome {
     },
 }
 
+impl JobOutcome {
+    /// The outcome's name in metrics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Done { .. } => "done",
+            Self::Blocked { .. } => "blocked",
+            Self::NotFound { .. } => "not_found",
+            Self::Retrying { .. } => "retrying",
+            Self::Deferred { .. } => "deferred",
+            Self::Dead { .. } => "dead",
+            Self::LostLease { .. } => "lost_lease",
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Worker {
     state: AppState,
@@ -76,6 +91,8 @@ struct Work {
     writes: usize,
     /// Contacts Keap had (none: the subject names nobody Keap knows).
     found: usize,
+    /// Each event's source and arrival (epoch ms), for the time-to-honour histogram.
+    received: Vec<(EventSource, i64)>,
 }
 
 /// One claimed job's context: its tenant, Keap client and events.
@@ -111,7 +128,11 @@ impl Worker {
             return Ok(None);
         };
         let span = tracing::info_span!("job", job = job.id, tenant = job.tenant_id, subject = %job.subject);
-        self.run_claimed(&job).instrument(span).await.map(Some)
+        let started = std::time::Instant::now();
+        let outcome = self.run_claimed(&job).instrument(span).await?;
+        metrics::histogram!(crate::telemetry::JOB_DURATION).record(started.elapsed());
+        metrics::counter!(crate::telemetry::JOBS_RUN, "outcome" => outcome.name()).increment(1);
+        Ok(Some(outcome))
     }
 
     async fn run_claimed(&self, job: &ClaimedJob) -> Result<JobOutcome> {
@@ -136,6 +157,11 @@ impl Worker {
             )
             .await?
         {
+            for (source, received_at) in &work.received {
+                let secs = (done_at - received_at).max(0) as f64 / 1000.0;
+                metrics::histogram!(crate::telemetry::TIME_TO_HONOUR, "source" => source.to_string())
+                    .record(secs);
+            }
             if outcome == JobState::NotFound {
                 tracing::warn!("job done: Keap has no such contact; nothing to honour");
                 return Ok(JobOutcome::NotFound { job_id: job.id });
@@ -272,11 +298,17 @@ impl Worker {
             audits: Vec::new(),
             writes: 0,
             found: 0,
+            received: Vec::new(),
         };
         let Some(run) = JobRun::start(&self.state, job).await? else {
             // The tenant was removed while the job waited: nothing to do for it.
             return Ok(work);
         };
+        work.received = run
+            .events
+            .iter()
+            .map(|e| (e.source, e.received_at))
+            .collect();
         for id in run.resolve_subject(&mut work).await? {
             let calls_before = run.client.calls_made();
             let Some(contact) = run.load_contact(id, &mut work).await? else {

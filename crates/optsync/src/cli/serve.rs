@@ -7,8 +7,11 @@ use crate::store::redact;
 /// Serves until SIGTERM or Ctrl-C, then finishes the jobs in hand.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let app = App::open(settings).await?;
-    let opts = ServeOptions::from_settings(app.settings());
+    let mut opts = ServeOptions::from_settings(app.settings());
     let listener = App::bind(app.settings().listen).await?;
+    if let Some(admin) = app.settings().admin_listen {
+        opts.admin = Some(App::bind(admin).await?);
+    }
     let serving = app.serve(listener, opts).await?;
     shutdown_signal().await;
     tracing::info!("shutting down: finishing jobs in hand");

@@ -143,6 +143,7 @@ async fn setup(contacts: usize, seed: u64) -> anyhow::Result<Demo> {
     let opts = ServeOptions {
         workers: WORKERS,
         sweeps: None,
+        admin: None,
     };
     let serving = app.serve(listener, opts).await?;
     println!(

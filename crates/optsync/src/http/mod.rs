@@ -1,8 +1,9 @@
 //! The public HTTP listener that Keap and the providers reach: the hook routes, `/healthz`
-//! and `/readyz`. One module per job: [`keap_post`] (Keap's action-set post),
+//! and `/readyz` (the operator's `/metrics` is on the [`admin`] listener, never here). One module per job: [`keap_post`] (Keap's action-set post),
 //! [`provider_hooks`] (the sending providers' webhooks), [`health`]; the failed-auth gate
 //! both hook routes pass is [`auth_gate`], and every refusal is an [`HttpError`].
 
+pub mod admin;
 pub mod auth_gate;
 pub mod error;
 pub mod health;
@@ -43,8 +44,32 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .layer(axum::middleware::from_fn(count_request))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// Counts each answered request by route and status.
+async fn count_request(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        // `/hooks/esp/:provider/:app`: the route, without the braces some parsers trip over.
+        .map_or_else(
+            || "(unmatched)".to_string(),
+            |m| m.as_str().replace('{', ":").replace('}', ""),
+        );
+    let resp = next.run(req).await;
+    metrics::counter!(
+        crate::telemetry::HOOK_REQUESTS,
+        "route" => route,
+        "status" => resp.status().as_str().to_string()
+    )
+    .increment(1);
+    resp
 }
 
 /// A span per request: method, route and the URI with the `auth` token redacted; the
@@ -89,7 +114,17 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let s = state.settings.clone();
-    let app = router(state).layer(TimeoutLayer::with_status_code(
+    serve_router(router(state), &s, listener, stop).await
+}
+
+/// [`serve`] for any router: the hook listener's, or the admin listener's.
+pub async fn serve_router(
+    app: Router,
+    s: &crate::config::Settings,
+    listener: tokio::net::TcpListener,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let app = app.layer(TimeoutLayer::with_status_code(
         StatusCode::REQUEST_TIMEOUT,
         s.request_timeout,
     ));

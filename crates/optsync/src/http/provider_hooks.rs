@@ -116,6 +116,12 @@ pub async fn sparkpost_token(
 /// The answer to a refused delivery. Forged, unsigned, unknown app, unconfigured provider:
 /// one answer, so which apps exist does not leak; stale, replayed and malformed say so.
 fn refusal(provider: Provider, r: &Reject) -> HttpError {
+    metrics::counter!(
+        crate::telemetry::WEBHOOK_REFUSALS,
+        "provider" => provider.name(),
+        "reason" => r.name()
+    )
+    .increment(1);
     let said = match r {
         Reject::Unauthorized(_) | Reject::Forged(_) => "unauthorized".to_string(),
         other => other.to_string(),
@@ -209,10 +215,7 @@ async fn store(
             provider = provider.name(),
             "replayed signature token refused"
         );
-        return Err(HttpError::new(
-            provider.reject_status(&Reject::Replayed),
-            "replayed",
-        ));
+        return Err(refusal(provider, &Reject::Replayed));
     }
     if out.queued > 0 {
         state.wake.notify_waiters();

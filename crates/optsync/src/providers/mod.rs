@@ -245,6 +245,20 @@ pub enum Reject {
     Unavailable(String),
 }
 
+impl Reject {
+    /// The reason's name in metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forged(_) => "forged",
+            Self::Stale(_) => "stale",
+            Self::Replayed => "replayed",
+            Self::Malformed(_) => "malformed",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
 impl std::fmt::Display for Reject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -5,6 +5,7 @@
 
 mod group_commit;
 pub mod model;
+mod overview;
 mod providers;
 mod queue;
 mod records;
@@ -16,6 +17,7 @@ pub use model::{
     AuditAction, CredentialKind, EventKind, EventSource, JobState, LedgerOrigin, OptOutApi,
     Requeue, Subject, SweepKind, SweepState, UnknownValue, WritePath,
 };
+pub use overview::TenantOverview;
 pub use providers::{Delivery, DeliveryOutcome, SignatureToken};
 pub use queue::{Accepted, ClaimedJob, EventRow, EventSummary, HonouredEvent, NewEvent};
 pub use records::{AuditEntry, AuditRow};

@@ -112,6 +112,13 @@ impl Store {
             outs.push(insert_delivery(&mut tx, d).await?);
         }
         tx.commit().await?;
+        for (d, out) in ds.iter().zip(&outs) {
+            for (ev, acc) in d.events.iter().zip(&out.accepted) {
+                if !acc.duplicate {
+                    crate::telemetry::events_stored(ev.source, ev.kind);
+                }
+            }
+        }
         Ok(outs)
     }
 

@@ -194,6 +194,7 @@ impl TestApp {
         let serve = ServeOptions {
             workers: 0,
             sweeps: None,
+            admin: None,
         };
         let running = app.serve(listener, serve).await.unwrap();
         Self {

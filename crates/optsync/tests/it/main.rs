@@ -7,6 +7,7 @@ mod fuzz_regressions;
 mod harness;
 mod intake;
 mod limits;
+mod metrics;
 mod outage;
 pub mod processes;
 mod providers_posted;

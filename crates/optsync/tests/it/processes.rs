@@ -17,7 +17,7 @@ use crate::{Db, KEY, MASTER_KEY, TempDir, fresh_database, on_both_backends, post
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_optsync");
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -26,14 +26,25 @@ fn free_port() -> u16 {
 }
 
 fn serve(dir: &Path, database_url: &str, port: u16, tag: &str) -> Child {
-    serve_with(dir, database_url, port, tag, false)
+    serve_with(dir, database_url, port, tag, false, None)
 }
 
-fn serve_with(dir: &Path, database_url: &str, port: u16, tag: &str, reconcile: bool) -> Child {
+/// `optsync serve` on `port`, sweeping on its schedule if `reconcile`, with the admin
+/// listener (`/metrics`) on `admin` if given.
+pub fn serve_with(
+    dir: &Path,
+    database_url: &str,
+    port: u16,
+    tag: &str,
+    reconcile: bool,
+    admin: Option<u16>,
+) -> Child {
     let log = std::fs::File::create(dir.join(format!("serve-{tag}.log"))).unwrap();
+    let admin = admin.map_or_else(|| "off".to_string(), |p| format!("127.0.0.1:{p}"));
     Command::new(BIN)
         .arg("serve")
         .env_clear()
+        .env("OPTSYNC_ADMIN_LISTEN", admin)
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("OPTSYNC_DATA_DIR", dir)
         .env("OPTSYNC_DATABASE_URL", database_url)
@@ -57,7 +68,7 @@ fn serve_with(dir: &Path, database_url: &str, port: u16, tag: &str, reconcile: b
         .expect("start optsync serve")
 }
 
-async fn wait_ready(port: u16) {
+pub async fn wait_ready(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await
@@ -73,7 +84,7 @@ async fn wait_ready(port: u16) {
     }
 }
 
-async fn add_tenant(
+pub async fn add_tenant(
     database_url: &str,
     dir: &Path,
     sim: &KeapSim,
@@ -99,7 +110,7 @@ async fn add_tenant(
     (app.store().clone(), url)
 }
 
-async fn count(store: &Store, sql: &'static str) -> i64 {
+pub async fn count(store: &Store, sql: &'static str) -> i64 {
     use sqlx::Row;
     sqlx::query(sql)
         .fetch_one(store.pool())
@@ -109,7 +120,7 @@ async fn count(store: &Store, sql: &'static str) -> i64 {
         .unwrap()
 }
 
-async fn wait_until_all_honoured(store: &Store, timeout: Duration) {
+pub async fn wait_until_all_honoured(store: &Store, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
         let open = count(
@@ -314,7 +325,7 @@ async fn serve_sweeps_every_tenant_on_its_own(db: Db) {
     );
     sim.event("quiet@example.com", SimEvent::ManualOptOut)
         .unwrap();
-    let mut child = serve_with(dir.path(), &database_url, port, "sched", true);
+    let mut child = serve_with(dir.path(), &database_url, port, "sched", true, None);
     wait_ready(port).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while sim.status("quiet@relay.wedeliver.example") != Some(EmailStatus::Admin) {

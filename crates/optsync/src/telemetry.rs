@@ -1,0 +1,165 @@
+//! Metrics, through the `metrics` facade into one Prometheus recorder per process, rendered
+//! at `/metrics` on the admin listener. Counters and histograms count what this process did
+//! (Prometheus sums instances); the gauges about the queue and each tenant are read from the
+//! store at every scrape, so several instances on one database report the same numbers.
+//!
+//! Names and units follow Prometheus conventions: `_total` counters, `_seconds` histograms
+//! and timestamps, base units. The README lists them with example alert rules.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::error::Result;
+use crate::state::AppState;
+use crate::store::{EventSource, JobState};
+
+/// Hook requests answered, by route and status.
+pub const HOOK_REQUESTS: &str = "optsync_hook_requests_total";
+/// Events stored (not duplicates), by source and kind.
+pub const EVENTS: &str = "optsync_events_total";
+/// Jobs run, by what came of them.
+pub const JOBS_RUN: &str = "optsync_jobs_run_total";
+pub const JOB_DURATION: &str = "optsync_job_duration_seconds";
+/// From an event's arrival to its job's completion, by the event's source.
+pub const TIME_TO_HONOUR: &str = "optsync_time_to_honour_seconds";
+/// Provider webhooks refused, by provider and reason.
+pub const WEBHOOK_REFUSALS: &str = "optsync_webhook_refusals_total";
+pub const SWEEP_PAGES: &str = "optsync_sweep_pages_total";
+pub const SWEEP_CONTACTS: &str = "optsync_sweep_contacts_total";
+pub const SWEEP_JOBS: &str = "optsync_sweep_jobs_queued_total";
+/// Jobs by tenant and state (from the store).
+pub const JOBS: &str = "optsync_jobs";
+/// Contacts or addresses whose job is blocked or dead, by tenant and state (from the store).
+pub const STUCK_SUBJECTS: &str = "optsync_stuck_subjects";
+pub const LAST_POST: &str = "optsync_last_keap_post_timestamp_seconds";
+pub const LAST_SWEEP: &str = "optsync_last_sweep_finished_timestamp_seconds";
+/// Keap calls left today on each tenant's credential, as this process's pacer counts them.
+pub const QUOTA_LEFT: &str = "optsync_keap_daily_quota_remaining";
+
+/// Buckets for every `_seconds` histogram: from a fast job to the ten business days
+/// CAN-SPAM allows.
+const SECONDS_BUCKETS: [f64; 16] = [
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+    21_600.0,
+    172_800.0,
+    1_209_600.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's recorder, installed on first use (an embedding program that installed its
+/// own first keeps it; ours then renders only what it recorded itself).
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
+            .expect("the buckets are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_ok() {
+            describe();
+        }
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        HOOK_REQUESTS,
+        "Hook requests answered, by route and status."
+    );
+    describe_counter!(
+        EVENTS,
+        "Events stored (duplicates excluded), by source and kind."
+    );
+    describe_counter!(JOBS_RUN, "Jobs run by this process, by outcome.");
+    describe_histogram!(JOB_DURATION, Unit::Seconds, "Time one job run took.");
+    describe_histogram!(
+        TIME_TO_HONOUR,
+        Unit::Seconds,
+        "From an event's arrival to its job's completion, by the event's source."
+    );
+    describe_counter!(
+        "optsync_keap_calls_total",
+        "Keap calls by API, operation and HTTP status (error: no answer)."
+    );
+    describe_counter!("optsync_keap_throttled_total", "Keap answers of 429.");
+    describe_counter!(
+        WEBHOOK_REFUSALS,
+        "Provider webhooks refused, by provider and reason."
+    );
+    describe_counter!(SWEEP_PAGES, "Contact pages read by reconciliation sweeps.");
+    describe_counter!(
+        SWEEP_CONTACTS,
+        "Contacts examined by reconciliation sweeps."
+    );
+    describe_counter!(SWEEP_JOBS, "Jobs queued by reconciliation sweeps.");
+    describe_gauge!(JOBS, "Jobs in the store, by tenant and state.");
+    describe_gauge!(
+        STUCK_SUBJECTS,
+        "Contacts or addresses whose job is blocked or dead, by tenant and state."
+    );
+    describe_gauge!(LAST_POST, Unit::Seconds, "When the last Keap post arrived.");
+    describe_gauge!(LAST_SWEEP, Unit::Seconds, "When the last sweep finished.");
+    describe_gauge!(
+        QUOTA_LEFT,
+        "Keap calls left today on the tenant's credential."
+    );
+}
+
+/// The exposition text: the gauges refreshed from the store, then everything recorded.
+pub async fn render(state: &AppState) -> Result<String> {
+    let handle = handle();
+    refresh_gauges(state).await?;
+    Ok(handle.render())
+}
+
+async fn refresh_gauges(state: &AppState) -> Result<()> {
+    let tenants = state.store.tenants().await?;
+    for t in state.store.overview().await? {
+        let app = t.app.clone();
+        for &s in JobState::ALL {
+            let n = t.jobs.get(&s).copied().unwrap_or(0);
+            metrics::gauge!(JOBS, "app" => app.clone(), "state" => s.to_string()).set(n as f64);
+        }
+        metrics::gauge!(STUCK_SUBJECTS, "app" => app.clone(), "state" => "blocked")
+            .set(t.blocked_subjects as f64);
+        metrics::gauge!(STUCK_SUBJECTS, "app" => app.clone(), "state" => "dead")
+            .set(t.dead_subjects as f64);
+        if let Some(at) = t.last_post_at {
+            metrics::gauge!(LAST_POST, "app" => app.clone()).set(at as f64 / 1000.0);
+        }
+        if let Some(at) = t.last_sweep_at {
+            metrics::gauge!(LAST_SWEEP, "app" => app.clone()).set(at as f64 / 1000.0);
+        }
+        let quota = tenants
+            .iter()
+            .find(|r| r.id == t.tenant_id)
+            .and_then(|r| state.clients.client(r).ok())
+            .and_then(|c| c.pacer().budget().daily_remaining);
+        if let Some(left) = quota {
+            metrics::gauge!(QUOTA_LEFT, "app" => app).set(f64::from(left));
+        }
+    }
+    Ok(())
+}
+
+/// Counts the events a commit stored (duplicates are not new events).
+pub fn events_stored(source: EventSource, kind: crate::store::EventKind) {
+    metrics::counter!(EVENTS, "source" => source.to_string(), "kind" => kind.to_string())
+        .increment(1);
+}
