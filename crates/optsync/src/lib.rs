@@ -21,6 +21,7 @@ pub mod keap_clients;
 pub mod logfmt;
 pub mod providers;
 pub mod reconcile;
+pub mod report;
 pub mod rules;
 pub mod state;
 pub mod store;

@@ -7,6 +7,7 @@ mod doctor;
 mod events;
 mod provider;
 mod reconcile;
+mod report;
 mod serve;
 mod table;
 mod tenant;
@@ -66,6 +67,11 @@ pub enum Command {
     Reconcile(reconcile::ReconcileArgs),
     /// Show the audit log: each decision about each address, with when it was honoured.
     Audit(audit::AuditArgs),
+    /// The compliance report for a period: every opt-out received (source, contact, each
+    /// address and what was done, received, honoured, latency) and a summary: the count,
+    /// p50/p99 time to honour (nearest rank), the share honoured within 48 hours and within
+    /// 10 business days, and those not honoured with the reason.
+    Report(report::ReportArgs),
     /// Check each app live and say in plain words what works: the credential, the quota
     /// left, REST, XML-RPC (and the days to its sunset on 2026-12-31), the opt-out path that
     /// works, blocked and dead jobs, the last Keap post and sweep. Exits 1 when an app has a
@@ -99,6 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(a) => events::events(&App::open(settings).await?, a).await.and(ok),
         Command::Retry(a) => events::retry(&App::open(settings).await?, a).await.and(ok),
         Command::Audit(a) => audit::run(&App::open(settings).await?, a).await.and(ok),
+        Command::Report(a) => report::run(&App::open(settings).await?, a).await.and(ok),
         Command::Reconcile(a) => reconcile::run(&App::open(settings).await?, a).await,
         Command::Doctor(a) => doctor::run(&App::open(settings).await?, a).await,
         #[cfg(feature = "demo")]

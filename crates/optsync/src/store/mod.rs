@@ -3,6 +3,7 @@
 //! (`$n` parameters, `RETURNING`, `ON CONFLICT`, partial unique indexes); where the dialects
 //! must differ — claiming a job — the statement is chosen by [`Backend`].
 
+mod compliance;
 mod group_commit;
 pub mod model;
 mod overview;
@@ -12,6 +13,7 @@ mod records;
 mod sweeps;
 mod tenants;
 
+pub use compliance::{JobAddress, OptOutRow};
 pub use group_commit::GroupCommit;
 pub use model::{
     AuditAction, CredentialKind, EventKind, EventSource, JobState, LedgerOrigin, OptOutApi,

@@ -246,6 +246,13 @@ pub enum EventSource {
     Provider(Provider),
 }
 
+/// As its stored name (`keap_post`, `esp:sendgrid`, …).
+impl serde::Serialize for EventSource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl fmt::Display for EventSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

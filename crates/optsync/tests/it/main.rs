@@ -13,6 +13,7 @@ pub mod processes;
 mod providers_posted;
 mod queue;
 mod reconcile;
+mod report;
 mod ses;
 mod sharing;
 mod store;

@@ -354,6 +354,17 @@ pub fn cli(
     args: &[&str],
     api_key: Option<&str>,
 ) -> (bool, String, String) {
+    let key = api_key.map(|k| ("OPTSYNC_KEAP_API_KEY", k));
+    cli_with(dir, database_url, args, key.as_slice())
+}
+
+/// [`cli`] with more environment (the master key of an app the test built in process).
+pub fn cli_with(
+    dir: &Path,
+    database_url: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
     let mut c = Command::new(BIN);
     c.args(args)
         .env_clear()
@@ -361,8 +372,8 @@ pub fn cli(
         .env("OPTSYNC_DATA_DIR", dir)
         .env("OPTSYNC_DATABASE_URL", database_url)
         .env("OPTSYNC_PUBLIC_URL", "https://optsync.example.com");
-    if let Some(k) = api_key {
-        c.env("OPTSYNC_KEAP_API_KEY", k);
+    for (k, v) in env {
+        c.env(k, v);
     }
     let out = c.output().unwrap();
     (
@@ -529,6 +540,7 @@ fn every_command_documents_itself() {
         vec!["reconcile", "--help"],
         vec!["provider", "add", "--help"],
         vec!["doctor", "--help"],
+        vec!["report", "--help"],
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");

@@ -1,0 +1,215 @@
+//! The compliance report: every opt-out received in a period — its source, contact and each
+//! address with what was done about it, when it arrived, when it was honoured and how long
+//! that took — and a summary: how many, the p50/p99 time to honour, the share honoured
+//! within 48 hours (Gmail and Yahoo's bulk-sender rule) and within 10 business days
+//! (CAN-SPAM), and those not honoured with the reason. `optsync report` prints it; the
+//! console shows the same numbers.
+//!
+//! An opt-out is an event that asks for a stop: Keap's post, a provider's unsubscribe,
+//! complaint, hard bounce or suppression echo, or a discrepancy a sweep found. Fan-out to
+//! other contacts sharing an address is part of honouring the first, not a row of its own.
+//! Percentiles are nearest-rank over the honoured ones: p = the ⌈p·n⌉-th smallest.
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::store::{AuditAction, EventKind, EventSource, JobAddress, OptOutRow, Store};
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// The event kinds that ask for a stop.
+pub const OPT_OUT_KINDS: [EventKind; 6] = [
+    EventKind::OptOut,
+    EventKind::Unsubscribe,
+    EventKind::Complaint,
+    EventKind::HardBounce,
+    EventKind::Suppressed,
+    EventKind::Discrepancy,
+];
+
+/// Which opt-outs: one app or all, received in `[since, until)` (epoch ms).
+#[derive(Debug, Clone)]
+pub struct Period {
+    pub app: Option<String>,
+    pub since: i64,
+    pub until: i64,
+}
+
+/// One address of an opt-out and what was done about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AddressOutcome {
+    pub email: String,
+    pub action: AuditAction,
+}
+
+/// One opt-out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OptOutLine {
+    pub app: String,
+    pub event_id: i64,
+    pub source: EventSource,
+    pub kind: EventKind,
+    pub contact_id: Option<i64>,
+    /// The address the event named, if it named one.
+    pub email: Option<String>,
+    pub addresses: Vec<AddressOutcome>,
+    pub received_at: i64,
+    pub honoured_at: Option<i64>,
+    pub latency_ms: Option<i64>,
+    /// For one not honoured: its job's state and last error.
+    pub why_not: Option<String>,
+}
+
+/// The period's numbers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub count: usize,
+    pub honoured: usize,
+    pub p50_ms: Option<i64>,
+    pub p99_ms: Option<i64>,
+    pub within_48h: usize,
+    pub within_10_business_days: usize,
+    /// Shares of `count` (0 when there is none).
+    pub share_within_48h: f64,
+    pub share_within_10_business_days: f64,
+    pub not_honoured: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub since: i64,
+    pub until: i64,
+    pub app: Option<String>,
+    pub summary: Summary,
+    pub opt_outs: Vec<OptOutLine>,
+}
+
+/// Builds the report for a period.
+pub async fn build(store: &Store, period: &Period) -> Result<Report> {
+    let app = period.app.as_deref();
+    let rows = store
+        .opt_out_rows(app, &OPT_OUT_KINDS, period.since, period.until)
+        .await?;
+    let addresses = store
+        .opt_out_addresses(app, &OPT_OUT_KINDS, period.since, period.until)
+        .await?;
+    let lines: Vec<OptOutLine> = rows.into_iter().map(|r| line(r, &addresses)).collect();
+    Ok(Report {
+        since: period.since,
+        until: period.until,
+        app: period.app.clone(),
+        summary: summarise(&lines),
+        opt_outs: lines,
+    })
+}
+
+fn line(r: OptOutRow, addresses: &[JobAddress]) -> OptOutLine {
+    let why_not = match (r.honoured_at, r.job_state) {
+        (Some(_), _) => None,
+        (None, Some(state)) => Some(match r.last_error {
+            Some(e) => format!("{state}: {e}"),
+            None => state.to_string(),
+        }),
+        (None, None) => Some("no job".into()),
+    };
+    OptOutLine {
+        addresses: addresses
+            .iter()
+            .filter(|a| Some(a.job_id) == r.job_id)
+            .map(|a| AddressOutcome {
+                email: a.email.clone(),
+                action: a.action,
+            })
+            .collect(),
+        latency_ms: r.honoured_at.map(|h| (h - r.received_at).max(0)),
+        app: r.app,
+        event_id: r.id,
+        source: r.source,
+        kind: r.kind,
+        contact_id: r.contact_id,
+        email: r.email,
+        received_at: r.received_at,
+        honoured_at: r.honoured_at,
+        why_not,
+    }
+}
+
+/// The summary of a set of opt-outs.
+pub fn summarise(lines: &[OptOutLine]) -> Summary {
+    let mut latencies: Vec<i64> = lines.iter().filter_map(|l| l.latency_ms).collect();
+    latencies.sort_unstable();
+    let within = |ok: &dyn Fn(&OptOutLine, i64) -> bool| {
+        lines
+            .iter()
+            .filter(|l| l.honoured_at.is_some_and(|h| ok(l, h)))
+            .count()
+    };
+    let within_48h = within(&|l, h| h - l.received_at <= 48 * HOUR_MS);
+    let within_10bd = within(&|l, h| h <= business_days_after(l.received_at, 10));
+    let share = |n: usize| {
+        if lines.is_empty() {
+            0.0
+        } else {
+            n as f64 / lines.len() as f64
+        }
+    };
+    Summary {
+        count: lines.len(),
+        honoured: latencies.len(),
+        p50_ms: nearest_rank(&latencies, 0.50),
+        p99_ms: nearest_rank(&latencies, 0.99),
+        within_48h,
+        within_10_business_days: within_10bd,
+        share_within_48h: share(within_48h),
+        share_within_10_business_days: share(within_10bd),
+        not_honoured: lines.len() - latencies.len(),
+    }
+}
+
+/// The nearest-rank percentile of sorted values: the ⌈p·n⌉-th smallest.
+pub fn nearest_rank(sorted: &[i64], p: f64) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+/// `days` business days (Monday to Friday, UTC) after `at`: the same time of day on the
+/// day reached by counting only weekdays.
+pub fn business_days_after(at: i64, days: u32) -> i64 {
+    let mut t = at;
+    let mut left = days;
+    while left > 0 {
+        t += DAY_MS;
+        // 1970-01-01 was a Thursday: day 0 → 3 (Mon = 0).
+        let weekday = (t.div_euclid(DAY_MS) + 3).rem_euclid(7);
+        if weekday < 5 {
+            left -= 1;
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<i64> = (1..=100).collect();
+        assert_eq!(nearest_rank(&v, 0.5), Some(50));
+        assert_eq!(nearest_rank(&v, 0.99), Some(99));
+        assert_eq!(nearest_rank(&[7], 0.99), Some(7));
+        assert_eq!(nearest_rank(&[], 0.5), None);
+    }
+
+    #[test]
+    fn business_days_skip_weekends() {
+        // 2026-11-27 was a Friday; ten business days later is Friday 2026-12-11.
+        let fri = 1_795_737_600_000; // 2026-11-27T00:00:00Z
+        assert_eq!(business_days_after(fri, 1), fri + 3 * DAY_MS, "Monday");
+        assert_eq!(business_days_after(fri, 10), fri + 14 * DAY_MS);
+    }
+}
