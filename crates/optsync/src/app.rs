@@ -80,6 +80,7 @@ impl AppBuilder {
             ),
             clients: KeapClients::new(store.clone(), secrets, self.clock.clone(), pacing),
             auth_failures: Arc::new(AuthFailures::new(s.failed_auth_per_minute)),
+            sign_in: Arc::default(),
             wake: Arc::new(Notify::new()),
             intake: GroupCommit::start(store.clone()),
             settings: Arc::new(s),

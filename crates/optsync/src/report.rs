@@ -12,7 +12,8 @@
 
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::clock::rfc3339;
+use crate::error::{Error, Result};
 use crate::store::{AuditAction, EventKind, EventSource, JobAddress, OptOutRow, Store};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -190,6 +191,103 @@ pub fn business_days_after(at: i64, days: u32) -> i64 {
         }
     }
     t
+}
+
+/// Epoch ms of a day (`YYYY-MM-DD`, from 00:00 UTC) or an RFC 3339 instant.
+pub fn parse_date(s: &str) -> Result<i64> {
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+    let s = s.trim();
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    let t = match time::Date::parse(s, day) {
+        Ok(d) => d.midnight().assume_utc(),
+        Err(_) => OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
+            Error::BadInput(format!(
+                "{s:?} is neither YYYY-MM-DD nor an RFC 3339 instant"
+            ))
+        })?,
+    };
+    Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// Milliseconds as seconds with three decimals (empty for none).
+pub fn seconds(ms: Option<i64>) -> String {
+    ms.map(|m| format!("{:.3}", m as f64 / 1000.0))
+        .unwrap_or_default()
+}
+
+/// The summary in sentences, as the CLI's table and the console show it.
+pub fn summary_lines(s: &Summary) -> Vec<String> {
+    let pct = |x: f64| format!("{:.1} %", 100.0 * x);
+    vec![
+        format!(
+            "opt-outs: {} ({} honoured, {} not)",
+            s.count, s.honoured, s.not_honoured
+        ),
+        format!(
+            "time to honour: p50 {} s, p99 {} s",
+            seconds(s.p50_ms),
+            seconds(s.p99_ms)
+        ),
+        format!(
+            "honoured within 48 h: {} ({}); within 10 business days: {} ({})",
+            s.within_48h,
+            pct(s.share_within_48h),
+            s.within_10_business_days,
+            pct(s.share_within_10_business_days)
+        ),
+    ]
+}
+
+/// One CSV row per address of each opt-out (one with the address empty for an opt-out that
+/// acted on none yet); times RFC 3339, latency in seconds.
+pub fn to_csv(r: &Report) -> Result<String> {
+    let csv_err = |e: csv::Error| Error::Config(format!("writing CSV: {e}"));
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "app",
+        "event",
+        "source",
+        "kind",
+        "contact",
+        "event_email",
+        "address",
+        "action",
+        "received",
+        "honoured",
+        "latency_s",
+        "why_not",
+    ])
+    .map_err(csv_err)?;
+    for l in &r.opt_outs {
+        let base = |address: &str, action: &str| {
+            vec![
+                l.app.clone(),
+                l.event_id.to_string(),
+                l.source.to_string(),
+                l.kind.to_string(),
+                l.contact_id.map(|c| c.to_string()).unwrap_or_default(),
+                l.email.clone().unwrap_or_default(),
+                address.to_string(),
+                action.to_string(),
+                rfc3339(l.received_at),
+                l.honoured_at.map(rfc3339).unwrap_or_default(),
+                seconds(l.latency_ms),
+                l.why_not.clone().unwrap_or_default(),
+            ]
+        };
+        if l.addresses.is_empty() {
+            w.write_record(base("", "")).map_err(csv_err)?;
+        }
+        for a in &l.addresses {
+            w.write_record(base(&a.email, a.action.as_str()))
+                .map_err(csv_err)?;
+        }
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| Error::Config(format!("writing CSV: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| Error::Config(format!("writing CSV: {e}")))
 }
 
 #[cfg(test)]

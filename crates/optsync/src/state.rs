@@ -26,4 +26,6 @@ pub struct AppState {
     pub auth_failures: Arc<AuthFailures>,
     /// Fetches SNS signing certificates and confirms SNS subscriptions.
     pub sns: Arc<dyn SnsFetcher>,
+    /// Failed console sign-ins, per account and per client.
+    pub sign_in: Arc<crate::console::auth::SignInLimiter>,
 }

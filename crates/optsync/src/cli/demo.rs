@@ -10,8 +10,13 @@ pub struct DemoArgs {
     /// Seed for the emulator's contacts.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// After the report, keep the service, the emulator and the console running until
+    /// Ctrl-C, and print the console's URL with a one-time password, to click through what
+    /// the demo did.
+    #[arg(long)]
+    keep: bool,
 }
 
 pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
-    crate::demo::run(a.contacts, a.seed).await
+    crate::demo::run(a.contacts, a.seed, a.keep).await
 }

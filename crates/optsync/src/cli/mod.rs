@@ -1,5 +1,6 @@
 //! The command line: one module per command, each with its own arguments and `run`.
 
+mod admin;
 mod audit;
 #[cfg(feature = "demo")]
 mod demo;
@@ -67,6 +68,9 @@ pub enum Command {
     Reconcile(reconcile::ReconcileArgs),
     /// Show the audit log: each decision about each address, with when it was honoured.
     Audit(audit::AuditArgs),
+    /// The console's accounts (the console and /metrics are on OPTSYNC_ADMIN_LISTEN).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// The compliance report for a period: every opt-out received (source, contact, each
     /// address and what was done, received, honoured, latency) and a summary: the count,
     /// p50/p99 time to honour (nearest rank), the share honoured within 48 hours and within
@@ -106,6 +110,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retry(a) => events::retry(&App::open(settings).await?, a).await.and(ok),
         Command::Audit(a) => audit::run(&App::open(settings).await?, a).await.and(ok),
         Command::Report(a) => report::run(&App::open(settings).await?, a).await.and(ok),
+        Command::Admin(c) => admin::run(&App::open(settings).await?, c).await.and(ok),
         Command::Reconcile(a) => reconcile::run(&App::open(settings).await?, a).await,
         Command::Doctor(a) => doctor::run(&App::open(settings).await?, a).await,
         #[cfg(feature = "demo")]

@@ -59,7 +59,7 @@ fn now_ms() -> i64 {
     Clock::system().epoch_ms()
 }
 
-pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
+pub async fn run(contacts: usize, seed: u64, keep: bool) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let demo = setup(contacts, seed).await?;
     let acted = act(&demo).await?;
@@ -87,6 +87,9 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
     let events = honoured + acted.reported.len();
     report(&outcome, &sim, post_calls, events);
     println!("finished in {:.1} s", started.elapsed().as_secs_f64());
+    if keep {
+        keep_running(&app).await?;
+    }
     sim.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     if honoured < expected_posts || !outcome.wrong.is_empty() {
@@ -98,6 +101,35 @@ pub async fn run(contacts: usize, seed: u64) -> anyhow::Result<ExitCode> {
     }
     println!("all correct");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves again, with the console, until Ctrl-C: the demo's data stays to be looked at. The
+/// password is random, printed once, and good for this run only (the data directory goes).
+async fn keep_running(app: &App) -> anyhow::Result<()> {
+    let password = crate::console::auth::random_token()[..20].to_string();
+    let hash = crate::console::auth::hash_password(&password)?;
+    app.store()
+        .set_admin_password("admin", &hash, now_ms())
+        .await?;
+    let opts = ServeOptions {
+        workers: WORKERS,
+        sweeps: None,
+        admin: Some(App::bind(([127, 0, 0, 1], 0).into()).await?),
+    };
+    let serving = app
+        .serve(App::bind(([127, 0, 0, 1], 0).into()).await?, opts)
+        .await?;
+    let console = serving
+        .admin_addr
+        .map(|a| format!("http://{a}/"))
+        .unwrap_or_default();
+    println!();
+    println!("the service and the console keep running; Ctrl-C to stop");
+    println!("console: {console}  (user admin, one-time password {password})");
+    println!("metrics: {console}metrics");
+    crate::app::shutdown_signal().await;
+    serving.stop().await;
+    Ok(())
 }
 
 /// Keap, emulated (real OAuth-client limits, 1,500/min, the action set posting to us), and

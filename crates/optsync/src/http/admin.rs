@@ -1,5 +1,6 @@
 //! The admin listener (`OPTSYNC_ADMIN_LISTEN`, default `127.0.0.1:9090`): `/metrics` for
-//! Prometheus. Never served on the hook listener that Keap and the providers reach.
+//! Prometheus and the operator's [`crate::console`]. Never served on the hook listener that
+//! Keap and the providers reach.
 
 use axum::Router;
 use axum::extract::State;
@@ -14,6 +15,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(super::health::healthz))
+        .merge(crate::console::router())
         .with_state(state)
 }
 

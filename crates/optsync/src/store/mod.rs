@@ -4,6 +4,7 @@
 //! must differ — claiming a job — the statement is chosen by [`Backend`].
 
 mod compliance;
+mod console;
 mod group_commit;
 pub mod model;
 mod overview;
@@ -14,6 +15,7 @@ mod sweeps;
 mod tenants;
 
 pub use compliance::{JobAddress, OptOutRow};
+pub use console::{AdminAction, SessionRow};
 pub use group_commit::GroupCommit;
 pub use model::{
     AuditAction, CredentialKind, EventKind, EventSource, JobState, LedgerOrigin, OptOutApi,

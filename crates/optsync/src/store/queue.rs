@@ -322,6 +322,16 @@ impl Store {
         }))
     }
 
+    /// The tenant a job belongs to.
+    pub async fn job_tenant(&self, job_id: i64) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT tenant_id FROM jobs WHERE id = $1")
+                .bind(job_id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
     /// No job of the tenant is claimed before `until`: its Keap budget has no room.
     pub async fn pace_tenant(&self, tenant: i64, until: i64) -> Result<()> {
         sqlx::query("UPDATE tenants SET paced_until = $2 WHERE id = $1 AND paced_until < $2")

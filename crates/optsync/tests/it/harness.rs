@@ -117,6 +117,8 @@ pub struct TestApp {
     pub base: String,
     pub app: String,
     pub post_url: String,
+    /// The admin listener's base URL, when asked for.
+    pub admin: Option<String>,
     pub database_url: String,
     pub dir: TempDir,
 }
@@ -133,6 +135,8 @@ pub struct Options {
     /// How long a failing job is retried before it may be buried (zero here, so a test of
     /// burial needs only `max_attempts`; the service's default is 72 h).
     pub bury_after: Duration,
+    /// Serve the admin listener (console and `/metrics`) too, on a port of its own.
+    pub admin: bool,
 }
 
 impl Default for Options {
@@ -145,6 +149,7 @@ impl Default for Options {
             trusted_proxies: "",
             header_timeout: None,
             bury_after: Duration::ZERO,
+            admin: false,
         }
     }
 }
@@ -191,12 +196,18 @@ impl TestApp {
             .await
             .unwrap();
         let post_url = app.tenants().post_url(&app_name).await.unwrap();
+        let admin = if o.admin {
+            Some(App::bind("127.0.0.1:0".parse().unwrap()).await.unwrap())
+        } else {
+            None
+        };
         let serve = ServeOptions {
             workers: 0,
             sweeps: None,
-            admin: None,
+            admin,
         };
         let running = app.serve(listener, serve).await.unwrap();
+        let admin = running.admin_addr.map(|a| format!("http://{a}"));
         Self {
             worker: app.worker(),
             state: app.state().clone(),
@@ -206,6 +217,7 @@ impl TestApp {
             base,
             app: app_name,
             post_url,
+            admin,
             database_url,
             dir,
         }

@@ -576,3 +576,80 @@ fn the_demo_runs_and_everything_is_correct() {
         assert!(stdout.contains(row), "{row} missing from the report");
     }
 }
+
+/// `optsync demo --keep`: after the report the console keeps running with a one-time
+/// password, and SIGTERM stops it cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_keeps_the_console_running_when_asked() {
+    use std::io::BufRead as _;
+    let dir = TempDir::new("keep");
+    let mut child = Command::new(BIN)
+        .args(["demo", "--contacts", "200", "--keep"])
+        .env("TMPDIR", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Read every line to the end (a closed pipe would fail the demo's later output), and
+    // hand over the console's.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if l.starts_with("console: ") {
+                let _ = tx.send(l);
+            }
+        }
+    });
+    let line = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(120)))
+        .await
+        .unwrap()
+        .expect("the demo prints the console's address");
+    let url = line.split_whitespace().nth(1).unwrap().to_string();
+    let password = line
+        .trim_end_matches(')')
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .post(format!("{url}login"))
+        .form(&[("user", "admin"), ("password", password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "signed in with the printed password");
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = http
+        .get(&url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text().await.unwrap().contains(r#"data-app="demo""#),
+        "the demo's app is listed"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "Ctrl-C / SIGTERM ends the demo cleanly"
+    );
+}

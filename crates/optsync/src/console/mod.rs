@@ -1,0 +1,58 @@
+//! The operator's console, on the admin listener beside `/metrics`: server-rendered pages
+//! (templates checked at compile time, no JavaScript), signed in with a password set by
+//! `optsync admin set-password`. [`auth`] signs in and out; [`pages`] are the handlers;
+//! [`overview`], [`tenant`], [`address`] and [`report_page`] gather what each page shows;
+//! [`chart`] draws the time-to-honour chart; [`views`] are the templates' structs.
+
+pub mod address;
+pub mod auth;
+pub mod chart;
+pub mod overview;
+pub mod pages;
+pub mod report_page;
+pub mod tenant;
+pub mod views;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+
+/// The console's routes; every page but the sign-in form needs a session.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/", get(pages::overview))
+        .route("/tenants/{app}", get(pages::tenant))
+        .route("/tenants/{app}/post-url", post(pages::reveal_post_url))
+        .route("/tenants/{app}/jobs/{job}/retry", post(pages::retry))
+        .route("/address", get(pages::address))
+        .route("/address/live", post(pages::address_live))
+        .route("/report", get(pages::report))
+        .route("/report.csv", get(pages::report_csv))
+        .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// No framing, no scripts, nothing cached, no referrer leaving the console.
+async fn security_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    resp
+}

@@ -1,0 +1,137 @@
+//! The console's pages as compile-time checked templates (`templates/`), and the rows they
+//! show, already formatted: templates only lay out and escape.
+
+use askama::Template;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub error: Option<String>,
+    pub csrf: String,
+    pub user: String,
+}
+
+pub struct OverviewRow {
+    pub app: String,
+    pub healthy: bool,
+    pub health: String,
+    pub last_post: String,
+    pub pending: i64,
+    pub running: i64,
+    pub blocked: i64,
+    pub dead: i64,
+    pub day: String,
+    pub month: String,
+    pub quota: String,
+    pub path: String,
+    pub last_sweep: String,
+}
+
+pub struct ActionRow {
+    pub at: String,
+    pub user: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+pub struct OverviewPage {
+    pub csrf: String,
+    pub user: String,
+    pub rows: Vec<OverviewRow>,
+    pub actions: Vec<ActionRow>,
+}
+
+pub struct StuckJob {
+    pub job_id: i64,
+    pub state: String,
+    pub subject: String,
+    pub attempts: i64,
+    pub why: String,
+}
+
+pub struct EventView {
+    pub id: i64,
+    pub app: String,
+    pub received: String,
+    pub source: String,
+    pub kind: String,
+    pub contact: String,
+    pub email: String,
+    pub job: String,
+    pub honoured: String,
+}
+
+pub struct ProviderView {
+    pub name: String,
+    pub configured: String,
+    pub last: String,
+    pub url: String,
+}
+
+#[derive(Template)]
+#[template(path = "tenant.html")]
+pub struct TenantPage {
+    pub csrf: String,
+    pub user: String,
+    pub app: String,
+    /// An SVG drawn by [`super::chart`] from numbers only.
+    pub chart: String,
+    pub stuck: Vec<StuckJob>,
+    pub events: Vec<EventView>,
+    pub providers: Vec<ProviderView>,
+    pub post_url: Option<String>,
+}
+
+pub struct DecisionView {
+    pub at: String,
+    pub app: String,
+    pub contact: String,
+    pub change: String,
+    pub action: String,
+    pub rule: String,
+}
+
+pub struct LiveView {
+    pub app: String,
+    pub contact: String,
+    pub status: String,
+}
+
+#[derive(Template)]
+#[template(path = "address.html")]
+pub struct AddressPage {
+    pub csrf: String,
+    pub user: String,
+    pub email: String,
+    pub events: Vec<EventView>,
+    pub decisions: Vec<DecisionView>,
+    pub live: Vec<LiveView>,
+}
+
+pub struct ReportRow {
+    pub received: String,
+    pub honoured: String,
+    pub latency: String,
+    pub app: String,
+    pub source: String,
+    pub kind: String,
+    pub contact: String,
+    pub addresses: String,
+    pub why: String,
+}
+
+#[derive(Template)]
+#[template(path = "report.html")]
+pub struct ReportPage {
+    pub csrf: String,
+    pub user: String,
+    pub since: String,
+    pub until: String,
+    pub app: String,
+    pub query: String,
+    pub summary: Vec<String>,
+    pub rows: Vec<ReportRow>,
+}

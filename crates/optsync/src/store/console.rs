@@ -1,0 +1,140 @@
+//! The console's accounts, sessions and action record, and the events about one address.
+
+use super::Store;
+use super::queue::EventSummary;
+use crate::error::Result;
+
+/// A console session as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    pub user_name: String,
+    pub csrf: String,
+    pub expires_at: i64,
+}
+
+/// One action taken in the console.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AdminAction {
+    pub id: i64,
+    pub at: i64,
+    pub user_name: String,
+    pub action: String,
+    pub target: String,
+    pub detail: Option<String>,
+}
+
+impl Store {
+    pub async fn set_admin_password(&self, name: &str, hash: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO admin_users (name, password_hash, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(hash)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        // A new password ends every session of the account.
+        sqlx::query("DELETE FROM admin_sessions WHERE user_name = $1")
+            .bind(name)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn admin_password_hash(&self, name: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT password_hash FROM admin_users WHERE name = $1")
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        user: &str,
+        csrf: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO admin_sessions (token_hash, user_name, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token_hash)
+        .bind(user)
+        .bind(csrf)
+        .bind(now)
+        .bind(expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The session, if it exists and has not expired.
+    pub async fn session(&self, token_hash: &str, now: i64) -> Result<Option<SessionRow>> {
+        Ok(sqlx::query_as(
+            "SELECT user_name, csrf, expires_at FROM admin_sessions WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM admin_sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn record_admin_action(
+        &self,
+        at: i64,
+        user: &str,
+        action: &str,
+        target: &str,
+        detail: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO admin_actions (at, user_name, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(at)
+        .bind(user)
+        .bind(action)
+        .bind(target)
+        .bind(detail)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn admin_actions(&self, limit: i64) -> Result<Vec<AdminAction>> {
+        Ok(sqlx::query_as(
+            "SELECT id, at, user_name, action, target, detail FROM admin_actions ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Every event naming an address (any letter case), across tenants, newest first.
+    pub async fn events_for_email(&self, email: &str, limit: i64) -> Result<Vec<EventSummary>> {
+        Ok(sqlx::query_as(
+            "SELECT e.id, t.app, e.source, e.kind, e.contact_id, e.email, e.received_at, e.honoured_at,
+                    e.job_id, j.state AS job_state, j.attempts, j.last_error
+               FROM events e
+               JOIN tenants t ON t.id = e.tenant_id
+               LEFT JOIN jobs j ON j.id = e.job_id
+              WHERE LOWER(e.email) = LOWER($1)
+              ORDER BY e.id DESC LIMIT $2",
+        )
+        .bind(email)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}
