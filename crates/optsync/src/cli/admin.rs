@@ -11,9 +11,8 @@ use crate::console::auth::{MIN_PASSWORD_CHARS, hash_password};
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Set (or replace) a console account's password, read as one line from standard input
-    /// (never the command line). Stored as an Argon2id hash; the account's open sessions end.
-    ///
-    ///     printf '%s\n' "$PASSWORD" | optsync admin set-password --user admin
+    /// (never the command line), e.g. `printf '%s\n' "$PASSWORD" | optsync admin
+    /// set-password`. Stored as an Argon2id hash; the account's open sessions end.
     SetPassword {
         /// The account (created if new).
         #[arg(long, default_value = "admin")]
