@@ -173,6 +173,44 @@ async fn metrics_count_what_happened(db: Db) {
     // Not on the listener Keap and the providers reach.
     let public = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await;
     assert!(public.is_err_or_404(), "/metrics must not be public");
+    let token = post_url.split("auth=").nth(1).unwrap();
+    logs_are_json_lines_with_their_spans(&dir.path().join("serve-m.log"), token);
+}
+
+/// OPTSYNC_LOG_FORMAT=json: every line is a JSON object, and a line inside a job or a
+/// request carries that span's fields.
+fn logs_are_json_lines_with_their_spans(path: &std::path::Path, token: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let said = |msg: &str| {
+        lines
+            .iter()
+            .find(|l| l["fields"]["message"] == msg)
+            .unwrap_or_else(|| panic!("no {msg:?} line"))
+            .clone()
+    };
+    let job = said("job done");
+    let span = &job["span"];
+    assert_eq!(span["name"], "job");
+    assert!(
+        span["job"].is_number() && span["tenant"].is_number(),
+        "{job}"
+    );
+    assert!(
+        span["subject"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("contact:")),
+        "{job}"
+    );
+    let post = said("opt-out post accepted");
+    assert_eq!(post["span"]["route"], "/process_optout.php", "{post}");
+    assert!(
+        !text.contains(token),
+        "the hook token never reaches the logs"
+    );
 }
 on_both_backends!(metrics_count_what_happened);
 

@@ -62,6 +62,8 @@ pub fn serve_with(
             if reconcile { "true" } else { "false" },
         )
         .env("OPTSYNC_LOG", "optsync=debug")
+        // JSON lines, which the metrics test reads back.
+        .env("OPTSYNC_LOG_FORMAT", "json")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
