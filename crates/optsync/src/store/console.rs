@@ -91,6 +91,17 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets sessions that expired before `now`.
+    pub async fn prune_sessions(&self, now: i64) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= $1")
+                .bind(now)
+                .execute(self.pool())
+                .await?
+                .rows_affected(),
+        )
+    }
+
     pub async fn record_admin_action(
         &self,
         at: i64,

@@ -354,5 +354,28 @@ async fn console_security(db: Db) {
     .await
     .unwrap();
     assert_eq!(actions, 1, "the sign-in is recorded with who and when");
+    // An expired session is refused, and housekeeping forgets it.
+    let now = t.state.clock.epoch_ms();
+    let stale = "b".repeat(64);
+    let digest = optsync::console::auth::digest(&stale);
+    t.state
+        .store
+        .create_session(&digest, "admin", "c", now - 10, now - 1)
+        .await
+        .unwrap();
+    let r = http
+        .get(format!("{base}/"))
+        .header("cookie", format!("optsync_session={stale}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    optsync::housekeeping::prune(&t.state).await;
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admin_sessions WHERE token_hash = $1")
+        .bind(&digest)
+        .fetch_one(t.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
 }
 on_both_backends!(console_security);
