@@ -543,6 +543,7 @@ fn every_command_documents_itself() {
         vec!["provider", "add", "--help"],
         vec!["doctor", "--help"],
         vec!["report", "--help"],
+        vec!["admin", "set-password", "--help"],
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
