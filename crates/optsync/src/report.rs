@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
-use crate::store::{AuditAction, EventKind, EventSource, JobAddress, OptOutRow, Store};
+use crate::store::{AuditAction, EventKind, EventSource, EventSummary, JobAddress, Store};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -62,6 +62,17 @@ pub struct OptOutLine {
     pub why_not: Option<String>,
 }
 
+impl OptOutLine {
+    /// Each address and what was done about it, as one line: `a@x.example opted_out; …`.
+    pub fn addresses_text(&self) -> String {
+        self.addresses
+            .iter()
+            .map(|a| format!("{} {}", a.email, a.action))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 /// The period's numbers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
@@ -105,7 +116,7 @@ pub async fn build(store: &Store, period: &Period) -> Result<Report> {
     })
 }
 
-fn line(r: OptOutRow, addresses: &[JobAddress]) -> OptOutLine {
+fn line(r: EventSummary, addresses: &[JobAddress]) -> OptOutLine {
     let why_not = match (r.honoured_at, r.job_state) {
         (Some(_), _) => None,
         (None, Some(state)) => Some(match r.last_error {

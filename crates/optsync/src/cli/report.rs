@@ -5,9 +5,7 @@ use anyhow::bail;
 use super::table::Table;
 use crate::app::App;
 use crate::clock::rfc3339;
-use crate::report::{
-    OptOutLine, Period, Report, build, parse_date, seconds, summary_lines, to_csv,
-};
+use crate::report::{Period, Report, build, parse_date, seconds, summary_lines, to_csv};
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
@@ -51,14 +49,6 @@ pub async fn run(app: &App, a: ReportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn addresses(l: &OptOutLine) -> String {
-    l.addresses
-        .iter()
-        .map(|a| format!("{} {}", a.email, a.action))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 fn print_table(r: &Report) {
     println!(
         "compliance report {} — {}, {}",
@@ -90,7 +80,7 @@ fn print_table(r: &Report) {
             l.source.to_string(),
             l.kind.to_string(),
             l.contact_id.map(|c| c.to_string()).unwrap_or_default(),
-            addresses(l),
+            l.addresses_text(),
             l.why_not.clone().unwrap_or_default(),
         ]);
     }

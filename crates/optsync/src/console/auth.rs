@@ -47,6 +47,13 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The hash verified when a sign-in names an unknown account, so that answer costs what a
+/// wrong password costs: of a random password nobody knows, made once per process.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password(&random_token()).unwrap_or_default())
+}
+
 /// 256 random bits, hex.
 pub fn random_token() -> String {
     use rand::RngCore;

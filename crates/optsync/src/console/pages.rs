@@ -68,11 +68,12 @@ fn forbidden_form() -> Response {
         .into_response()
 }
 
-async fn record(state: &AppState, s: &Session, action: &str, target: &str, detail: Option<&str>) {
+/// Records a console action with who and when; a failure to record is logged, not hidden.
+async fn record(state: &AppState, user: &str, action: &str, target: &str, detail: Option<&str>) {
     let now = state.clock.epoch_ms();
     if let Err(e) = state
         .store
-        .record_admin_action(now, &s.user, action, target, detail)
+        .record_admin_action(now, user, action, target, detail)
         .await
     {
         tracing::error!(error = %one_line(&e), action, "console action NOT recorded");
@@ -104,15 +105,12 @@ fn login_refused(status: StatusCode, why: String) -> Response {
 async fn password_ok(state: &AppState, user: &str, password: String) -> crate::Result<bool> {
     let stored = state.store.admin_password_hash(user).await?;
     let known = stored.is_some();
-    let hash = stored.unwrap_or_else(|| DUMMY_HASH.to_string());
+    let hash = stored.unwrap_or_else(|| auth::dummy_hash().to_string());
     let ok = tokio::task::spawn_blocking(move || auth::verify_password(&hash, &password))
         .await
         .unwrap_or(false);
     Ok(known && ok)
 }
-
-/// A hash of a password nobody has, verified when the user is unknown.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Q9n4cNEs3lYbxzj0GT4bbGJV1Oa2Bb3CLKOzNbbHBeE";
 
 pub async fn login(
     State(state): State<AppState>,
@@ -166,10 +164,7 @@ async fn start_session(state: &AppState, user: &str) -> Response {
     {
         return unavailable(e);
     }
-    let _ = state
-        .store
-        .record_admin_action(now, user, "sign_in", "console", None)
-        .await;
+    record(state, user, "sign_in", "console", None).await;
     let secure = state.settings.public_url.starts_with("https://");
     (
         [(
@@ -188,7 +183,7 @@ pub async fn logout(State(state): State<AppState>, s: Session, Form(f): Form<Fie
     if let Err(e) = state.store.delete_session(&s.token_hash).await {
         return unavailable(e);
     }
-    record(&state, &s, "sign_out", "console", None).await;
+    record(&state, &s.user, "sign_out", "console", None).await;
     let secure = state.settings.public_url.starts_with("https://");
     (
         [(header::SET_COOKIE, auth::session_cookie(None, secure))],
@@ -280,7 +275,7 @@ pub async fn reveal_post_url(
         }
         Err(e) => return unavailable(e),
     };
-    record(&state, &s, "reveal_post_url", &app, None).await;
+    record(&state, &s.user, "reveal_post_url", &app, None).await;
     tenant_page(&state, s, &app, Some(url)).await
 }
 
@@ -305,7 +300,14 @@ pub async fn retry(
     }
     match state.store.retry_job(job, state.clock.epoch_ms()).await {
         Ok(true) => {
-            record(&state, &s, "retry_job", &format!("{app} job {job}"), None).await;
+            record(
+                &state,
+                &s.user,
+                "retry_job",
+                &format!("{app} job {job}"),
+                None,
+            )
+            .await;
             state.wake.notify_waiters();
             Redirect::to(&format!("/tenants/{app}")).into_response()
         }
@@ -368,7 +370,7 @@ pub async fn address_live(
         Ok(l) => l,
         Err(e) => return unavailable(e),
     };
-    record(&state, &s, "live_status", &email, None).await;
+    record(&state, &s.user, "live_status", &email, None).await;
     address_page(&state, s, email, live).await
 }
 
@@ -423,23 +425,21 @@ pub async fn report_csv(
         Ok(p) => p,
         Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
     };
-    match report::build(&state.store, &p).await {
-        Ok(r) => match report::to_csv(&r) {
-            Ok(csv) => (
-                [
-                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                    (
-                        header::CONTENT_DISPOSITION,
-                        "attachment; filename=\"optsync-report.csv\"",
-                    ),
-                ],
-                csv,
-            )
-                .into_response(),
-            Err(e) => unavailable(e),
-        },
-        Err(e) => unavailable(e),
-    }
+    let csv = match report::build(&state.store, &p)
+        .await
+        .and_then(|r| report::to_csv(&r))
+    {
+        Ok(csv) => csv,
+        Err(e) => return unavailable(e),
+    };
+    let headers = [
+        (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+        (
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"optsync-report.csv\"",
+        ),
+    ];
+    (headers, csv).into_response()
 }
 
 /// Whether a job state is one the tenant page offers to retry.

@@ -18,12 +18,7 @@ pub fn page(s: Session, p: &Period, r: &Report, query: String) -> ReportPage {
             source: l.source.to_string(),
             kind: l.kind.to_string(),
             contact: l.contact_id.map(|c| c.to_string()).unwrap_or_default(),
-            addresses: l
-                .addresses
-                .iter()
-                .map(|a| format!("{} {}", a.email, a.action))
-                .collect::<Vec<_>>()
-                .join("; "),
+            addresses: l.addresses_text(),
             why: l.why_not.clone().unwrap_or_default(),
         })
         .collect();

@@ -2,24 +2,9 @@
 //! and the audit rows of their jobs (one per address).
 
 use super::Store;
-use super::model::{AuditAction, EventKind, EventSource, JobState};
+use super::model::{AuditAction, EventKind};
+use super::queue::{EVENT_SUMMARY, EventSummary};
 use crate::error::Result;
-
-/// One opt-out event as stored, with its tenant and its job's state.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct OptOutRow {
-    pub id: i64,
-    pub app: String,
-    pub source: EventSource,
-    pub kind: EventKind,
-    pub contact_id: Option<i64>,
-    pub email: Option<String>,
-    pub received_at: i64,
-    pub honoured_at: Option<i64>,
-    pub job_id: Option<i64>,
-    pub job_state: Option<JobState>,
-    pub last_error: Option<String>,
-}
 
 /// One address a job acted on (or looked at).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -29,10 +14,14 @@ pub struct JobAddress {
     pub action: AuditAction,
 }
 
-/// `kind IN (…)` for the given kinds (their fixed names, never input).
-fn kinds_sql(kinds: &[EventKind]) -> String {
+/// The events of `kinds` received in `[$1, $2)`, of the app `$3` or (NULL) every app.
+fn period_filter(kinds: &[EventKind]) -> String {
+    // The kinds' fixed names, never input.
     let names: Vec<String> = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect();
-    names.join(", ")
+    format!(
+        "e.received_at >= $1 AND e.received_at < $2 AND t.app = COALESCE($3, t.app) AND e.kind IN ({})",
+        names.join(", ")
+    )
 }
 
 impl Store {
@@ -43,16 +32,10 @@ impl Store {
         kinds: &[EventKind],
         since: i64,
         until: i64,
-    ) -> Result<Vec<OptOutRow>> {
+    ) -> Result<Vec<EventSummary>> {
         let sql = format!(
-            "SELECT e.id, t.app, e.source, e.kind, e.contact_id, e.email, e.received_at, e.honoured_at,
-                    e.job_id, j.state AS job_state, j.last_error
-               FROM events e JOIN tenants t ON t.id = e.tenant_id
-               LEFT JOIN jobs j ON j.id = e.job_id
-              WHERE e.received_at >= $1 AND e.received_at < $2 AND t.app = COALESCE($3, t.app)
-                AND e.kind IN ({})
-              ORDER BY e.received_at, e.id",
-            kinds_sql(kinds)
+            "{EVENT_SUMMARY} WHERE {} ORDER BY e.received_at, e.id",
+            period_filter(kinds)
         );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(since)
@@ -74,10 +57,9 @@ impl Store {
             "SELECT a.job_id, a.email, a.action FROM audit a
               WHERE a.email <> '' AND a.job_id IN (
                 SELECT e.job_id FROM events e JOIN tenants t ON t.id = e.tenant_id
-                 WHERE e.received_at >= $1 AND e.received_at < $2 AND t.app = COALESCE($3, t.app)
-                   AND e.kind IN ({}) AND e.job_id IS NOT NULL)
+                 WHERE {} AND e.job_id IS NOT NULL)
               ORDER BY a.job_id, a.id",
-            kinds_sql(kinds)
+            period_filter(kinds)
         );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(since)

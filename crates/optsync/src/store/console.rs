@@ -1,7 +1,7 @@
 //! The console's accounts, sessions and action record, and the events about one address.
 
 use super::Store;
-use super::queue::EventSummary;
+use super::queue::{EVENT_SUMMARY, EventSummary};
 use crate::error::Result;
 
 /// A console session as stored.
@@ -134,15 +134,9 @@ impl Store {
 
     /// Every event naming an address (any letter case), across tenants, newest first.
     pub async fn events_for_email(&self, email: &str, limit: i64) -> Result<Vec<EventSummary>> {
-        Ok(sqlx::query_as(
-            "SELECT e.id, t.app, e.source, e.kind, e.contact_id, e.email, e.received_at, e.honoured_at,
-                    e.job_id, j.state AS job_state, j.attempts, j.last_error
-               FROM events e
-               JOIN tenants t ON t.id = e.tenant_id
-               LEFT JOIN jobs j ON j.id = e.job_id
-              WHERE LOWER(e.email) = LOWER($1)
-              ORDER BY e.id DESC LIMIT $2",
-        )
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{EVENT_SUMMARY} WHERE LOWER(e.email) = LOWER($1) ORDER BY e.id DESC LIMIT $2"
+        )))
         .bind(email)
         .bind(limit)
         .fetch_all(self.pool())

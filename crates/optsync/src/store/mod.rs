@@ -14,7 +14,7 @@ mod records;
 mod sweeps;
 mod tenants;
 
-pub use compliance::{JobAddress, OptOutRow};
+pub use compliance::JobAddress;
 pub use console::{AdminAction, SessionRow};
 pub use group_commit::GroupCommit;
 pub use model::{

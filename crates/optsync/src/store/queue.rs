@@ -109,7 +109,15 @@ pub struct FailingJobs {
     pub last_error: Option<String>,
 }
 
-/// An event with its job's state, for `optsync events`.
+/// The select every [`EventSummary`] listing starts from; each adds its WHERE and ORDER.
+pub(super) const EVENT_SUMMARY: &str =
+    "SELECT e.id, t.app, e.source, e.kind, e.contact_id, e.email, e.received_at, e.honoured_at,
+        e.job_id, j.state AS job_state, j.attempts, j.last_error
+   FROM events e
+   JOIN tenants t ON t.id = e.tenant_id
+   LEFT JOIN jobs j ON j.id = e.job_id";
+
+/// An event with its job's state, for `optsync events`, the console and the report.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventSummary {
     pub id: i64,
@@ -482,15 +490,10 @@ impl Store {
         state: Option<JobState>,
         limit: i64,
     ) -> Result<Vec<EventSummary>> {
-        Ok(sqlx::query_as(
-            "SELECT e.id, t.app, e.source, e.kind, e.contact_id, e.email, e.received_at, e.honoured_at,
-                    e.job_id, j.state AS job_state, j.attempts, j.last_error
-               FROM events e
-               JOIN tenants t ON t.id = e.tenant_id
-               LEFT JOIN jobs j ON j.id = e.job_id
-              WHERE ($1 IS NULL OR e.tenant_id = $1) AND ($2 IS NULL OR j.state = $2)
-              ORDER BY e.id DESC LIMIT $3",
-        )
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{EVENT_SUMMARY} WHERE ($1 IS NULL OR e.tenant_id = $1) AND ($2 IS NULL OR j.state = $2)
+              ORDER BY e.id DESC LIMIT $3"
+        )))
         .bind(tenant_id)
         .bind(state)
         .bind(limit)

@@ -5,12 +5,11 @@
 use std::time::Duration;
 
 use keap::{ContactId, EmailStatus, OptOutMethod};
-use keap_sim::KeapSim;
 use optsync::clock::Clock;
 use optsync::store::{EventKind, EventSource, NewEvent, Subject};
 use optsync::tenant::{StoredCredential, TenantSpec};
 
-use crate::{Db, KEY, Options, TestApp, on_both_backends};
+use crate::{Db, KEY, Options, TestApp, on_both_backends, sim_on};
 
 const T0: u64 = 1_800_000_000_000;
 const FLOOD_KEY: &str = "KeapAK-f100df100df100df100df100df100df100df100df100df100d0";
@@ -54,26 +53,21 @@ async fn flood(t: &TestApp, n: usize) {
     }
 }
 
+/// The service and keap-sim on `clock`, the emulator taking the flooding tenant's key too.
+async fn two_keys_on(db: Db, clock: &Clock) -> TestApp {
+    let options = Options {
+        clock: clock.clone(),
+        sim: Some(sim_on(clock, &[KEY, FLOOD_KEY]).await),
+        ..Options::default()
+    };
+    TestApp::spawn_with(db, options).await
+}
+
 /// The quiet tenant's times to honour (ms), posts arriving once a second while the worker
 /// runs a job per step.
 async fn quiet_tenant_latencies(db: Db, backlog: usize) -> Vec<i64> {
     let clock = Clock::manual(T0);
-    let sim = KeapSim::builder()
-        .api_key(KEY)
-        .api_key(FLOOD_KEY)
-        .clock(clock.clone())
-        .start()
-        .await
-        .unwrap();
-    let t = TestApp::spawn_with(
-        db,
-        Options {
-            clock: clock.clone(),
-            sim: Some(sim),
-            ..Options::default()
-        },
-    )
-    .await;
+    let t = two_keys_on(db, &clock).await;
     flood(&t, backlog).await;
     let steps_per_post = (Duration::from_secs(1).as_millis() / STEP.as_millis()) as usize;
     for i in 0..POSTS {
@@ -121,22 +115,7 @@ on_both_backends!(a_backlog_does_not_delay_another_tenant);
 /// other tenant's job is claimed instead.
 async fn one_tenant_holds_at_most_its_share_of_workers(db: Db) {
     let clock = Clock::manual(T0);
-    let sim = KeapSim::builder()
-        .api_key(KEY)
-        .api_key(FLOOD_KEY)
-        .clock(clock.clone())
-        .start()
-        .await
-        .unwrap();
-    let t = TestApp::spawn_with(
-        db,
-        Options {
-            clock: clock.clone(),
-            sim: Some(sim),
-            ..Options::default()
-        },
-    )
-    .await;
+    let t = two_keys_on(db, &clock).await;
     flood(&t, 5).await;
     let flood_id = t.state.tenants.get("flood").await.unwrap().id;
     let store = &t.state.store;

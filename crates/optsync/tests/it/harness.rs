@@ -96,6 +96,15 @@ pub async fn fresh_database(db: Db, dir: &Path) -> String {
     }
 }
 
+/// keap-sim on `clock`, accepting `keys` (for a test whose service runs on the same clock).
+pub async fn sim_on(clock: &Clock, keys: &[&str]) -> KeapSim {
+    keys.iter()
+        .fold(KeapSim::builder().clock(clock.clone()), |b, k| b.api_key(k))
+        .start()
+        .await
+        .unwrap()
+}
+
 /// Pacing for tests: no limits worth waiting for, quick backoffs.
 pub fn test_pacing() -> PacingConfig {
     PacingConfig {

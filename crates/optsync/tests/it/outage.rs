@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
-use keap_sim::{FaultKind, KeapSim, SimEvent};
+use keap_sim::{FaultKind, SimEvent};
 use optsync::clock::Clock;
 
 use crate::esp::{configure, post_raw, sendgrid_sign};
-use crate::{Db, KEY, Options, TestApp, on_both_backends};
+use crate::{Db, KEY, Options, TestApp, on_both_backends, sim_on};
 
 const T0: u64 = 1_800_000_000_000;
 const POSTS: usize = 200;
@@ -69,17 +69,11 @@ async fn arrive_during_outage(t: &TestApp, clock: &Clock) -> Vec<Vec<String>> {
 
 async fn keap_down_for_two_hours_loses_nothing(db: Db) {
     let clock = Clock::manual(T0);
-    let sim = KeapSim::builder()
-        .api_key(KEY)
-        .clock(clock.clone())
-        .start()
-        .await
-        .unwrap();
     let t = TestApp::spawn_with(
         db,
         Options {
             clock: clock.clone(),
-            sim: Some(sim),
+            sim: Some(sim_on(&clock, &[KEY]).await),
             // The service's defaults: 8 attempts, and never buried before 72 h.
             bury_after: Duration::from_secs(72 * 3600),
             ..Options::default()
