@@ -1,0 +1,89 @@
+//! Mailgun: `POST /v3/{domain}/unsubscribes` (`address`, `tag=*`: every mail of the domain) for
+//! each sending domain — the lists are per domain, not per account — verified with `GET
+//! /v3/{domain}/unsubscribes/{address}`. The base must be the domain's region.
+
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::api::segment;
+use crate::{Api, Error, Options, Provider, Scope, Suppressed};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailgunRegion {
+    Us,
+    Eu,
+}
+
+impl MailgunRegion {
+    pub fn default_url(self) -> &'static str {
+        match self {
+            Self::Us => "https://api.mailgun.net",
+            Self::Eu => "https://api.eu.mailgun.net",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MailgunClient {
+    api: Api,
+    key: SecretString,
+    domains: Vec<String>,
+}
+
+impl MailgunClient {
+    pub fn new(
+        api_url: Option<&str>,
+        region: MailgunRegion,
+        key: SecretString,
+        domains: &[String],
+        options: Options,
+    ) -> Result<Self, Error> {
+        if domains.is_empty() {
+            return Err(Error::Config("Mailgun: at least one sending domain".into()));
+        }
+        Ok(Self {
+            api: Api::new(
+                Provider::Mailgun,
+                api_url.unwrap_or(region.default_url()),
+                options,
+            )?,
+            key,
+            domains: domains.to_vec(),
+        })
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.api
+            .request(method, path)
+            .basic_auth("api", Some(self.key.expose_secret()))
+    }
+
+    /// Unsubscribes `address` from every configured domain and reads each back.
+    pub async fn suppress(&self, address: &str) -> Result<Suppressed, Error> {
+        let mut scopes = Vec::new();
+        for domain in &self.domains {
+            let path = format!("/v3/{}/unsubscribes", segment(domain));
+            let rb = self
+                .request(Method::POST, &path)
+                .form(&[("address", address), ("tag", "*")]);
+            let a = self.api.send(rb).await?;
+            self.api.check(&a)?;
+            let a = self
+                .api
+                .send(self.request(Method::GET, &format!("{path}/{}", segment(address))))
+                .await?;
+            let verified = a.status == 200
+                && a.json()["address"]
+                    .as_str()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(address));
+            if a.status != 404 {
+                self.api.check(&a)?;
+            }
+            scopes.push((Scope::Domain(domain.clone()), verified));
+        }
+        Ok(Suppressed {
+            provider: Provider::Mailgun,
+            scopes,
+        })
+    }
+}

@@ -1,0 +1,78 @@
+//! Mandrill: `POST /api/1.0/rejects/add` with the key in the body. Mandrill answers its errors
+//! with HTTP 500 and a `name`, so the name decides: `Invalid_Key` is a refused credential,
+//! `ValidationError` and the like are permanent, the rest transient. `added: false` means the
+//! address is allowlisted and the add had no effect.
+
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use crate::api::Answer;
+use crate::{Api, Error, Options, Provider, Scope, Suppressed};
+
+pub const DEFAULT_URL: &str = "https://mandrillapp.com";
+
+#[derive(Debug, Clone)]
+pub struct MandrillClient {
+    api: Api,
+    key: SecretString,
+    subaccount: Option<String>,
+}
+
+impl MandrillClient {
+    pub fn new(
+        api_url: Option<&str>,
+        key: SecretString,
+        subaccount: Option<String>,
+        options: Options,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            api: Api::new(Provider::Mandrill, api_url.unwrap_or(DEFAULT_URL), options)?,
+            key,
+            subaccount,
+        })
+    }
+
+    fn check(&self, a: &Answer) -> Result<(), Error> {
+        let body = a.json();
+        if a.status != 500 || body["status"] != "error" {
+            return self.api.check(a);
+        }
+        let provider = Provider::Mandrill;
+        let detail = format!("{}: {}", body["name"], body["message"]);
+        Err(match body["name"].as_str().unwrap_or("") {
+            "Invalid_Key" | "PaymentRequired" => Error::Auth { provider, detail },
+            "ValidationError" | "Unknown_Subaccount" => Error::Permanent { provider, detail },
+            _ => Error::Transient { provider, detail },
+        })
+    }
+
+    /// Adds `address` to the rejection denylist.
+    pub async fn suppress(&self, address: &str) -> Result<Suppressed, Error> {
+        let mut body = json!({
+            "key": self.key.expose_secret(),
+            "email": address,
+            "comment": "Opted out",
+        });
+        if let Some(s) = &self.subaccount {
+            body["subaccount"] = json!(s);
+        }
+        let rb = self
+            .api
+            .request(Method::POST, "/api/1.0/rejects/add")
+            .json(&body);
+        let a = self.api.send(rb).await?;
+        self.check(&a)?;
+        if a.json()["added"] != true {
+            return Err(Error::NoEffect {
+                provider: Provider::Mandrill,
+                detail: format!("{address} is on the allowlist, so the add had no effect"),
+            });
+        }
+        // Mandrill has no single-address read call; the answer itself is the confirmation.
+        Ok(Suppressed {
+            provider: Provider::Mandrill,
+            scopes: vec![(Scope::Account, false)],
+        })
+    }
+}
