@@ -76,10 +76,17 @@ impl FromStr for RateLimit {
 
 /// One accepted credential. SES takes `ACCESS_KEY_ID:SECRET_ACCESS_KEY`, Mailjet
 /// `PUBLIC:PRIVATE`; every other provider one opaque secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credential {
     pub provider: Provider,
     pub secret: String,
+}
+
+/// Never prints the secret.
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credential({}, <redacted>)", self.provider)
+    }
 }
 
 impl FromStr for Credential {
@@ -212,6 +219,7 @@ mod tests {
         assert!("ses=nocolon".parse::<Credential>().is_err());
         assert!("sendgrid=".parse::<Credential>().is_err());
         assert!("nope=x".parse::<Credential>().is_err());
+        assert!(!format!("{c:?}").contains("secret"), "Debug redacts");
         let r: RateLimit = "5/s".parse().unwrap();
         assert_eq!((r.limit, r.window), (5, Duration::from_secs(1)));
         assert!("0/s".parse::<RateLimit>().is_err());

@@ -25,6 +25,7 @@ mod brevo;
 pub mod clock;
 pub mod config;
 mod control;
+mod form;
 mod gate;
 mod mailgun;
 mod mailjet;

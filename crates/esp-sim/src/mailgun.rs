@@ -1,11 +1,10 @@
 //! Mailgun's per-domain suppression lists under `/mailgun/us` and `/mailgun/eu`
 //! (`api.mailgun.net`, `api.eu.mailgun.net`): `POST /v3/{domain}/unsubscribes` and
-//! `…/complaints` take one record as a form (`address`, `tag` default `*`, `created_at`) or up
+//! `…/complaints` take one record as a form (urlencoded or multipart; `address`, `tag` default `*`, `created_at`) or up
 //! to 1,000 as a JSON array (`Content-Type: application/json`); `GET`/`DELETE
 //! /v3/{domain}/{list}/{address}`. HTTP Basic `api:KEY`; a domain asked of the other region's
 //! base is "Domain not found". Answers are `{"message"}`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Extension;
@@ -18,6 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::{MailgunRegion, SimConfig};
+use crate::form;
 use crate::gate::{Ctx, accepted};
 use crate::provider::{Provider, valid_email};
 use crate::state::{Detail, Scope, Shared};
@@ -111,10 +111,8 @@ struct Record {
 
 /// The records of a write: one from a form, up to 1,000 from a JSON array.
 fn records(headers: &HeaderMap, body: &[u8]) -> Result<(Vec<Record>, bool), Response> {
-    let is_json = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+    let is_json = content_type.is_some_and(|v| v.starts_with("application/json"));
     let bad = |m: &str| message(StatusCode::BAD_REQUEST, m);
     let recs = if is_json {
         let recs: Vec<Record> = serde_json::from_slice(body).map_err(|_| bad("Invalid JSON"))?;
@@ -123,8 +121,7 @@ fn records(headers: &HeaderMap, body: &[u8]) -> Result<(Vec<Record>, bool), Resp
         }
         recs
     } else {
-        let form: HashMap<String, String> =
-            serde_urlencoded::from_bytes(body).map_err(|_| bad("Invalid form data"))?;
+        let form = form::fields(content_type, body).ok_or_else(|| bad("Invalid form data"))?;
         let address = form
             .get("address")
             .cloned()

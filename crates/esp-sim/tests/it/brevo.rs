@@ -1,4 +1,5 @@
-//! Brevo: the campaign blocklist and per-sender transactional blocks.
+//! Brevo: the campaign blocklist and per-sender transactional blocks, with the fields of
+//! Brevo's update-contact reference and the blocked-contacts calls.
 
 use serde_json::json;
 

@@ -1,4 +1,5 @@
-//! Mailgun unsubscribes and complaints per sending domain, US and EU.
+//! Mailgun unsubscribes and complaints per sending domain, US and EU: the form and JSON
+//! inserts of Mailgun's API reference (Unsubscribe, Complaints) and its Basic `api:KEY`.
 
 use esp_sim::MailgunRegion;
 use serde_json::json;
@@ -173,4 +174,25 @@ async fn basic_auth_must_be_api_and_the_key() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
+}
+
+/// `curl -F address=… -F tag=*`, as Mailgun's examples send it: multipart/form-data.
+#[tokio::test]
+async fn a_multipart_form_is_read_like_a_urlencoded_one() {
+    let sim = mg_sim().await;
+    let body = "--b0undary\r\nContent-Disposition: form-data; name=\"address\"\r\n\r\ndave@example.com\r\n--b0undary\r\nContent-Disposition: form-data; name=\"tag\"\r\n\r\nnewsletter\r\n--b0undary--\r\n";
+    let r = http()
+        .post(sim.url("/mailgun/us/v3/mg.example.com/unsubscribes"))
+        .basic_auth("api", Some(KEY))
+        .header("content-type", "multipart/form-data; boundary=b0undary")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let e = &list(&sim, "mailgun").await["entries"][0];
+    assert_eq!(
+        (&e["address"], &e["reason"]),
+        (&json!("dave@example.com"), &json!("newsletter"))
+    );
 }

@@ -1,4 +1,5 @@
-//! Mailjet contact exclusion: marketing only.
+//! Mailjet contact exclusion (`guides/_exclusionlist.md`: `{"IsExcludedFromCampaigns":"true"}`):
+//! marketing only.
 
 use serde_json::json;
 

@@ -1,4 +1,5 @@
-//! Mandrill rejects/add: the key in the body; an allowlisted address is not added.
+//! Mandrill rejects/add, as the official SDKs document it: the key in the body; an
+//! allowlisted address is not added.
 
 use serde_json::json;
 

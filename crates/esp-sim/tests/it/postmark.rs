@@ -1,4 +1,5 @@
-//! Postmark suppressions per message stream, active after the processing delay.
+//! Postmark suppressions per message stream, active after the processing delay: the
+//! create body of Postmark's Suppressions API page (its own example addresses) and the dump.
 
 use serde_json::json;
 

@@ -1,4 +1,6 @@
-//! SendGrid global suppressions: the documented CreateGlobalSuppression request and answers.
+//! SendGrid global suppressions: the request and answers of `CreateGlobalSuppression`,
+//! `GetGlobalSuppression` and `DeleteGlobalSuppression` in SendGrid's OpenAPI document
+//! (`tsg_suppressions_v3.yaml`), and the rate-limit page's headers and 429 body.
 
 use esp_sim::{Provider, RateLimit};
 use serde_json::json;

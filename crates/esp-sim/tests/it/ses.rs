@@ -1,4 +1,5 @@
-//! SES v2: the documented PutSuppressedDestination request, per region, SigV4-verified.
+//! SES v2: the requests and answers of AWS's API Reference (PutSuppressedDestination,
+//! GetSuppressedDestination, DeleteSuppressedDestination, GetAccount), per region, SigV4-verified.
 
 use esp_sim::sigv4::{self, Authorization};
 use esp_sim::{EspSim, SesReason};

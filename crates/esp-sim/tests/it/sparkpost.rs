@@ -1,5 +1,5 @@
-//! SparkPost's suppression list: the documented bulk upsert, both types, and 5xx partial
-//! inserts.
+//! SparkPost's suppression list: the bulk upsert example of `suppression-list.apib` (both
+//! types), its documented 400 messages, and 5xx partial inserts.
 
 use esp_sim::{FaultKind, Provider};
 use serde_json::json;
