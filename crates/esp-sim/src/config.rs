@@ -128,6 +128,17 @@ impl MailgunRegion {
     }
 }
 
+/// What SendGrid, Mailgun and Mandrill answer when an address already on the list is added
+/// again: not documented by any of them (SES, SparkPost, Mailjet and Brevo document upserts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReAdd {
+    /// As a first add (default).
+    Accept,
+    /// SendGrid echoes only the addresses it added, Mailgun answers a form insert with 400
+    /// "Address already exists", Mandrill `"added": false`. The entry stays.
+    Refuse,
+}
+
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub credentials: Vec<Credential>,
@@ -152,6 +163,7 @@ pub struct SimConfig {
     pub max_body_bytes: usize,
     /// How long an injected `timeout` fault holds a request before answering 504.
     pub fault_timeout_delay: Duration,
+    pub readd: ReAdd,
 }
 
 impl Default for SimConfig {
@@ -181,6 +193,7 @@ impl Default for SimConfig {
             postmark_max_per_call: 50,
             max_body_bytes: 1 << 20,
             fault_timeout_delay: Duration::from_secs(60),
+            readd: ReAdd::Accept,
         }
     }
 }

@@ -47,7 +47,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use clock::SimClock;
-pub use config::{ConfigError, Credential, MailgunRegion, RateLimit, SesReason, SimConfig};
+pub use config::{ConfigError, Credential, MailgunRegion, RateLimit, ReAdd, SesReason, SimConfig};
 pub use provider::Provider;
 pub use routes::router;
 pub use state::{Entry, FaultKind, Scope, Shared, Stats};

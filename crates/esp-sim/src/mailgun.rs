@@ -16,11 +16,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::config::{MailgunRegion, SimConfig};
+use crate::config::{MailgunRegion, ReAdd, SimConfig};
 use crate::form;
 use crate::gate::{Ctx, accepted};
 use crate::provider::{Provider, valid_email};
-use crate::state::{Detail, Scope, Shared};
+use crate::state::{Detail, Lists, Scope, Shared};
 use crate::wire;
 
 /// Most records in one JSON insert.
@@ -144,6 +144,26 @@ fn records(headers: &HeaderMap, body: &[u8]) -> Result<(Vec<Record>, bool), Resp
     Ok((recs, is_json))
 }
 
+/// Upserts the records; returns how many were new.
+fn write(lists: &mut Lists, scope: &Scope, list: List, recs: &[Record], now_ms: u64) -> usize {
+    let mut new = 0;
+    for r in recs {
+        let tags = if r.tags.is_empty() {
+            vec!["*".to_string()]
+        } else {
+            r.tags.clone()
+        };
+        let detail = Detail {
+            reason: (list == List::Unsubscribes).then(|| tags.join(",")),
+            ..Detail::default()
+        };
+        if lists.upsert(Provider::Mailgun, scope.clone(), &r.address, detail, now_ms) {
+            new += 1;
+        }
+    }
+    new
+}
+
 /// `POST /v3/{domain}/unsubscribes|complaints`.
 pub async fn add(
     State(shared): State<Arc<Shared>>,
@@ -160,34 +180,31 @@ pub async fn add(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    {
+    let (new, refuse) = {
         let mut st = shared.lock();
-        for r in recs.iter().take(ctx.applied(recs.len())) {
-            let tags = if r.tags.is_empty() {
-                vec!["*".to_string()]
-            } else {
-                r.tags.clone()
-            };
-            let detail = Detail {
-                reason: (list == List::Unsubscribes).then(|| tags.join(",")),
-                ..Detail::default()
-            };
-            st.lists.upsert(
-                Provider::Mailgun,
-                scope.clone(),
-                &r.address,
-                detail,
-                ctx.now_ms,
-            );
-        }
-    }
+        let new = write(
+            &mut st.lists,
+            &scope,
+            list,
+            &recs[..ctx.applied(recs.len())],
+            ctx.now_ms,
+        );
+        (new, st.config.readd == ReAdd::Refuse)
+    };
     if ctx.partial {
         return server_error();
     }
+    let reported = if refuse { new } else { recs.len() };
     if bulk {
         return message(
             StatusCode::OK,
-            &format!("{} addresses have been added", recs.len()),
+            &format!("{reported} addresses have been added"),
+        );
+    }
+    if reported == 0 {
+        return message(
+            StatusCode::BAD_REQUEST,
+            &format!("Address already exists '{}'", recs[0].address),
         );
     }
     wire::json(

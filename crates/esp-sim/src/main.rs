@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use esp_sim::{
-    Credential, EspSim, MailgunRegion, Provider, RateLimit, SesReason, SimClock, SimConfig,
+    Credential, EspSim, MailgunRegion, Provider, RateLimit, ReAdd, SesReason, SimClock, SimConfig,
 };
 
 /// A local emulator of the sending providers' suppression-list APIs, for tests and demos.
@@ -69,10 +69,23 @@ struct Args {
     #[arg(long, default_value_t = 60_000)]
     fault_timeout_ms: u64,
 
+    /// What SendGrid, Mailgun and Mandrill answer when an address already on the list is
+    /// added again (undocumented): `accept` as a first add, or `refuse` (SendGrid echoes only
+    /// new addresses, Mailgun's form insert is a 400 "Address already exists", Mandrill says
+    /// "added": false).
+    #[arg(long, value_enum, default_value_t = ReAddArg::Accept)]
+    readd: ReAddArg,
+
     /// Start a manual clock (frozen at start-up) that POST /sim/clock {"advance_ms": N}
     /// moves: rate windows, SigV4 request times and Postmark's delay follow it.
     #[arg(long)]
     manual_clock: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ReAddArg {
+    Accept,
+    Refuse,
 }
 
 /// The SES reasons a flag names (a newtype, so that clap takes the whole list at once).
@@ -133,6 +146,10 @@ fn config(args: &Args) -> Result<SimConfig, String> {
         postmark_max_per_call: args.postmark_max_per_call,
         max_body_bytes: args.max_body_bytes,
         fault_timeout_delay: Duration::from_millis(args.fault_timeout_ms),
+        readd: match args.readd {
+            ReAddArg::Accept => ReAdd::Accept,
+            ReAddArg::Refuse => ReAdd::Refuse,
+        },
         ..SimConfig::default()
     };
     for (p, rate) in &args.rate_limits {

@@ -15,7 +15,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::config::SimConfig;
+use crate::config::{ReAdd, SimConfig};
 use crate::gate::{Ctx, accepted};
 use crate::provider::{Provider, valid_email};
 use crate::state::{Detail, Scope, Shared};
@@ -119,18 +119,19 @@ pub async fn add(
         description: b.comment.clone(),
         ..Detail::default()
     };
-    st.lists.upsert(
+    let new = st.lists.upsert(
         Provider::Mandrill,
         scope(&b.subaccount),
         &email,
         detail,
         ctx.now_ms,
     );
+    let added = new || st.config.readd == ReAdd::Accept;
     drop(st);
     if ctx.partial {
         return server_error();
     }
-    wire::json(StatusCode::OK, json!({"email": email, "added": true}))
+    wire::json(StatusCode::OK, json!({"email": email, "added": added}))
 }
 
 /// `POST /api/1.0/rejects/delete`.

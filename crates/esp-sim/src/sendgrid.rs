@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::config::SimConfig;
+use crate::config::{ReAdd, SimConfig};
 use crate::gate::{Ctx, accepted, rate_headers};
 use crate::provider::{Provider, valid_email};
 use crate::state::{Detail, RateInfo, Scope, Shared};
@@ -106,20 +106,27 @@ pub async fn add(
         Err(resp) => return resp,
     };
     let scope = scope(&headers);
-    {
+    let mut added = Vec::new();
+    let refuse = {
         let mut st = shared.lock();
         for e in emails.iter().take(ctx.applied(emails.len())) {
-            st.lists.upsert(
+            if st.lists.upsert(
                 Provider::Sendgrid,
                 scope.clone(),
                 e,
                 Detail::default(),
                 ctx.now_ms,
-            );
+            ) {
+                added.push(e.clone());
+            }
         }
-    }
+        st.config.readd == ReAdd::Refuse
+    };
     if ctx.partial {
         return server_error();
+    }
+    if refuse {
+        return wire::json(StatusCode::CREATED, json!({"recipient_emails": added}));
     }
     wire::json(StatusCode::CREATED, json!({"recipient_emails": emails}))
 }

@@ -157,10 +157,62 @@ fn the_binary_documents_every_flag() {
         "--max-body-bytes",
         "--fault-timeout-ms",
         "--manual-clock",
+        "--readd",
         "/ses/REGION",
         "/mailgun/eu",
         "/sim/lists/PROVIDER",
     ] {
         assert!(help.contains(flag), "{flag} is not documented");
+    }
+}
+
+/// Re-adding an address is undocumented for SendGrid, Mailgun and Mandrill: under `Refuse`
+/// each answers its plausible refusal, and the entry stays.
+#[tokio::test]
+async fn the_readd_switch_makes_a_second_add_a_refusal() {
+    let sim = sim(|b| {
+        b.credential("sendgrid", KEY)
+            .credential("mailgun", "mg")
+            .credential("mandrill", "md")
+    })
+    .await;
+    sim.configure(|c| c.readd = esp_sim::ReAdd::Refuse);
+    let echo = |r: reqwest::Response| async {
+        r.json::<serde_json::Value>().await.unwrap()["recipient_emails"].clone()
+    };
+    assert_eq!(
+        echo(add(&sim, "a@example.com").send().await.unwrap()).await,
+        json!(["a@example.com"])
+    );
+    assert_eq!(
+        echo(add(&sim, "a@example.com").send().await.unwrap()).await,
+        json!([])
+    );
+
+    let mg = || {
+        http()
+            .post(sim.url("/mailgun/us/v3/mg.example.com/unsubscribes"))
+            .basic_auth("api", Some("mg"))
+            .form(&[("address", "a@example.com")])
+            .send()
+    };
+    assert_eq!(mg().await.unwrap().status().as_u16(), 200);
+    let r = mg().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("Address already exists"));
+
+    let md = || {
+        http()
+            .post(sim.url("/mandrill/api/1.0/rejects/add"))
+            .json(&json!({"key": "md", "email": "a@example.com"}))
+            .send()
+    };
+    let added = |r: reqwest::Response| async {
+        r.json::<serde_json::Value>().await.unwrap()["added"].clone()
+    };
+    assert_eq!(added(md().await.unwrap()).await, json!(true));
+    assert_eq!(added(md().await.unwrap()).await, json!(false));
+    for p in [Provider::Sendgrid, Provider::Mailgun, Provider::Mandrill] {
+        assert_eq!(sim.entries(p).len(), 1, "{p}");
     }
 }
