@@ -66,8 +66,7 @@ impl MailgunClient {
             let rb = self
                 .request(Method::POST, &path)
                 .form(&[("address", address), ("tag", "*")]);
-            let a = self.api.send(rb).await?;
-            self.api.check(&a)?;
+            let written = self.api.send(rb).await?;
             let a = self
                 .api
                 .send(self.request(Method::GET, &format!("{path}/{}", segment(address))))
@@ -76,6 +75,10 @@ impl MailgunClient {
                 && a.json()["address"]
                     .as_str()
                     .is_some_and(|e| e.eq_ignore_ascii_case(address));
+            // A 400 for an address that the read shows is "already there": done.
+            if !(written.status == 400 && verified) {
+                self.api.check(&written)?;
+            }
             if a.status != 404 {
                 self.api.check(&a)?;
             }

@@ -1,7 +1,7 @@
 //! Mandrill: `POST /api/1.0/rejects/add` with the key in the body. Mandrill answers its errors
 //! with HTTP 500 and a `name`, so the name decides: `Invalid_Key` is a refused credential,
 //! `ValidationError` and the like are permanent, the rest transient. `added: false` means the
-//! address is allowlisted and the add had no effect.
+//! address is allowlisted (the add had no effect) or already listed (`rejects/list` tells).
 
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -47,7 +47,28 @@ impl MandrillClient {
         })
     }
 
-    /// Adds `address` to the rejection denylist.
+    /// Whether `rejects/list` holds `address` (an `added: false` may mean "already there").
+    async fn listed(&self, address: &str) -> Result<bool, Error> {
+        let mut body = json!({"key": self.key.expose_secret(), "email": address});
+        if let Some(s) = &self.subaccount {
+            body["subaccount"] = json!(s);
+        }
+        let rb = self
+            .api
+            .request(Method::POST, "/api/1.0/rejects/list")
+            .json(&body);
+        let a = self.api.send(rb).await?;
+        self.check(&a)?;
+        Ok(a.json().as_array().is_some_and(|rows| {
+            rows.iter().any(|r| {
+                r["email"]
+                    .as_str()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(address))
+            })
+        }))
+    }
+
+    /// Adds `address` to the rejection denylist and reads `rejects/list` back.
     pub async fn suppress(&self, address: &str) -> Result<Suppressed, Error> {
         let mut body = json!({
             "key": self.key.expose_secret(),
@@ -63,16 +84,17 @@ impl MandrillClient {
             .json(&body);
         let a = self.api.send(rb).await?;
         self.check(&a)?;
-        if a.json()["added"] != true {
+        let added = a.json()["added"] == true;
+        let listed = self.listed(address).await?;
+        if !added && !listed {
             return Err(Error::NoEffect {
                 provider: Provider::Mandrill,
                 detail: format!("{address} is on the allowlist, so the add had no effect"),
             });
         }
-        // Mandrill has no single-address read call; the answer itself is the confirmation.
         Ok(Suppressed {
             provider: Provider::Mandrill,
-            scopes: vec![(Scope::Account, false)],
+            scopes: vec![(Scope::Account, listed)],
         })
     }
 }

@@ -166,3 +166,54 @@ async fn every_call_has_a_timeout_and_a_cap_on_the_answer() {
         "{e:?}"
     );
 }
+
+/// Whether a provider refuses a re-add is undocumented: a second suppression succeeds and is
+/// verified under either reading.
+#[tokio::test]
+async fn a_second_suppression_succeeds_whatever_a_readd_answers() {
+    for readd in [esp_sim::ReAdd::Accept, esp_sim::ReAdd::Refuse] {
+        let sim = sim(|b| {
+            b.credential("sendgrid", "SG.k")
+                .credential("mailgun", "mg")
+                .credential("mandrill", "md")
+        })
+        .await;
+        sim.configure(|c| c.readd = readd);
+        let o = || options(&sim);
+        let sg =
+            SendgridClient::new(Some(&sim.url("/sendgrid")), secret("SG.k"), None, o()).unwrap();
+        let domains = ["mg.example.com".to_string()];
+        let mg = suppress::MailgunClient::new(
+            Some(&sim.url("/mailgun/us")),
+            suppress::MailgunRegion::Us,
+            secret("mg"),
+            &domains,
+            o(),
+        )
+        .unwrap();
+        let md = MandrillClient::new(Some(&sim.url("/mandrill")), secret("md"), None, o()).unwrap();
+        for _ in 0..2 {
+            assert!(
+                sg.suppress("jane@example.com")
+                    .await
+                    .unwrap()
+                    .all_verified(),
+                "{readd:?}"
+            );
+            assert!(
+                mg.suppress("jane@example.com")
+                    .await
+                    .unwrap()
+                    .all_verified(),
+                "{readd:?}"
+            );
+            assert!(
+                md.suppress("jane@example.com")
+                    .await
+                    .unwrap()
+                    .all_verified(),
+                "{readd:?}"
+            );
+        }
+    }
+}
