@@ -1,7 +1,7 @@
 //! suppress: puts an address on a sending provider's own do-not-send list, in every scope the
 //! list has (SES region, Mailgun domain, Postmark stream, SparkPost type, Brevo sender), and
 //! reads it back where the provider has a read call (SES, SendGrid, Mailgun, Postmark,
-//! SparkPost).
+//! SparkPost, Mandrill's `rejects/list`).
 //!
 //! One client per provider, all built on [`Api`]: https only (plain http is allowed on a
 //! loopback address, for an emulator), a timeout and a response-size cap on every call, no
