@@ -196,7 +196,7 @@ async fn main() -> std::process::ExitCode {
         }
     };
     println!(
-        "esp-sim listening on {} — e.g. SES {} , SendGrid {}",
+        "esp-sim listening on {} — e.g. SES {}, SendGrid {}",
         sim.base_url(),
         sim.url("/ses/us-east-1"),
         sim.url("/sendgrid")
