@@ -123,6 +123,8 @@ async fn service(
     let mut settings = Settings::for_dir(&dir.0, Some(db_url.to_string()));
     settings.public_url = format!("http://{}", listener.local_addr().unwrap());
     settings.master_key = Some(MASTER_KEY.into());
+    // The load comes from one address standing for many Keap apps' posts.
+    settings.max_connections_per_client = settings.max_connections;
     let app = App::open(settings).await.unwrap();
     app.tenants()
         .add(TenantSpec {
@@ -547,6 +549,8 @@ mod rss {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_optsync"))
             .arg("serve")
             .env("OPTSYNC_ADMIN_LISTEN", "off")
+            // One load generator stands for many Keap apps' posts.
+            .env("OPTSYNC_MAX_CONNECTIONS_PER_CLIENT", "1024")
             .env("OPTSYNC_DATA_DIR", &dir.0)
             .env("OPTSYNC_DATABASE_URL", &db)
             .env("OPTSYNC_LISTEN", format!("127.0.0.1:{port}"))

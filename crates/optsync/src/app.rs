@@ -79,7 +79,10 @@ impl AppBuilder {
                 &s.public_url,
             ),
             clients: KeapClients::new(store.clone(), secrets, self.clock.clone(), pacing),
-            auth_failures: Arc::new(AuthFailures::new(s.failed_auth_per_minute)),
+            auth_failures: Arc::new(AuthFailures::new(
+                s.failed_auth_per_minute,
+                s.legacy_failed_auth_per_hour,
+            )),
             sign_in: Arc::default(),
             wake: Arc::new(Notify::new()),
             intake: GroupCommit::start(store.clone()),
@@ -235,6 +238,7 @@ impl App {
                 rx.clone(),
             )));
         }
+        crate::http::auth_gate::warn_legacy_tenants(&self.state).await;
         tracing::info!(%addr, workers = opts.workers, "optsync serving");
         Ok(Serving {
             addr,

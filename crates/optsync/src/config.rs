@@ -11,6 +11,8 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+mod edge;
+
 /// Values given on the command line or in the environment (clap fills both).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Overrides {
@@ -61,6 +63,14 @@ struct FileConfig {
     keap_limits: Option<String>,
     reconcile: Option<bool>,
     reconcile_budget_share: Option<f64>,
+    // Edge guards (see `edge_settings`).
+    forwarded_header: Option<String>,
+    legacy_failed_auth_per_hour: Option<u32>,
+    max_connections_per_client: Option<usize>,
+    keap_body_timeout_secs: Option<u64>,
+    admin_hosts: Option<String>,
+    admin_public_url: Option<String>,
+    console_idle_minutes: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -109,6 +119,22 @@ pub struct Settings {
     pub reconcile: bool,
     /// Share of a credential's remaining daily quota one sweep may spend.
     pub reconcile_budget_share: f64,
+    // Edge guards: who the client is, what one client may hold, the admin listener's checks.
+    /// The one forwarding header believed from a trusted proxy.
+    pub forwarded_header: ForwardedHeader,
+    /// Failed Keap-post authentications per app per hour, all clients together, past which
+    /// the app's legacy 6-character token is refused (its full token keeps working).
+    pub legacy_failed_auth_per_hour: u32,
+    /// Connections one client address (IPv6: one /64) may hold at once.
+    pub max_connections_per_client: usize,
+    /// How long a Keap post's body (at most 64 KiB) may take to arrive.
+    pub keap_body_timeout: Duration,
+    /// Host names the admin listener answers to (lower-case, no port).
+    pub admin_hosts: Vec<String>,
+    /// The console's own URL (`https://…`: the session cookie is `Secure` and `__Host-`).
+    pub admin_public_url: Option<String>,
+    /// A console session unused this long ends (besides its absolute lifetime).
+    pub console_idle: Duration,
 }
 
 /// Without the master key and the database password: settings end up in logs and panics.
@@ -138,6 +164,19 @@ impl std::fmt::Debug for Settings {
             .field("keap_limits", &self.keap_limits)
             .field("reconcile", &self.reconcile)
             .field("reconcile_budget_share", &self.reconcile_budget_share)
+            .field("forwarded_header", &self.forwarded_header)
+            .field(
+                "legacy_failed_auth_per_hour",
+                &self.legacy_failed_auth_per_hour,
+            )
+            .field(
+                "max_connections_per_client",
+                &self.max_connections_per_client,
+            )
+            .field("keap_body_timeout", &self.keap_body_timeout)
+            .field("admin_hosts", &self.admin_hosts)
+            .field("admin_public_url", &self.admin_public_url)
+            .field("console_idle", &self.console_idle)
             .finish()
     }
 }
@@ -218,6 +257,8 @@ impl Settings {
         let (reconcile, reconcile_budget_share) = reconcile_settings(&file)?;
         let workers = o.workers.or(file.workers).unwrap_or(4).max(1);
         let j = job_settings(&file, workers)?;
+        let admin_listen = parse_admin_listen(&admin_listen_text(&file))?;
+        let edge = edge_settings(&file, admin_listen)?;
         let trusted_proxies = parse_proxies(
             env("OPTSYNC_TRUSTED_PROXIES")
                 .or(file.trusted_proxies.clone())
@@ -243,6 +284,13 @@ impl Settings {
             .unwrap_or_else(|| format!("http://{listen}"));
         let ms = |v: Option<u64>, d: u64| Duration::from_millis(v.unwrap_or(d));
         let s = Self {
+            forwarded_header: edge.forwarded_header,
+            legacy_failed_auth_per_hour: edge.legacy_failed_auth_per_hour,
+            max_connections_per_client: edge.max_connections_per_client,
+            keap_body_timeout: edge.keap_body_timeout,
+            admin_hosts: edge.admin_hosts,
+            admin_public_url: edge.admin_public_url,
+            console_idle: edge.console_idle,
             workers,
             tenant_workers: j.tenant_workers,
             bury_after: j.bury_after,
@@ -269,12 +317,7 @@ impl Settings {
             data_dir,
             database_url,
             listen,
-            admin_listen: parse_admin_listen(
-                env("OPTSYNC_ADMIN_LISTEN")
-                    .or(file.admin_listen)
-                    .as_deref()
-                    .unwrap_or("127.0.0.1:9090"),
-            )?,
+            admin_listen,
             public_url: public_url.trim_end_matches('/').to_string(),
         };
         s.check()?;
@@ -321,9 +364,19 @@ impl Settings {
             keap_limits: None,
             reconcile: false,
             reconcile_budget_share: 0.5,
+            forwarded_header: ForwardedHeader::default(),
+            legacy_failed_auth_per_hour: 100,
+            max_connections_per_client: 64,
+            keap_body_timeout: Duration::from_secs(5),
+            admin_hosts: default_admin_hosts(None),
+            admin_public_url: None,
+            console_idle: Duration::from_secs(30 * 60),
         }
     }
 }
+
+pub use crate::http::auth_gate::ForwardedHeader;
+use edge::{default_admin_hosts, edge_settings};
 
 /// How jobs are claimed, retried and buried.
 struct JobSettings {
@@ -373,6 +426,12 @@ fn job_settings(file: &FileConfig, workers: usize) -> Result<JobSettings> {
                 .max(1),
         ),
     })
+}
+
+fn admin_listen_text(file: &FileConfig) -> String {
+    env("OPTSYNC_ADMIN_LISTEN")
+        .or(file.admin_listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:9090".into())
 }
 
 /// `host:port`, or `off` for no admin listener.
@@ -436,6 +495,9 @@ pub fn check_file_text(text: &str) -> Result<()> {
     if let Some(p) = &f.trusted_proxies {
         parse_proxies(p)?;
     }
+    if let Some(h) = &f.forwarded_header {
+        h.parse::<ForwardedHeader>()?;
+    }
     Ok(())
 }
 
@@ -475,6 +537,13 @@ mod tests {
             "keap_limits",
             "reconcile",
             "reconcile_budget_share",
+            "forwarded_header",
+            "legacy_failed_auth_per_hour",
+            "max_connections_per_client",
+            "keap_body_timeout_secs",
+            "admin_hosts",
+            "admin_public_url",
+            "console_idle_minutes",
         ] {
             assert!(
                 text.contains(&format!("{key} = ")),

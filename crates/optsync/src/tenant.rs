@@ -125,6 +125,17 @@ fn aad(app: &str, column: &str) -> String {
     format!("tenant:{app}:{column}")
 }
 
+/// What a hook's token proved.
+#[derive(Debug)]
+pub enum HookAuth {
+    /// The tenant's full hook token.
+    Token(TenantRow),
+    /// The legacy 6-character token of a tenant that still accepts it.
+    Legacy(TenantRow),
+    /// Neither; `legacy`: the app exists and accepts the legacy token.
+    Refused { legacy: bool },
+}
+
 /// The tenant registry: adding, finding, authenticating and removing tenants, their tokens,
 /// Post URLs and provider settings. (Their Keap clients are [`crate::keap_clients`].)
 #[derive(Debug, Clone)]
@@ -316,6 +327,15 @@ impl Tenants {
     /// characters of its legacy key). Unknown apps and wrong tokens are indistinguishable
     /// to the caller; the comparison is constant-time.
     pub async fn authenticate(&self, app: &str, auth: &str) -> Result<Option<TenantRow>> {
+        Ok(match self.authenticate_hook(app, auth).await? {
+            HookAuth::Token(t) | HookAuth::Legacy(t) => Some(t),
+            HookAuth::Refused { .. } => None,
+        })
+    }
+
+    /// [`Tenants::authenticate`], saying which token matched, and for a refusal whether the
+    /// app accepts the legacy token (its failures are limited per app too).
+    pub async fn authenticate_hook(&self, app: &str, auth: &str) -> Result<HookAuth> {
         let t = if validate_app(app).is_ok() {
             self.tenant_for_auth(app).await?
         } else {
@@ -324,14 +344,20 @@ impl Tenants {
         let Some(t) = t else {
             // Spend the same work as a real comparison.
             let _ = matches_digest(auth, &digest_hex("no such tenant"));
-            return Ok(None);
+            return Ok(HookAuth::Refused { legacy: false });
         };
         let main = matches_digest(auth, &t.token_hash);
         let legacy = t
             .legacy_prefix_hash
             .as_deref()
             .is_some_and(|h| auth.len() == 6 && matches_digest(auth, h));
-        Ok((main || legacy).then_some(t))
+        Ok(match (main, legacy) {
+            (true, _) => HookAuth::Token(t),
+            (false, true) => HookAuth::Legacy(t),
+            (false, false) => HookAuth::Refused {
+                legacy: t.legacy_prefix_hash.is_some(),
+            },
+        })
     }
 
     /// Stores (or replaces) a tenant's settings for a sending provider, sealed.

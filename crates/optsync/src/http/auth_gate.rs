@@ -1,98 +1,40 @@
-//! The failed-authentication gate of Keap's post routes, the only hook routes where a
-//! guessable secret (the tenant's token) is presented. Failures are counted per (app, client
-//! address) in a rolling minute; past the limit that client is refused (429) for that app
-//! before its token is looked at, so guessing is slow, while every other client — and every
-//! other app — is served as usual. Signed provider routes have no gate: a bad signature is
-//! refused, and nobody can lock a provider out.
+//! The failed-authentication gate of the hook routes where a guessable secret is presented:
+//! Keap's post (the tenant's token) and the providers that authenticate with a shared secret
+//! (basic auth, a bearer token, SparkPost's OAuth client secret). Failures are counted per
+//! (scope, client address) in a rolling minute, the scope being the app (or provider and
+//! app); past the limit that client is refused (429) for that scope before its secret is
+//! looked at, so guessing is slow, while every other client — and every other app — is
+//! served as usual. Signature-verified providers have no gate: a signature cannot be
+//! guessed, and a provider's shared sending addresses must not be locked out by another of
+//! its customers.
 //!
-//! The client address is the TCP peer, or, when the peer is a trusted proxy
-//! (`OPTSYNC_TRUSTED_PROXIES`), the nearest untrusted address in `X-Forwarded-For` /
-//! `Forwarded`. IPv6 clients are counted per /64 (one host holds a whole /64). An attempt
-//! is reserved before the token is checked and released after, and failures plus attempts in
-//! flight may not pass the limit by more than [`IN_FLIGHT_ALLOWANCE`]: a burst of guesses
+//! The gate counts exactly the app the handler authenticates: [`KeapAuth`] parses the
+//! query once, refuses a repeated `app` or `auth` (400), and hands both to the handler.
+//!
+//! The client is found by [`super::client`]; IPv6 clients are counted per /64. An attempt
+//! is reserved before the secret is checked and released after, and failures plus attempts
+//! in flight may not pass the limit by more than [`IN_FLIGHT_ALLOWANCE`]: a burst of guesses
 //! cannot slip past before its failures are recorded, while a burst of genuine posts (Keap
 //! sends many at once, from few addresses) is never held back. The table is bounded.
+//!
+//! A tenant that still accepts the legacy 6-character token (24 bits) is also limited per
+//! app across all clients: past `OPTSYNC_LEGACY_FAILED_AUTH_PER_HOUR` failures in an hour
+//! the legacy token is refused for the rest of the hour, so many addresses (a whole IPv6
+//! /48) cannot share out the guessing. The full token keeps working.
 
 use crate::logfmt::one_line;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::HeaderMap;
+use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use ipnet::IpNet;
 use keap::{RollingWindow, WindowLimit};
 
+pub use super::client::{ClientKey, ForwardedHeader, client_address, client_ip};
 use super::error::HttpError;
 use crate::state::AppState;
-
-/// Whom failures are counted against: an IPv4 address, or an IPv6 /64.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ClientKey {
-    V4(std::net::Ipv4Addr),
-    V6Net(u64),
-}
-
-impl From<IpAddr> for ClientKey {
-    fn from(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(v4) => Self::V4(v4),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self::V4(v4),
-                None => Self::V6Net((u128::from(v6) >> 64) as u64),
-            },
-        }
-    }
-}
-
-/// The client behind `peer`: the peer itself unless it is a trusted proxy, else the
-/// nearest address in the forwarding headers (right to left) that is not one.
-pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
-    if !is_trusted(&peer) {
-        return peer;
-    }
-    let mut hops: Vec<IpAddr> = Vec::new();
-    for v in headers.get_all("forwarded") {
-        for part in v.to_str().unwrap_or_default().split([',', ';']) {
-            if let Some(f) = part
-                .trim()
-                .strip_prefix("for=")
-                .or_else(|| part.trim().strip_prefix("For="))
-            {
-                hops.extend(parse_hop(f));
-            }
-        }
-    }
-    if hops.is_empty() {
-        for v in headers.get_all("x-forwarded-for") {
-            hops.extend(
-                v.to_str()
-                    .unwrap_or_default()
-                    .split(',')
-                    .filter_map(parse_hop),
-            );
-        }
-    }
-    hops.into_iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .unwrap_or(peer)
-}
-
-/// One hop of a forwarding header: `1.2.3.4`, `1.2.3.4:5678`, `"[2001:db8::1]:443"`.
-fn parse_hop(raw: &str) -> Option<IpAddr> {
-    let s = raw.trim().trim_matches('"');
-    if let Ok(ip) = s.parse() {
-        return Some(ip);
-    }
-    if let Some(v6) = s.strip_prefix('[') {
-        return v6.split(']').next()?.parse().ok();
-    }
-    s.parse::<SocketAddr>().ok().map(|a| a.ip())
-}
 
 #[derive(Debug)]
 struct Entry {
@@ -102,11 +44,14 @@ struct Entry {
     last_ms: u64,
 }
 
-/// Failed authentications per (app, client) in a rolling minute.
+/// Failed authentications per (scope, client) in a rolling minute, and per legacy app in a
+/// rolling hour.
 #[derive(Debug)]
 pub struct AuthFailures {
     limit: WindowLimit,
     entries: Mutex<HashMap<(String, ClientKey), Entry>>,
+    legacy_limit: WindowLimit,
+    legacy: Mutex<HashMap<String, RollingWindow>>,
 }
 
 /// Attempts in flight beyond the failure limit a client may have at once (genuine bursts).
@@ -117,14 +62,39 @@ pub const IN_FLIGHT_ALLOWANCE: u32 = 256;
 const MAX_TRACKED: usize = 10_000;
 
 impl AuthFailures {
-    pub fn new(per_minute: u32) -> Self {
+    pub fn new(per_minute: u32, legacy_per_hour: u32) -> Self {
         Self {
             limit: WindowLimit {
                 limit: per_minute.max(1),
                 length: Duration::from_secs(60),
             },
             entries: Mutex::new(HashMap::new()),
+            legacy_limit: WindowLimit {
+                limit: legacy_per_hour.max(1),
+                length: Duration::from_secs(3600),
+            },
+            legacy: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether `app`'s legacy token may still be accepted this hour.
+    pub fn legacy_open(&self, app: &str, now_ms: u64) -> bool {
+        let mut m = self.legacy.lock().unwrap_or_else(|e| e.into_inner());
+        m.get_mut(app)
+            .is_none_or(|w| w.used(now_ms) < self.legacy_limit.limit)
+    }
+
+    /// Counts a failed authentication at an app that accepts the legacy token. Only such
+    /// apps (a few, all known to the store) are tracked.
+    pub fn legacy_failed(&self, app: &str, now_ms: u64) {
+        let mut m = self.legacy.lock().unwrap_or_else(|e| e.into_inner());
+        if !m.contains_key(app) && m.len() >= MAX_TRACKED {
+            m.retain(|_, w| w.used(now_ms) > 0);
+        }
+        let limit = self.legacy_limit;
+        m.entry(app.to_string())
+            .or_insert_with(|| RollingWindow::new(limit))
+            .record(now_ms);
     }
 
     /// Reserves an attempt; false when this client's failures (with its attempts in flight)
@@ -181,13 +151,34 @@ fn evict(m: &mut HashMap<(String, ClientKey), Entry>, now_ms: u64) {
 pub struct AuthGate {
     failures: Arc<AuthFailures>,
     clock: crate::clock::Clock,
-    app: String,
+    scope: String,
     client: ClientKey,
     pub ip: IpAddr,
     failed: bool,
 }
 
 impl AuthGate {
+    /// Reserves an attempt for `scope` from the client `ip`, or refuses it (429) when that
+    /// client has failed too often there.
+    pub fn enter(state: &AppState, scope: String, ip: IpAddr) -> Result<Self, HttpError> {
+        let client = ClientKey::from(ip);
+        if !state
+            .auth_failures
+            .begin(&scope, client, state.clock.now_ms())
+        {
+            tracing::warn!(%ip, scope = %one_line(&scope), "refused: too many failed authentications from this client");
+            return Err(HttpError::too_many_failures());
+        }
+        Ok(Self {
+            failures: state.auth_failures.clone(),
+            clock: state.clock.clone(),
+            scope,
+            client,
+            ip,
+            failed: false,
+        })
+    }
+
     pub fn failed(&mut self) {
         self.failed = true;
     }
@@ -196,53 +187,83 @@ impl AuthGate {
 impl Drop for AuthGate {
     fn drop(&mut self) {
         self.failures
-            .finish(&self.app, self.client, self.failed, self.clock.now_ms());
+            .finish(&self.scope, self.client, self.failed, self.clock.now_ms());
     }
 }
 
-/// The app a Keap post names: `?app=` on `/process_optout.php`, the path on `/hooks/keap/APP`.
-fn app_of(parts: &Parts) -> String {
-    if let Some(app) = parts.uri.path().strip_prefix("/hooks/keap/") {
-        return app.to_string();
-    }
-    url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "app")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+/// A Keap post's credentials, parsed once: the app (`?app=` on `/process_optout.php`, the
+/// path on `/hooks/keap/APP`) and the token, with the gate passed for exactly that app.
+pub struct KeapAuth {
+    pub app: String,
+    pub auth: String,
+    pub gate: AuthGate,
 }
 
-impl FromRequestParts<AppState> for AuthGate {
+/// `app` and `auth` from the query; each may be given once. Two would let the gate and the
+/// check read different ones.
+pub fn keap_query(query: &str) -> Result<(Option<String>, Option<String>), HttpError> {
+    let (mut app, mut auth) = (None, None);
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        let slot = match k.as_ref() {
+            "app" => &mut app,
+            "auth" => &mut auth,
+            _ => continue,
+        };
+        if slot.replace(v.into_owned()).is_some() {
+            return Err(HttpError::bad_request(format!(
+                "{k} is given more than once"
+            )));
+        }
+    }
+    Ok((app, auth))
+}
+
+impl FromRequestParts<AppState> for KeapAuth {
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, HttpError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-        let ip = client_address(peer, &parts.headers, &state.settings.trusted_proxies);
-        let client = ClientKey::from(ip);
+        let ip = client_ip(
+            &state.settings,
+            super::client::peer_of(parts),
+            &parts.headers,
+        );
+        let (query_app, auth) = keap_query(parts.uri.query().unwrap_or_default())?;
+        let app = if parts.uri.path().starts_with("/hooks/keap/") {
+            // The same decoding the route gives the handler.
+            Path::<String>::from_request_parts(parts, state)
+                .await
+                .map(|Path(app)| app)
+                .unwrap_or_default()
+        } else {
+            query_app.unwrap_or_default()
+        };
         // Unknown apps share one counter per client, so made-up names buy no extra guesses.
-        let app = app_of(parts);
-        let app = if crate::tenant::validate_app(&app).is_ok() {
-            app
+        let scope = if crate::tenant::validate_app(&app).is_ok() {
+            app.clone()
         } else {
             "?".to_string()
         };
-        if !state
-            .auth_failures
-            .begin(&app, client, state.clock.now_ms())
-        {
-            tracing::warn!(%ip, app = %one_line(app), "Keap post refused: too many failed authentications from this client");
-            return Err(HttpError::too_many_failures());
-        }
+        let gate = AuthGate::enter(state, scope, ip)?;
         Ok(Self {
-            failures: state.auth_failures.clone(),
-            clock: state.clock.clone(),
             app,
-            client,
-            ip,
-            failed: false,
+            auth: auth.unwrap_or_default(),
+            gate,
         })
+    }
+}
+
+/// A warning per tenant that still accepts the legacy 6-character token, at start-up.
+pub async fn warn_legacy_tenants(state: &AppState) {
+    match state.store.tenants().await {
+        Ok(ts) => {
+            for t in ts.iter().filter(|t| t.legacy_prefix_hash.is_some()) {
+                tracing::warn!(app = %t.app, per_hour = state.settings.legacy_failed_auth_per_hour,
+                    "this app still accepts the legacy 6-character token (24 bits, guessable); its failures are limited per app, and once past the limit its legacy token is refused for the hour. Give Keap the full Post URL and run `optsync tenant legacy-off APP`");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %one_line(&e), "could not list the tenants on the legacy token")
+        }
     }
 }
 
@@ -250,52 +271,35 @@ impl FromRequestParts<AppState> for AuthGate {
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, v.parse().unwrap());
+    #[test]
+    fn a_repeated_app_or_token_is_refused() {
+        assert_eq!(
+            keap_query("app=rc135&auth=t&x=1&x=2").unwrap(),
+            (Some("rc135".into()), Some("t".into()))
+        );
+        assert!(keap_query("app=decoy1&app=rc135&auth=t").is_err());
+        assert!(keap_query("app=rc135&auth=a&auth=b").is_err());
+        assert!(
+            keap_query("app=rc135&%61pp=x").is_err(),
+            "encoded names too"
+        );
+    }
+
+    #[test]
+    fn a_legacy_app_closes_after_its_hourly_failures_from_anyone() {
+        let f = AuthFailures::new(20, 3);
+        assert!(f.legacy_open("rc135", 0));
+        for _ in 0..3 {
+            f.legacy_failed("rc135", 0);
         }
-        h
-    }
-
-    #[test]
-    fn the_client_is_the_peer_unless_a_trusted_proxy_forwards() {
-        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
-        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let xff = headers(&[("x-forwarded-for", "198.51.100.7, 10.0.0.9")]);
-        assert_eq!(
-            client_address(proxy, &xff, &trusted),
-            "198.51.100.7".parse::<IpAddr>().unwrap()
-        );
-        // An untrusted peer's headers are not believed.
-        let stranger: IpAddr = "203.0.113.5".parse().unwrap();
-        assert_eq!(client_address(stranger, &xff, &trusted), stranger);
-        let fwd = headers(&[("forwarded", "for=\"[2001:db8::1]:443\";proto=https")]);
-        assert_eq!(
-            client_address(proxy, &fwd, &trusted),
-            "2001:db8::1".parse::<IpAddr>().unwrap()
-        );
-        // A spoofed leftmost entry does not win over the hop the proxy saw.
-        let spoof = headers(&[("x-forwarded-for", "1.1.1.1, 198.51.100.7")]);
-        assert_eq!(
-            client_address(proxy, &spoof, &trusted),
-            "198.51.100.7".parse::<IpAddr>().unwrap()
-        );
-        assert_eq!(client_address(proxy, &HeaderMap::new(), &trusted), proxy);
-    }
-
-    #[test]
-    fn ipv6_clients_are_counted_per_64() {
-        let a = ClientKey::from("2001:db8:1:2::1".parse::<IpAddr>().unwrap());
-        let b = ClientKey::from("2001:db8:1:2:ffff::9".parse::<IpAddr>().unwrap());
-        let c = ClientKey::from("2001:db8:1:3::1".parse::<IpAddr>().unwrap());
-        assert_eq!(a, b);
-        assert_ne!(a, c);
+        assert!(!f.legacy_open("rc135", 1_000));
+        assert!(f.legacy_open("other", 1_000));
+        assert!(f.legacy_open("rc135", 3_601_000), "the hour rolls on");
     }
 
     #[test]
     fn attempts_are_reserved_so_a_burst_cannot_pass_the_limit() {
-        let f = AuthFailures::new(3);
+        let f = AuthFailures::new(3, 100);
         let c = ClientKey::from("198.51.100.7".parse::<IpAddr>().unwrap());
         // A burst in flight at once is bounded before any of it has failed…
         let burst = 3 + IN_FLIGHT_ALLOWANCE;
@@ -311,7 +315,7 @@ mod tests {
         assert!(f.begin("rc135", d, 1_000), "another client is not blocked");
         assert!(f.begin("rc135", c, 61_000), "the minute rolls on");
         // A success releases its reservation uncounted.
-        let g = AuthFailures::new(1);
+        let g = AuthFailures::new(1, 100);
         assert!(g.begin("a", c, 0));
         g.finish("a", c, false, 0);
         assert!(g.begin("a", c, 0));
@@ -319,7 +323,7 @@ mod tests {
 
     #[test]
     fn the_table_stays_bounded() {
-        let f = AuthFailures::new(5);
+        let f = AuthFailures::new(5, 100);
         for i in 0..(MAX_TRACKED as u32 + 500) {
             let c = ClientKey::from(IpAddr::from(std::net::Ipv4Addr::from(i)));
             f.begin("a", c, 0);

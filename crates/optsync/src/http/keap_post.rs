@@ -9,44 +9,55 @@
 //! that Keap tries again.
 
 use crate::logfmt::one_line;
-use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use keap::{ContactId, EmailAddress, EmailField};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::auth_gate::AuthGate;
+use super::auth_gate::KeapAuth;
 use super::error::HttpError;
 use crate::state::AppState;
 use crate::store::{Delivery, EventKind, EventSource, NewEvent, Subject, TenantRow};
+use crate::tenant::HookAuth;
 
 /// Keap's post is a contact record: a few KiB. Anything much larger is not Keap.
 pub const MAX_BODY: usize = 64 * 1024;
 
 type Answer = Result<Json<Value>, HttpError>;
 
-pub async fn process_optout_php(
+/// Reads a Keap post's body (at most [`MAX_BODY`]) within `OPTSYNC_KEAP_BODY_TIMEOUT_SECS`:
+/// a few KiB take Keap no time, so a client trickling its body is cut off long before the
+/// request timeout and gives its connection back.
+pub async fn body_within_timeout(
     State(state): State<AppState>,
-    gate: AuthGate,
-    Query(q): Query<HashMap<String, String>>,
-    body: Bytes,
-) -> Answer {
-    let app = q.get("app").cloned().unwrap_or_default();
-    receive(state, gate, &app, &q, &body).await
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = req.into_parts();
+    let read = axum::body::to_bytes(body, MAX_BODY);
+    match tokio::time::timeout(state.settings.keap_body_timeout, read).await {
+        Ok(Ok(bytes)) => {
+            let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+            next.run(req).await
+        }
+        Ok(Err(_)) => {
+            HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large").into_response()
+        }
+        Err(_) => {
+            tracing::warn!("Keap post refused: its body took too long");
+            HttpError::new(StatusCode::REQUEST_TIMEOUT, "the body took too long").into_response()
+        }
+    }
 }
 
-pub async fn hooks_keap(
-    State(state): State<AppState>,
-    gate: AuthGate,
-    Path(app): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-    body: Bytes,
-) -> Answer {
-    receive(state, gate, &app, &q, &body).await
+/// Both routes: [`KeapAuth`] reads the app from the query or the path.
+pub async fn receive_post(State(state): State<AppState>, auth: KeapAuth, body: Bytes) -> Answer {
+    receive(state, auth, &body).await
 }
 
 /// What the post says about whom.
@@ -80,15 +91,9 @@ pub fn parse_post(body: &[u8]) -> Result<Subject, String> {
     )
 }
 
-async fn receive(
-    state: AppState,
-    mut gate: AuthGate,
-    app: &str,
-    q: &HashMap<String, String>,
-    body: &[u8],
-) -> Answer {
+async fn receive(state: AppState, mut auth: KeapAuth, body: &[u8]) -> Answer {
     let now = state.clock.epoch_ms();
-    let tenant = authenticate(&state, &mut gate, app, q).await?;
+    let tenant = authenticate(&state, &mut auth).await?;
     tracing::Span::current().record("tenant", tenant.app.as_str());
     let subject = parse_post(body).map_err(|msg| {
         tracing::warn!(msg = %one_line(&msg), "hook refused: bad post");
@@ -126,22 +131,28 @@ async fn receive(
     ))
 }
 
-/// The tenant whose token this is; a failure counts against the caller's address.
-async fn authenticate(
-    state: &AppState,
-    gate: &mut AuthGate,
-    app: &str,
-    q: &HashMap<String, String>,
-) -> Result<TenantRow, HttpError> {
-    let auth = q.get("auth").map(String::as_str).unwrap_or_default();
-    match state.tenants.authenticate(app, auth).await {
-        Ok(Some(t)) => Ok(t),
-        Ok(None) => {
-            gate.failed();
-            // Never log the presented token.
-            tracing::warn!(ip = %gate.ip, app = %one_line(app),
-                "hook refused: unknown app or wrong token");
-            Err(HttpError::unauthorized())
+/// The tenant whose token this is; a failure counts against the caller's address, and at
+/// an app that accepts the legacy token, against the app too.
+async fn authenticate(state: &AppState, a: &mut KeapAuth) -> Result<TenantRow, HttpError> {
+    let now = state.clock.now_ms();
+    let refused = |gate: &mut super::auth_gate::AuthGate, why: &str| {
+        gate.failed();
+        // Never log the presented token.
+        tracing::warn!(ip = %gate.ip, app = %one_line(&a.app), why, "hook refused");
+        HttpError::unauthorized()
+    };
+    match state.tenants.authenticate_hook(&a.app, &a.auth).await {
+        Ok(HookAuth::Token(t)) => Ok(t),
+        Ok(HookAuth::Legacy(t)) if state.auth_failures.legacy_open(&t.app, now) => Ok(t),
+        Ok(HookAuth::Legacy(_)) => Err(refused(
+            &mut a.gate,
+            "legacy token refused: too many failed authentications at this app this hour",
+        )),
+        Ok(HookAuth::Refused { legacy }) => {
+            if legacy {
+                state.auth_failures.legacy_failed(&a.app, now);
+            }
+            Err(refused(&mut a.gate, "unknown app or wrong token"))
         }
         Err(e) => {
             tracing::error!(error = %one_line(&e), "hook: the store is unavailable");

@@ -5,9 +5,11 @@
 
 pub mod admin;
 pub mod auth_gate;
+pub mod client;
 pub mod error;
 pub mod health;
 pub mod keap_post;
+pub mod per_client;
 pub mod provider_hooks;
 
 use std::net::SocketAddr;
@@ -29,8 +31,12 @@ use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/process_optout.php", post(keap_post::process_optout_php))
-        .route("/hooks/keap/{app}", post(keap_post::hooks_keap))
+        .route("/process_optout.php", post(keap_post::receive_post))
+        .route("/hooks/keap/{app}", post(keap_post::receive_post))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            keap_post::body_within_timeout,
+        ))
         .layer(DefaultBodyLimit::max(keap_post::MAX_BODY))
         .route(
             "/hooks/esp/{provider}/{app}",
@@ -106,8 +112,8 @@ pub fn redacted(uri: &Uri) -> String {
 /// Serves the router on `listener` until `stop` resolves, within the settings' limits: a
 /// header-read timeout on every connection (slow-loris clients are cut off, and idle
 /// keep-alive connections closed), a timeout on every request, and a cap on open
-/// connections (HTTP/1: one request at a time on each, so this caps requests too). On stop,
-/// connections finish the request in hand.
+/// connections (HTTP/1: one request at a time on each, so this caps requests too), in
+/// total and per client ([`per_client`]). On stop, connections finish the request in hand.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
@@ -129,6 +135,7 @@ pub async fn serve_router(
         s.request_timeout,
     ));
     let slots = Arc::new(Semaphore::new(s.max_connections));
+    let per_client = per_client::PerClient::default();
     let (closing, closed) = watch::channel(false);
     let mut conns = JoinSet::new();
     tokio::pin!(stop);
@@ -144,6 +151,12 @@ pub async fn serve_router(
                 }
             },
         };
+        let Some(own) =
+            per_client.take(peer.ip(), s.max_connections_per_client, &s.trusted_proxies)
+        else {
+            tracing::warn!(%peer, max = s.max_connections_per_client, "connection refused: too many open from this client");
+            continue;
+        };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, max = s.max_connections, "connection refused: too many open");
             continue;
@@ -151,7 +164,7 @@ pub async fn serve_router(
         let conn = connection(app.clone(), stream, peer, s.header_timeout, closed.clone());
         conns.spawn(async move {
             conn.await;
-            drop(slot);
+            drop((slot, own));
         });
         while conns.try_join_next().is_some() {}
     }

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::auth_gate::client_address;
+use super::auth_gate::{AuthGate, client_ip};
 use super::error::HttpError;
 use crate::providers::{self, Provider, ProviderConfig, Reject, Request, Verified};
 use crate::state::AppState;
@@ -37,8 +37,11 @@ pub async fn receive(
     let provider = Provider::from_name(&provider)
         .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, "unknown provider"))?;
     let now = state.clock.epoch_ms();
-    let ip = client_address(peer.ip(), &headers, &state.settings.trusted_proxies);
-    let (tenant, config) = settings_for(&state, ip, provider, &app).await?;
+    let ip = client_ip(&state.settings, peer.ip(), &headers);
+    let mut gate = secret_gate(&state, provider, &app, ip)?;
+    let (tenant, config) = settings_for(&state, ip, provider, &app)
+        .await
+        .inspect_err(|e| count_failure(&mut gate, e))?;
     tracing::Span::current().record("tenant", tenant.app.as_str());
     let req = Request {
         headers: &headers,
@@ -54,7 +57,8 @@ pub async fn receive(
                 _ => tracing::warn!(%ip, tenant = %tenant.app, provider = provider.name(), reason = %one_line(&r), "provider webhook refused"),
             }
             refusal(provider, &r)
-        })?;
+        })
+        .inspect_err(|e| count_failure(&mut gate, e))?;
     // Single-use tokens are spent per signing key, whichever app they arrive at.
     let token = verified
         .token
@@ -73,16 +77,19 @@ pub async fn sparkpost_token(
     Path(app): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+) -> Result<axum::response::Response, (StatusCode, Json<Value>)> {
     let refused = || {
         (
             StatusCode::UNAUTHORIZED,
             Json(json!({"error": "invalid_client"})),
         )
     };
-    let ip = client_address(peer.ip(), &headers, &state.settings.trusted_proxies);
+    let ip = client_ip(&state.settings, peer.ip(), &headers);
+    let mut gate = secret_gate(&state, Provider::Sparkpost, &app, ip)
+        .map_err(|e| (e.status, Json(json!({"error": "slow_down"}))))?;
     let (_, config) = settings_for(&state, ip, Provider::Sparkpost, &app)
         .await
+        .inspect_err(|e| count_failure(&mut gate, e))
         .map_err(|e| match e.status {
             StatusCode::UNAUTHORIZED => refused(),
             s => (s, Json(json!({"error": "temporarily_unavailable"}))),
@@ -93,6 +100,9 @@ pub async fn sparkpost_token(
     } = config
     else {
         tracing::warn!(%ip, "SparkPost token refused: the app does not use OAuth for SparkPost");
+        if let Some(g) = gate.as_mut() {
+            g.failed();
+        }
         return Err(refused());
     };
     let auth = headers
@@ -101,16 +111,62 @@ pub async fn sparkpost_token(
     let given = providers::oauth::ClientCredentials::read(auth, &body);
     if !given.matches(&client_id, &client_secret) {
         tracing::warn!(%ip, "SparkPost token refused: wrong client credentials");
+        if let Some(g) = gate.as_mut() {
+            g.failed();
+        }
         return Err(refused());
     }
     let now = state.clock.epoch_ms() / 1000;
     let token = providers::oauth::issue(&client_secret, &client_id, now);
     tracing::info!("SparkPost OAuth token issued");
-    Ok(Json(json!({
+    // A token must not be kept by any cache on the way (RFC 6749 §5.1).
+    let body = Json(json!({
         "access_token": token,
         "token_type": "Bearer",
         "expires_in": providers::oauth::TOKEN_LIFETIME_SECS,
-    })))
+    }));
+    let no_store = [
+        (axum::http::header::CACHE_CONTROL, "no-store"),
+        (axum::http::header::PRAGMA, "no-cache"),
+    ];
+    Ok(axum::response::IntoResponse::into_response((
+        no_store, body,
+    )))
+}
+
+/// The failed-auth gate for the providers that authenticate with a shared secret (basic
+/// auth, a bearer token, SparkPost's OAuth client secret): guesses at it are counted per
+/// client like guesses at a Keap token. Signed deliveries pass no gate: a signature is not
+/// guessed, and a provider's sending addresses, shared by its customers, must not be
+/// locked out by one of them.
+fn secret_gate(
+    state: &AppState,
+    provider: Provider,
+    app: &str,
+    ip: std::net::IpAddr,
+) -> Result<Option<AuthGate>, HttpError> {
+    let shared_secret = matches!(
+        provider,
+        Provider::Postmark | Provider::Mailjet | Provider::Brevo | Provider::Sparkpost
+    );
+    if !shared_secret {
+        return Ok(None);
+    }
+    let app = if crate::tenant::validate_app(app).is_ok() {
+        app
+    } else {
+        "?"
+    };
+    AuthGate::enter(state, format!("{}/{app}", provider.name()), ip).map(Some)
+}
+
+/// Counts a refusal that said "unauthorized" (a wrong secret, an unknown app) at the gate.
+fn count_failure(gate: &mut Option<AuthGate>, e: &HttpError) {
+    if e.status == StatusCode::UNAUTHORIZED
+        && let Some(g) = gate.as_mut()
+    {
+        g.failed();
+    }
 }
 
 /// The answer to a refused delivery. Forged, unsigned, unknown app, unconfigured provider:
@@ -130,8 +186,8 @@ fn refusal(provider: Provider, r: &Reject) -> HttpError {
 }
 
 /// The tenant and its settings for the provider. An unknown app and an unconfigured
-/// provider are refused exactly as a bad signature is. Nothing is counted against the
-/// caller: a provider's shared addresses must never be locked out.
+/// provider are refused exactly as a bad signature is (and, on the shared-secret routes,
+/// counted at the gate like one).
 async fn settings_for(
     state: &AppState,
     ip: std::net::IpAddr,

@@ -146,6 +146,8 @@ pub struct Options {
     pub bury_after: Duration,
     /// Serve the admin listener (console and `/metrics`) too, on a port of its own.
     pub admin: bool,
+    /// Any other settings, changed before the service is built.
+    pub settings: fn(&mut Settings),
 }
 
 impl Default for Options {
@@ -159,6 +161,7 @@ impl Default for Options {
             header_timeout: None,
             bury_after: Duration::ZERO,
             admin: false,
+            settings: |_| {},
         }
     }
 }
@@ -187,6 +190,7 @@ impl TestApp {
             settings.header_timeout = d;
         }
         settings.master_key = Some(MASTER_KEY.into());
+        (o.settings)(&mut settings);
         let mut builder = App::builder(settings).clock(o.clock).pacing(test_pacing());
         if let Some(sns) = o.sns {
             builder = builder.sns(sns);

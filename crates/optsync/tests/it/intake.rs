@@ -361,3 +361,204 @@ async fn a_guessing_client_behind_the_proxy_blocks_only_itself(db: Db) {
     assert_eq!((s, out["queued"].as_u64()), (200, Some(1)), "{out}");
 }
 on_both_backends!(a_guessing_client_behind_the_proxy_blocks_only_itself);
+
+/// A repeated `app` would let the gate count one app while the token is checked against
+/// another: a fresh decoy before the real app on every guess is refused from the first, and
+/// the real app's gate still closes for that client after 20 failures.
+async fn a_decoy_app_before_the_real_one_evades_nothing(db: Db) {
+    let t = TestApp::spawn(db).await;
+    let (id, _) = t.contact("dee", 2);
+    let real = t.post_url.clone();
+    let base = real.split('?').next().unwrap().to_string();
+    let form = [("contactId", id.to_string())];
+    let http = reqwest::Client::new();
+    for i in 0..300 {
+        let url = format!("{base}?app=decoy{i}&app={}&auth=XXXXXX", t.app);
+        let s = http.post(&url).form(&form).send().await.unwrap().status();
+        assert_eq!(s, 400, "guess {i}: a repeated app is refused");
+        let url = format!("{base}?app={}&auth=XXXXXX&auth=YYYYYY", t.app);
+        let s = http.post(&url).form(&form).send().await.unwrap().status();
+        assert_eq!(s, 400, "guess {i}: a repeated token is refused");
+    }
+    // Guessing the real app, alone: 20 failures, then that client is refused even with
+    // the right token.
+    let wrong = format!("{base}?app={}&auth=XXXXXX", t.app);
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        statuses.push(
+            http.post(&wrong)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        20,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        http.post(&real).form(&form).send().await.unwrap().status(),
+        429
+    );
+    // The path form is gated on the app the handler reads, percent-encoded or not.
+    let path = format!("{}/hooks/keap/%61cme?auth=XXXXXX", t.base);
+    assert_eq!(
+        http.post(&path).form(&form).send().await.unwrap().status(),
+        429
+    );
+    assert_eq!(t.count("SELECT COUNT(*) FROM events").await, 0);
+}
+on_both_backends!(a_decoy_app_before_the_real_one_evades_nothing);
+
+/// A tenant still on the legacy 6-character token is limited per app across every client:
+/// guesses spread over many addresses close the legacy token for the hour, while the full
+/// token keeps working.
+async fn legacy_token_guesses_from_many_clients_close_the_legacy_token(db: Db) {
+    let t = TestApp::spawn_with(
+        db,
+        crate::Options {
+            trusted_proxies: "127.0.0.1/32",
+            clock: keap::Clock::manual(1_780_000_000_000),
+            settings: |s| s.legacy_failed_auth_per_hour = 30,
+            ..crate::Options::default()
+        },
+    )
+    .await;
+    let spec = optsync::tenant::TenantSpec {
+        app: "old".into(),
+        keap_base_url: t.sim.crm_url(),
+        credential: optsync::tenant::StoredCredential::ApiKey {
+            key: "7cf726d0e1legacykey".into(),
+        },
+        legacy_auth: true,
+        opt_out_method: keap::OptOutMethod::Auto,
+        allow_http: true,
+    };
+    let (_, full) = t.state.tenants.add(spec).await.unwrap();
+    let (id, _) = t.contact("lee", 2);
+    let form = [("contactId", id.to_string())];
+    let http = reqwest::Client::new();
+    let post = |auth: &str, from: String| {
+        http.post(format!("{}/process_optout.php?app=old&auth={auth}", t.base))
+            .header("x-forwarded-for", from)
+            .form(&form)
+            .send()
+    };
+    let status = |r: reqwest::Result<reqwest::Response>| r.unwrap().status().as_u16();
+    assert_eq!(status(post("7cf726", "192.0.2.1".into()).await), 200);
+    // 30 clients, one guess each: none of them reaches its own limit.
+    for i in 0..30 {
+        assert_eq!(
+            status(post("aaaaaa", format!("2001:db8:{i}::1")).await),
+            401
+        );
+    }
+    assert_eq!(
+        status(post("7cf726", "192.0.2.1".into()).await),
+        401,
+        "the legacy token is closed for the hour"
+    );
+    assert_eq!(
+        status(post(&full, "192.0.2.1".into()).await),
+        200,
+        "the full token works"
+    );
+    t.state.clock.advance(Duration::from_secs(3601));
+    assert_eq!(status(post("7cf726", "192.0.2.1".into()).await), 200);
+}
+on_both_backends!(legacy_token_guesses_from_many_clients_close_the_legacy_token);
+
+/// Behind a proxy that appends `X-Forwarded-For`, a client's own `Forwarded` header is
+/// passed through: it must not decide who the client is.
+async fn a_client_chosen_forwarded_header_does_not_change_the_client(db: Db) {
+    let t = TestApp::spawn_with(
+        db,
+        crate::Options {
+            trusted_proxies: "127.0.0.1/32",
+            settings: |s| s.forwarded_header = optsync::config::ForwardedHeader::XForwardedFor,
+            ..crate::Options::default()
+        },
+    )
+    .await;
+    let (id, _) = t.contact("fay", 2);
+    let wrong = t.post_url.replace("auth=", "auth=guess");
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for i in 0..40 {
+        let r = http
+            .post(&wrong)
+            .header(
+                "forwarded",
+                format!("for=198.18.{}.{}", i / 200, i % 200 + 1),
+            )
+            .header("x-forwarded-for", "203.0.113.5")
+            .form(&[("contactId", id.to_string())])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        20,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        20,
+        "{statuses:?}"
+    );
+    // Another X-Forwarded-For client is its own.
+    let r = http
+        .post(&t.post_url)
+        .header("forwarded", "for=203.0.113.5")
+        .header("x-forwarded-for", "198.51.100.7")
+        .form(&[("contactId", id.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+on_both_backends!(a_client_chosen_forwarded_header_does_not_change_the_client);
+
+/// A provider route that authenticates with a shared secret counts failures like the Keap
+/// post: 20 wrong passwords a minute from one client, then 429 for that client only.
+async fn wrong_provider_secrets_are_counted(db: Db) {
+    use base64::Engine as _;
+    let t = TestApp::spawn(db).await;
+    crate::esp::configure(&t).await;
+    let url = format!("{}/hooks/esp/postmark/{}", t.base, t.app);
+    let body = br#"{"RecordType":"SpamComplaint","Email":"x@example.com"}"#.to_vec();
+    let wrong = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("hook:guess")
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        let headers = [
+            ("authorization", wrong.clone()),
+            ("content-type", "application/json".to_string()),
+        ];
+        statuses.push(crate::esp::post_raw(&url, &headers, body.clone()).await.0);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        20,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        5,
+        "{statuses:?}"
+    );
+}
+on_both_backends!(wrong_provider_secrets_are_counted);

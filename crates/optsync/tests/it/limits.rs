@@ -62,3 +62,81 @@ async fn slow_loris_connections_are_closed_and_others_served(db: Db) {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 on_both_backends!(slow_loris_connections_are_closed_and_others_served);
+
+/// Opens a connection from `from` (a loopback address of its own) and sends a Keap post's
+/// headers announcing a body it never sends.
+async fn slow_body(from: &str, addr: std::net::SocketAddr) -> Option<TcpStream> {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut s = sock.connect(addr).await.ok()?;
+    s.write_all(
+        b"POST /process_optout.php?app=acme&auth=x HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ncontactId=",
+    )
+    .await
+    .ok()?;
+    Some(s)
+}
+
+/// Whether the server has closed (or answered) `s` within `wait`.
+async fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
+    let mut buf = [0u8; 512];
+    tokio::time::timeout(wait, s.read(&mut buf)).await.is_ok()
+}
+
+/// One client holding 200 connections with bodies that never come cannot take every slot:
+/// it gets its own share, and another client's post is answered within a second.
+async fn one_client_cannot_hold_every_connection(db: Db) {
+    let t = TestApp::spawn_with(
+        db,
+        Options {
+            settings: |s| {
+                s.max_connections = 150;
+                s.max_connections_per_client = 64;
+                s.keap_body_timeout = Duration::from_secs(3);
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let addr: std::net::SocketAddr = t.base.trim_start_matches("http://").parse().unwrap();
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        slow.extend(slow_body("127.0.0.2", addr).await);
+    }
+    let opened = Instant::now();
+    // Let the server take (or refuse) them all.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (id, _) = t.contact("kit", 2);
+    let other = reqwest::Client::builder()
+        .local_address(Some("127.0.0.3".parse().unwrap()))
+        .build()
+        .unwrap();
+    let t0 = Instant::now();
+    let r = other
+        .post(&t.post_url)
+        .form(&[("contactId", id.to_string())])
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await
+        .expect("answered within a second");
+    assert_eq!(r.status(), 200);
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    // The slow client keeps exactly its share open (not closed at once), the rest closed.
+    let mut held = Vec::new();
+    for mut s in slow {
+        if !closed_within(&mut s, Duration::from_millis(5)).await {
+            held.push(s);
+        }
+    }
+    assert_eq!(held.len(), 64, "the per-client cap, no more and no less");
+    // Its bodies never come: the body timeout answers them, not sooner than it says.
+    let mut answered = Vec::new();
+    for s in &mut held {
+        assert!(closed_within(s, Duration::from_secs(5)).await, "answered");
+        answered.push(opened.elapsed());
+    }
+    let (first, last) = (answered[0], answered[answered.len() - 1]);
+    assert!(first >= Duration::from_millis(2_500), "{first:?}");
+    assert!(last < Duration::from_secs(6), "{last:?}");
+}
+on_both_backends!(one_client_cannot_hold_every_connection);
