@@ -3,26 +3,30 @@
 //! issued at every sign-in, so a planted cookie is never promoted), a CSRF token per session
 //! carried by every form, and sign-in attempts limited per account and per client.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+pub use super::sign_in::SignInLimiter;
+use super::sign_in::{MAX_USER_BYTES, Outcome, Refusal};
 use crate::error::{Error, Result};
+use crate::http::client::ClientKey;
+use crate::logfmt::one_line;
 use crate::state::AppState;
 
-/// The session cookie's name.
+/// The session cookie's name over http.
 pub const COOKIE: &str = "optsync_session";
-/// How long a session lasts.
+/// Its name when the console is served over https: the `__Host-` prefix makes browsers
+/// take it only from a secure origin, for the whole host, never set by a sibling domain.
+pub const SECURE_COOKIE: &str = "__Host-optsync_session";
+/// How long a session lasts at most.
 pub const SESSION_TTL_MS: i64 = 12 * 3_600_000;
 /// The shortest password `admin set-password` accepts.
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -66,15 +70,29 @@ pub fn digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Whether the console itself is served over https (`OPTSYNC_ADMIN_PUBLIC_URL`): then the
+/// cookie is `Secure` and `__Host-`; over http (a private address) it is plain, so signing
+/// in works there.
+pub fn cookie_secure(settings: &crate::config::Settings) -> bool {
+    settings
+        .admin_public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"))
+}
+
 /// The `Set-Cookie` value for a new session (or, with `None`, one that ends it).
 pub fn session_cookie(token: Option<&str>, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
+    let (name, flag) = if secure {
+        (SECURE_COOKIE, "; Secure")
+    } else {
+        (COOKIE, "")
+    };
     match token {
         Some(t) => format!(
-            "{COOKIE}={t}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            "{name}={t}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{flag}",
             SESSION_TTL_MS / 1000
         ),
-        None => format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
+        None => format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{flag}"),
     }
 }
 
@@ -113,12 +131,22 @@ impl FromRequestParts<AppState> for Session {
         state: &AppState,
     ) -> std::result::Result<Self, Self::Rejection> {
         let to_sign_in = || Redirect::to("/login").into_response();
-        let Some(token) = cookie_value(&parts.headers, COOKIE).filter(|t| t.len() == 64) else {
+        let name = if cookie_secure(&state.settings) {
+            SECURE_COOKIE
+        } else {
+            COOKIE
+        };
+        let Some(token) = cookie_value(&parts.headers, name).filter(|t| t.len() == 64) else {
             return Err(to_sign_in());
         };
         let token_hash = digest(token);
         let now = state.clock.epoch_ms();
-        match state.store.session(&token_hash, now).await {
+        let idle_ms = state.settings.console_idle.as_millis() as i64;
+        match state
+            .store
+            .touch_session(&token_hash, now, idle_ms, SESSION_TTL_MS)
+            .await
+        {
             Ok(Some(s)) => Ok(Session {
                 user: s.user_name,
                 csrf: s.csrf,
@@ -137,60 +165,80 @@ impl FromRequestParts<AppState> for Session {
     }
 }
 
-/// Failed sign-ins, per account and per client: past [`FREE_FAILURES`] in a window, each
-/// further attempt must wait twice as long as the last (up to [`MAX_WAIT`]). Bounded.
-#[derive(Default)]
-pub struct SignInLimiter {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+/// Why a sign-in did not start a session.
+#[derive(Debug)]
+pub enum SignInError {
+    /// Refused, with the status and what to tell the person.
+    Refused(StatusCode, String),
+    Unavailable(Error),
 }
 
-const FREE_FAILURES: u32 = 3;
-const WINDOW: Duration = Duration::from_secs(15 * 60);
-const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
-const MAX_TRACKED: usize = 10_000;
-
-impl SignInLimiter {
-    fn keys(user: &str, ip: IpAddr) -> [String; 2] {
-        [format!("user:{user}"), format!("ip:{ip}")]
+/// Checks a sign-in within the limits ([`super::sign_in`]): the attempt is reserved before
+/// the password is verified, and the verification waits for one of a few slots.
+pub async fn check_sign_in(
+    state: &AppState,
+    peer: IpAddr,
+    headers: &HeaderMap,
+    user: &str,
+    password: String,
+) -> std::result::Result<(), SignInError> {
+    let refused = |status, why: &str| Err(SignInError::Refused(status, why.to_string()));
+    if user.len() > MAX_USER_BYTES {
+        return refused(StatusCode::BAD_REQUEST, "That user name is too long.");
     }
-
-    /// How long this attempt must still wait, if it must.
-    pub fn wait(&self, user: &str, ip: IpAddr) -> Option<Duration> {
-        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        f.retain(|_, (_, at)| at.elapsed() < WINDOW);
-        Self::keys(user, ip)
-            .iter()
-            .filter_map(|k| f.get(k))
-            .filter(|(n, _)| *n > FREE_FAILURES)
-            .map(|(n, at)| {
-                let wait = Duration::from_secs(1 << (n - FREE_FAILURES).min(10)).min(MAX_WAIT);
-                wait.saturating_sub(at.elapsed())
-            })
-            .filter(|w| !w.is_zero())
-            .max()
-    }
-
-    pub fn failed(&self, user: &str, ip: IpAddr) {
-        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if f.len() >= MAX_TRACKED {
-            f.retain(|_, (_, at)| at.elapsed() < WINDOW);
+    let ip = crate::http::client::client_ip(&state.settings, peer, headers);
+    let client = ClientKey::from(ip);
+    let busy = "Too many sign-ins at once. Try again in a moment.";
+    match state.sign_in.begin(user, client, state.clock.now_ms()) {
+        Ok(()) => {}
+        Err(Refusal::Wait(wait)) => {
+            tracing::warn!(%ip, user = %one_line(user), "console sign-in refused: too many failures");
+            let why = format!(
+                "Too many failed sign-ins. Try again in {} s.",
+                wait.as_secs().max(1)
+            );
+            return refused(StatusCode::TOO_MANY_REQUESTS, &why);
         }
-        for k in Self::keys(user, ip) {
-            if f.len() >= MAX_TRACKED && !f.contains_key(&k) {
-                continue;
-            }
-            let e = f.entry(k).or_insert((0, Instant::now()));
-            e.0 += 1;
-            e.1 = Instant::now();
-        }
+        Err(Refusal::Busy) => return refused(StatusCode::TOO_MANY_REQUESTS, busy),
     }
+    let verdict = password_ok(state, user, password).await;
+    let outcome = match &verdict {
+        Ok(Some(true)) => Outcome::Succeeded,
+        Ok(Some(false)) => Outcome::Failed,
+        Ok(None) | Err(_) => Outcome::Abandoned,
+    };
+    state
+        .sign_in
+        .finish(user, client, outcome, state.clock.now_ms());
+    match verdict {
+        Ok(Some(true)) => Ok(()),
+        Ok(Some(false)) => {
+            tracing::warn!(%ip, user = %one_line(user), "console sign-in failed");
+            refused(StatusCode::UNAUTHORIZED, "Wrong user or password.")
+        }
+        Ok(None) => refused(StatusCode::TOO_MANY_REQUESTS, busy),
+        Err(e) => Err(SignInError::Unavailable(e)),
+    }
+}
 
-    pub fn succeeded(&self, user: &str, ip: IpAddr) {
-        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        for k in Self::keys(user, ip) {
-            f.remove(&k);
-        }
-    }
+/// Verifies off the async threads, in one of the few verification slots: Argon2 is
+/// deliberately slow and large. An unknown user costs the same as a wrong password, so the
+/// answer's timing does not say which accounts exist. `None`: no slot came free in time.
+async fn password_ok(state: &AppState, user: &str, password: String) -> Result<Option<bool>> {
+    let stored = state.store.admin_password_hash(user).await?;
+    let known = stored.is_some();
+    let hash = stored.unwrap_or_else(|| dummy_hash().to_string());
+    let Ok(slot) = state.sign_in.verification_slot().await else {
+        return Ok(None);
+    };
+    let ok = tokio::task::spawn_blocking(move || {
+        let ok = verify_password(&hash, &password);
+        drop(slot);
+        ok
+    })
+    .await
+    .unwrap_or(false);
+    Ok(Some(known && ok))
 }
 
 #[cfg(test)]
@@ -207,30 +255,26 @@ mod tests {
     }
 
     #[test]
-    fn repeated_failures_must_wait_longer_each_time() {
-        let l = SignInLimiter::default();
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        for _ in 0..FREE_FAILURES {
-            assert_eq!(l.wait("admin", ip), None);
-            l.failed("admin", ip);
-        }
-        l.failed("admin", ip);
-        let first = l.wait("admin", ip).expect("slowed");
-        l.failed("admin", ip);
-        let second = l.wait("admin", ip).expect("slowed");
-        assert!(second > first);
-        assert!(
-            l.wait("admin", "192.0.2.9".parse().unwrap()).is_some(),
-            "per account too"
-        );
-        l.succeeded("admin", ip);
-        assert_eq!(l.wait("admin", ip), None);
-    }
-
-    #[test]
     fn cookies_are_http_only_and_strict() {
         let c = session_cookie(Some("t"), true);
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.contains("Secure"));
-        assert!(!session_cookie(Some("t"), false).contains("Secure"));
+        assert!(c.starts_with("__Host-optsync_session=t; Path=/;"), "{c}");
+        assert!(!c.contains("Domain"));
+        let plain = session_cookie(Some("t"), false);
+        assert!(!plain.contains("Secure") && plain.starts_with("optsync_session=t;"));
+    }
+
+    #[test]
+    fn the_cookie_follows_the_consoles_own_scheme() {
+        let mut s = crate::config::Settings::for_dir(std::path::Path::new("/tmp/x"), None);
+        s.public_url = "https://hooks.example.com".into();
+        assert!(
+            !cookie_secure(&s),
+            "the hook listener's URL says nothing of the console"
+        );
+        s.admin_public_url = Some("https://console.example.com".into());
+        assert!(cookie_secure(&s));
+        s.admin_public_url = Some("http://10.0.0.5:9090".into());
+        assert!(!cookie_secure(&s));
     }
 }

@@ -10,6 +10,7 @@ pub mod chart;
 pub mod overview;
 pub mod pages;
 pub mod report_page;
+pub mod sign_in;
 pub mod tenant;
 pub mod views;
 

@@ -100,21 +100,10 @@ fn login_refused(status: StatusCode, why: String) -> Response {
     r
 }
 
-/// Verifies off the async threads: Argon2 is deliberately slow. An unknown user costs the
-/// same as a wrong password, so the answer's timing does not say which accounts exist.
-async fn password_ok(state: &AppState, user: &str, password: String) -> crate::Result<bool> {
-    let stored = state.store.admin_password_hash(user).await?;
-    let known = stored.is_some();
-    let hash = stored.unwrap_or_else(|| auth::dummy_hash().to_string());
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&hash, &password))
-        .await
-        .unwrap_or(false);
-    Ok(known && ok)
-}
-
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     Form(f): Form<Fields>,
 ) -> Response {
     let user = f
@@ -123,28 +112,11 @@ pub async fn login(
         .unwrap_or_default()
         .to_string();
     let password = f.get("password").cloned().unwrap_or_default();
-    let ip = peer.ip();
-    if let Some(wait) = state.sign_in.wait(&user, ip) {
-        tracing::warn!(%ip, user = %one_line(&user), "console sign-in refused: too many failures");
-        return login_refused(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "Too many failed sign-ins. Try again in {} s.",
-                wait.as_secs().max(1)
-            ),
-        );
+    match auth::check_sign_in(&state, peer.ip(), &headers, &user, password).await {
+        Ok(()) => start_session(&state, &user).await,
+        Err(auth::SignInError::Refused(status, why)) => login_refused(status, why),
+        Err(auth::SignInError::Unavailable(e)) => unavailable(e),
     }
-    match password_ok(&state, &user, password).await {
-        Ok(true) => {}
-        Ok(false) => {
-            state.sign_in.failed(&user, ip);
-            tracing::warn!(%ip, user = %one_line(&user), "console sign-in failed");
-            return login_refused(StatusCode::UNAUTHORIZED, "Wrong user or password.".into());
-        }
-        Err(e) => return unavailable(e),
-    }
-    state.sign_in.succeeded(&user, ip);
-    start_session(&state, &user).await
 }
 
 /// A new session (never one the browser brought: that would let a planted cookie in).
@@ -158,14 +130,14 @@ async fn start_session(state: &AppState, user: &str) -> Response {
             user,
             &auth::random_token(),
             now,
-            now + auth::SESSION_TTL_MS,
+            now + (state.settings.console_idle.as_millis() as i64).min(auth::SESSION_TTL_MS),
         )
         .await
     {
         return unavailable(e);
     }
     record(state, user, "sign_in", "console", None).await;
-    let secure = state.settings.public_url.starts_with("https://");
+    let secure = auth::cookie_secure(&state.settings);
     (
         [(
             header::SET_COOKIE,
@@ -184,7 +156,7 @@ pub async fn logout(State(state): State<AppState>, s: Session, Form(f): Form<Fie
         return unavailable(e);
     }
     record(&state, &s.user, "sign_out", "console", None).await;
-    let secure = state.settings.public_url.starts_with("https://");
+    let secure = auth::cookie_secure(&state.settings);
     (
         [(header::SET_COOKIE, auth::session_cookie(None, secure))],
         Redirect::to("/login"),

@@ -83,6 +83,29 @@ impl Store {
         .await?)
     }
 
+    /// The session, if it has not expired, and, being used, its expiry moved to
+    /// `now + idle_ms` (never past `created_at + ttl_ms`): an idle session ends early.
+    pub async fn touch_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+        idle_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<SessionRow>> {
+        let Some(row) = self.session(token_hash, now).await? else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE admin_sessions SET expires_at = CASE WHEN created_at + $1 < $2 THEN created_at + $1 ELSE $2 END WHERE token_hash = $3",
+        )
+        .bind(ttl_ms)
+        .bind(now + idle_ms)
+        .bind(token_hash)
+        .execute(self.pool())
+        .await?;
+        Ok(Some(row))
+    }
+
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM admin_sessions WHERE token_hash = $1")
             .bind(token_hash)

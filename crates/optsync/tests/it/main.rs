@@ -2,6 +2,7 @@
 //! against keap-sim, driven from the tests.
 
 mod console;
+mod console_limits;
 mod esp;
 mod fairness;
 mod fuzz_regressions;
