@@ -23,10 +23,11 @@ pub enum ProviderCommand {
     /// mandrill: --webhook-key-file, and --url if Mandrill was given another URL than the one
     /// printed (the URL is part of what Mandrill signs).
     /// postmark, mailjet: --basic-user with --basic-password-file.
-    /// sparkpost: basic auth as above, or --oauth-client-secret-file (at least 32 characters)
-    /// for SparkPost's OAuth 2.0 mode: optsync is the token URL and prints it with the client
-    /// id to give SparkPost.
+    /// sparkpost: basic auth as above, or --oauth-client-secret-file for SparkPost's OAuth 2.0
+    /// mode: optsync is the token URL and prints it with the client id to give SparkPost.
     /// brevo: basic auth as above, or --bearer-token-file.
+    /// Passwords, bearer tokens and client secrets must be at least 32 characters; instead of
+    /// a file, --generate-secret makes one (256 random bits) and prints it once.
     Add(Box<ProviderAdd>),
     /// List a tenant's providers.
     List { app: String },
@@ -61,8 +62,14 @@ pub struct ProviderAdd {
     /// SparkPost: the OAuth 2.0 client secret SparkPost will present for tokens.
     #[arg(long, value_name = "FILE")]
     oauth_client_secret_file: Option<PathBuf>,
+    /// Make the shared secret instead of reading it from a file, and print it once:
+    /// postmark and mailjet (with --basic-user): the password; brevo: the password with
+    /// --basic-user, else a bearer token; sparkpost: the password with --basic-user, else
+    /// an OAuth client secret.
+    #[arg(long, conflicts_with_all = ["basic_password_file", "bearer_token_file", "oauth_client_secret_file"])]
+    generate_secret: bool,
     /// SendGrid and Mailgun: how old a signed timestamp may be, in seconds (defaults: 24 h
-    /// 10 min for SendGrid, which retries for 24 h; 9 h for Mailgun).
+    /// 10 min for SendGrid, which retries for 24 h; 8 h 10 min for Mailgun, which retries for 8 h).
     #[arg(long)]
     max_age_secs: Option<u64>,
 }
@@ -95,6 +102,38 @@ fn flags(setting: Setting) -> &'static str {
 }
 
 impl ProviderAdd {
+    /// The settings, with a generated secret filled in where it was asked for (returned
+    /// too, to be printed once).
+    fn settings_with_secret(
+        &self,
+        p: Provider,
+    ) -> anyhow::Result<(ProviderSettings, Option<String>)> {
+        let mut s = self.settings()?;
+        if !self.generate_secret {
+            return Ok((s, None));
+        }
+        let secret = crate::tenant::new_token();
+        match (p, s.basic_user.is_some()) {
+            (
+                Provider::Postmark | Provider::Mailjet | Provider::Brevo | Provider::Sparkpost,
+                true,
+            ) => s.basic_password = Some(secret.clone()),
+            (Provider::Brevo, false) => s.bearer_token = Some(secret.clone()),
+            (Provider::Sparkpost, false) => {
+                s.oauth_client_id = Some(crate::providers::oauth::client_id_for(&self.app));
+                s.oauth_client_secret = Some(secret.clone());
+            }
+            (Provider::Postmark | Provider::Mailjet, false) => {
+                bail!("{} needs --basic-user with --generate-secret", p.name())
+            }
+            _ => bail!(
+                "{} issues its own key; --generate-secret is for postmark, mailjet, brevo and sparkpost",
+                p.name()
+            ),
+        }
+        Ok((s, Some(secret)))
+    }
+
     fn settings(&self) -> anyhow::Result<ProviderSettings> {
         Ok(ProviderSettings {
             topic_arns: self.topic_arns.clone(),
@@ -121,10 +160,8 @@ pub async fn run(app: &App, cmd: ProviderCommand) -> anyhow::Result<()> {
         ProviderCommand::Add(add) => {
             let p = parse_provider(&add.provider)?;
             tenants.get(&add.app).await?;
-            let config = match add
-                .settings()?
-                .into_config(p, || tenants.provider_url(&add.app, p))
-            {
+            let (settings, generated) = add.settings_with_secret(p)?;
+            let config = match settings.into_config(p, || tenants.provider_url(&add.app, p)) {
                 Ok(c) => c,
                 Err(SettingsError::Missing { provider, setting }) => {
                     bail!("{provider} needs {}", flags(setting))
@@ -133,9 +170,13 @@ pub async fn run(app: &App, cmd: ProviderCommand) -> anyhow::Result<()> {
             };
             tenants.set_provider(&add.app, p, &config).await?;
             let name = p.name();
+            if let Some(secret) = generated {
+                println!("The generated secret, to give {name} (it is not shown again):");
+                println!("{secret}");
+            }
             if let crate::providers::ProviderConfig::SparkpostOauth { client_id, .. } = &config {
                 println!(
-                    "In SparkPost's webhook, choose OAuth 2.0 with token URL {}/token, client id {client_id} and the client secret from the file.",
+                    "In SparkPost's webhook, choose OAuth 2.0 with token URL {}/token, client id {client_id} and the client secret.",
                     tenants.provider_url(&add.app, p)
                 );
             }

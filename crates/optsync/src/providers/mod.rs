@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub use auth::HttpAuth;
 pub use mandrill::signature as mandrill_signature;
-pub use settings::{ProviderSettings, Setting, SettingsError};
+pub use settings::{MIN_SECRET_CHARS, ProviderSettings, Setting, SettingsError};
 
 /// Checks a SendGrid verification key before it is stored.
 pub fn sendgrid_key_ok(b64: &str) -> Result<(), String> {
@@ -166,8 +166,11 @@ pub const SENDGRID_MAX_AGE_SECS: u64 = 86_400 + 600;
 /// The longest freshness window a provider may be given: signature tokens are remembered
 /// this long, so a window beyond it would let old tokens be replayed.
 pub const MAX_SIGNED_AGE_SECS: u64 = 7 * 86_400;
-/// Mailgun retries over 8 hours; its tokens are remembered for as long.
-pub const MAILGUN_MAX_AGE_SECS: u64 = 9 * 3600;
+/// Mailgun retries for 8 hours (5 min, 10 min, 15 min, 1 h, 2 h, 4 h), and its signature
+/// covers only the timestamp and token, not the event: a captured delivery's signature would
+/// vouch for any event within the window, so the window is no longer than the retries need
+/// (8 hours and 10 minutes of clock skew); its tokens are remembered for as long.
+pub const MAILGUN_MAX_AGE_SECS: u64 = 8 * 3600 + 600;
 
 /// What a provider's event means for optsync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

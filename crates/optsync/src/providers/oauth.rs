@@ -16,10 +16,6 @@ use super::{Reject, Request};
 
 /// How long an access token is good for.
 pub const TOKEN_LIFETIME_SECS: i64 = 3600;
-/// The shortest client secret accepted: it is the one thing between the internet and the
-/// token, and nothing counts failed guesses.
-pub const MIN_SECRET_CHARS: usize = 32;
-
 /// The client id optsync gives SparkPost for an app.
 pub fn client_id_for(app: &str) -> String {
     format!("optsync-{app}")

@@ -7,6 +7,9 @@ use super::{
     SENDGRID_MAX_AGE_SECS,
 };
 
+/// The shortest shared secret accepted (a password, a bearer token, an OAuth client secret).
+pub const MIN_SECRET_CHARS: usize = 32;
+
 /// What an operator gave for a provider (secrets already read).
 #[derive(Debug, Default, Clone)]
 pub struct ProviderSettings {
@@ -68,6 +71,7 @@ impl ProviderSettings {
             provider: p.name(),
             setting,
         };
+        self.secrets_long_enough()?;
         if self.max_age_secs.is_some_and(|a| a > MAX_SIGNED_AGE_SECS) {
             return Err(SettingsError::Invalid(format!(
                 "the freshness window may be at most {MAX_SIGNED_AGE_SECS} seconds (7 days)"
@@ -126,23 +130,36 @@ impl ProviderSettings {
         let basic = self.http_auth(Provider::Sparkpost);
         match (basic, &self.oauth_client_id, &self.oauth_client_secret) {
             (Some(b), None, None) => Ok(ProviderConfig::Http(b)),
-            (None, Some(id), Some(secret)) => {
-                if secret.chars().count() < super::oauth::MIN_SECRET_CHARS {
-                    return Err(SettingsError::Invalid(format!(
-                        "the OAuth client secret must be at least {} characters",
-                        super::oauth::MIN_SECRET_CHARS
-                    )));
-                }
-                Ok(ProviderConfig::SparkpostOauth {
-                    client_id: id.clone(),
-                    client_secret: secret.clone(),
-                })
-            }
+            (None, Some(id), Some(secret)) => Ok(ProviderConfig::SparkpostOauth {
+                client_id: id.clone(),
+                client_secret: secret.clone(),
+            }),
             (None, None, None) => Err(missing),
             _ => Err(SettingsError::Invalid(
                 "SparkPost takes basic auth or an OAuth client secret, not both".into(),
             )),
         }
+    }
+
+    /// The secrets optsync and the provider share (a password, a bearer token, an OAuth
+    /// client secret) are all a guesser needs, with no signature behind them: each must be
+    /// at least [`MIN_SECRET_CHARS`] characters.
+    fn secrets_long_enough(&self) -> Result<(), SettingsError> {
+        for (what, secret) in [
+            ("basic-auth password", &self.basic_password),
+            ("bearer token", &self.bearer_token),
+            ("OAuth client secret", &self.oauth_client_secret),
+        ] {
+            if secret
+                .as_deref()
+                .is_some_and(|s| s.chars().count() < MIN_SECRET_CHARS)
+            {
+                return Err(SettingsError::Invalid(format!(
+                    "the {what} must be at least {MIN_SECRET_CHARS} characters: let `optsync provider add … --generate-secret` make and print one, or make one with `head -c 32 /dev/urandom | base64`"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Basic auth, or (where the provider can send one) a bearer token; never both.
@@ -174,6 +191,43 @@ fn is_topic_arn(a: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LONG: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn shared_secrets_are_at_least_32_characters() {
+        let basic = |password: &str| ProviderSettings {
+            basic_user: Some("u".into()),
+            basic_password: Some(password.into()),
+            ..ProviderSettings::default()
+        };
+        for p in [
+            Provider::Postmark,
+            Provider::Mailjet,
+            Provider::Brevo,
+            Provider::Sparkpost,
+        ] {
+            let short = basic("0123456789").into_config(p, url);
+            match short {
+                Err(SettingsError::Invalid(why)) => {
+                    assert!(why.contains("--generate-secret"), "{why}")
+                }
+                other => panic!("{p:?}: {other:?}"),
+            }
+            assert!(basic(&LONG[..31]).into_config(p, url).is_err(), "{p:?}");
+            assert!(basic(LONG).into_config(p, url).is_ok(), "{p:?}");
+        }
+        let bearer = |t: &str| ProviderSettings {
+            bearer_token: Some(t.into()),
+            ..ProviderSettings::default()
+        };
+        assert!(
+            bearer("short-token")
+                .into_config(Provider::Brevo, url)
+                .is_err()
+        );
+        assert!(bearer(LONG).into_config(Provider::Brevo, url).is_ok());
+    }
 
     fn url() -> String {
         "https://optsync.example.com/hooks/esp/mandrill/rc135".into()
@@ -228,7 +282,7 @@ mod tests {
         });
         assert!(too_old.into_config(Provider::Mailgun, url).is_err());
         // Postmark and SparkPost cannot send a fixed bearer token; Brevo can.
-        let bearer = s(|s| s.bearer_token = Some("t".into()));
+        let bearer = s(|s| s.bearer_token = Some(LONG.into()));
         assert!(bearer.clone().into_config(Provider::Postmark, url).is_err());
         assert!(
             bearer
@@ -253,8 +307,8 @@ mod tests {
         ));
         let both = s(|s| {
             s.basic_user = Some("u".into());
-            s.basic_password = Some("p".into());
-            s.bearer_token = Some("t".into());
+            s.basic_password = Some(LONG.into());
+            s.bearer_token = Some(LONG.into());
         });
         assert!(
             both.into_config(Provider::Sparkpost, url).is_err(),

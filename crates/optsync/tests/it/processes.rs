@@ -424,7 +424,50 @@ async fn the_cli_manages_tenants_without_secrets_in_argv(db: Db) {
     assert!(ok && out.contains("had no legacy token"), "{out}{err}");
     // Providers: secrets from files; the URL to give the provider alone on the last line.
     let pw = dir.path().join("postmark.pass");
-    std::fs::write(&pw, "s3cret-pass\n").unwrap();
+    let postmark_add = |pw: &std::path::Path| {
+        cli(
+            dir.path(),
+            &url,
+            &[
+                "provider",
+                "add",
+                "rc135",
+                "postmark",
+                "--basic-user",
+                "u",
+                "--basic-password-file",
+                pw.to_str().unwrap(),
+            ],
+            None,
+        )
+    };
+    // A shared secret shorter than 32 characters is refused, with how to make one, and
+    // nothing is stored.
+    std::fs::write(&pw, "0123456789\n").unwrap();
+    let (ok, _, err) = postmark_add(&pw);
+    assert!(!ok && err.contains("--generate-secret"), "{err}");
+    let (ok, out, _) = cli(dir.path(), &url, &["provider", "list", "rc135"], None);
+    assert!(ok && !out.contains("postmark"), "{out}");
+    // --generate-secret makes one and prints it once, before the URL.
+    let (ok, out, err) = cli(
+        dir.path(),
+        &url,
+        &["provider", "add", "rc135", "brevo", "--generate-secret"],
+        None,
+    );
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let secret = lines[lines
+        .iter()
+        .position(|l| l.contains("generated secret"))
+        .unwrap()
+        + 1];
+    assert!(secret.len() >= 32, "{out}");
+    assert_eq!(
+        lines.last(),
+        Some(&"https://optsync.example.com/hooks/esp/brevo/rc135")
+    );
+    std::fs::write(&pw, "s3cret-pass-s3cret-pass-s3cret-pass\n").unwrap();
     let (ok, out, err) = cli(
         dir.path(),
         &url,
