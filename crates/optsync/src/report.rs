@@ -250,6 +250,17 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
     ]
 }
 
+/// A cell as a spreadsheet will take it as text: one starting with `=`, `+`, `-`, `@`, a
+/// tab or a carriage return would be read as a formula (addresses and provider fields come
+/// from outside), so it gets a leading `'`. The JSON report keeps the data as it is.
+pub fn csv_cell(value: String) -> String {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value
+    }
+}
+
 /// One CSV row per address of each opt-out (one with the address empty for an opt-out that
 /// acted on none yet); times RFC 3339, latency in seconds.
 pub fn to_csv(r: &Report) -> Result<String> {
@@ -287,11 +298,12 @@ pub fn to_csv(r: &Report) -> Result<String> {
                 l.why_not.clone().unwrap_or_default(),
             ]
         };
+        let row = |cells: Vec<String>| cells.into_iter().map(csv_cell);
         if l.addresses.is_empty() {
-            w.write_record(base("", "")).map_err(csv_err)?;
+            w.write_record(row(base("", ""))).map_err(csv_err)?;
         }
         for a in &l.addresses {
-            w.write_record(base(&a.email, a.action.as_str()))
+            w.write_record(row(base(&a.email, a.action.as_str())))
                 .map_err(csv_err)?;
         }
     }
@@ -304,6 +316,15 @@ pub fn to_csv(r: &Report) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_are_neutralised() {
+        for bad in ["=1+1", "+1", "-2", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(csv_cell(bad.into()), format!("'{bad}"));
+        }
+        assert_eq!(csv_cell("ann@example.com".into()), "ann@example.com");
+        assert_eq!(csv_cell(String::new()), "");
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

@@ -120,3 +120,40 @@ async fn the_report_counts_what_happened(db: Db) {
     );
 }
 on_both_backends!(the_report_counts_what_happened);
+
+/// An address is outside data: in the CSV a cell a spreadsheet would run as a formula is
+/// neutralised with a leading `'`; the JSON keeps the data as it is.
+async fn csv_cells_are_neutralised_against_formulas(db: Db) {
+    let clock = Clock::manual(T0);
+    let t = TestApp::spawn_with(
+        db,
+        Options {
+            clock: clock.clone(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let evil = "=HYPERLINK(\"x\")@relay.example";
+    let (s, body) = t.post(&[("EmailAddress2", evil)]).await;
+    assert_eq!(s, 200, "{body}");
+    let period = Period {
+        app: Some(t.app.clone()),
+        since: T0 as i64,
+        until: clock.epoch_ms() + 1,
+    };
+    let r = build(&t.state.store, &period).await.unwrap();
+    assert_eq!(
+        r.opt_outs[0].email.as_deref(),
+        Some(evil),
+        "the data is kept"
+    );
+    let csv = optsync::report::to_csv(&r).unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let row = reader.records().next().unwrap().unwrap();
+    assert_eq!(&row[5], format!("'{evil}"), "{csv}");
+    assert!(
+        row.iter().all(|c| !c.starts_with(['=', '+', '-', '@'])),
+        "{csv}"
+    );
+}
+on_both_backends!(csv_cells_are_neutralised_against_formulas);
