@@ -12,7 +12,7 @@ use keap_sim::{KeapSim, SimEvent};
 use prometheus_parse::{Sample, Scrape, Value};
 
 use crate::processes::{
-    add_tenant, count, free_port, serve_with, wait_ready, wait_until_all_honoured,
+    add_tenant, count, free_port, serve_env, serve_with, wait_ready, wait_until_all_honoured,
 };
 use crate::{Db, KEY, TempDir, fresh_database, on_both_backends, post_to};
 
@@ -87,8 +87,20 @@ async fn metrics_count_what_happened(db: Db) {
         &format!("http://127.0.0.1:{port}"),
     )
     .await;
-    let mut child = serve_with(dir.path(), &database_url, port, "m", false, Some(admin));
+    // A 429 makes the pacer treat its longest window as full: a second, not a minute.
+    let env = [("OPTSYNC_KEAP_LIMITS", "100000/s")];
+    let mut child = serve_env(
+        dir.path(),
+        &database_url,
+        port,
+        "m",
+        false,
+        Some(admin),
+        &env,
+    );
     wait_ready(port).await;
+    // Keap answers the first three calls 429.
+    sim.inject_fault(keap_sim::FaultKind::TooManyRequests, 3);
     let ids = contacts(&sim, 30);
     for id in &ids {
         let (s, _) = post_to(&post_url, &[("contactId", &id.to_string())]).await;
@@ -104,6 +116,25 @@ async fn metrics_count_what_happened(db: Db) {
     }
     wait_until_all_honoured(&store, Duration::from_secs(60)).await;
     let m = scrape(admin).await;
+    // Not on the listener Keap and the providers reach, asked while that listener is up (it
+    // answers its own routes) and the admin listener serves the metrics.
+    let public = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("the hook listener answers");
+    assert_eq!(public.status(), 404, "/metrics must not be public");
+    let public_body = public.text().await.unwrap();
+    assert!(
+        !public_body.contains("optsync_"),
+        "/metrics must not be public: {public_body}"
+    );
+    assert_eq!(
+        reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "the hook listener was up when asked"
+    );
     child.kill().unwrap();
     let _ = child.wait();
 
@@ -163,18 +194,13 @@ async fn metrics_count_what_happened(db: Db) {
         sim.stats().total_calls() as f64,
         "every Keap call counted, by the emulator's count"
     );
+    assert_eq!(value(&m, "optsync_keap_throttled_total", &[]), 3.0);
     assert!(
         value(
             &m,
             "optsync_last_keap_post_timestamp_seconds",
             &[("app", "acme")]
         ) > 1.7e9
-    );
-    // Not on the listener Keap and the providers reach.
-    let public = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await;
-    assert!(
-        !public.is_ok_and(|r| r.status() != 404),
-        "/metrics must not be public"
     );
     let token = post_url.split("auth=").nth(1).unwrap();
     logs_are_json_lines_with_their_spans(&dir.path().join("serve-m.log"), token);
@@ -279,4 +305,90 @@ async fn two_instances_on_one_database_add_up() {
         both("optsync_keap_calls_total", &[]),
         sim.stats().total_calls() as f64
     );
+}
+
+/// The metrics the alert rules and the operator rely on, each against what this test made
+/// happen: `optsync_stuck_subjects` (blocked opt-outs: Keap refuses the REST PATCH and
+/// XML-RPC is off), `optsync_keap_daily_quota_remaining` (the day's allowance less every call
+/// Keap saw) and the sweep counters (a scheduled full sweep finds the manual opt-outs).
+/// `optsync_keap_throttled_total` is checked with the other counters above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_report_stuck_subjects_quota_and_sweeps() {
+    let dir = TempDir::new("metrics3");
+    let database_url = fresh_database(Db::Sqlite, dir.path()).await;
+    let sim = KeapSim::builder().api_key(KEY).start().await.unwrap();
+    sim.configure(|c| c.rest_opt_out = keap_sim::RestOptOut::Reject);
+    sim.set_xmlrpc_available(false);
+    let (port, admin) = (free_port(), free_port());
+    let (store, _) = add_tenant(
+        &database_url,
+        dir.path(),
+        &sim,
+        &format!("http://127.0.0.1:{port}"),
+    )
+    .await;
+    contacts(&sim, 5); // opted out by hand in Keap: only a sweep finds them
+    for i in 0..2 {
+        sim.add_contact(
+            &format!("clean{i}@example.com"),
+            None,
+            None,
+            EmailStatus::SingleOptIn,
+        );
+    }
+    let env = [("OPTSYNC_KEAP_LIMITS", "100000/min,30000/day")];
+    let mut child = serve_env(
+        dir.path(),
+        &database_url,
+        port,
+        "m3",
+        true,
+        Some(admin),
+        &env,
+    );
+    wait_ready(port).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while count(&store, "SELECT COUNT(*) FROM jobs WHERE state = 'blocked'").await < 5
+        || count(
+            &store,
+            "SELECT COUNT(*) FROM sweeps WHERE state = 'finished'",
+        )
+        .await
+            < 1
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweep's jobs never all blocked"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let m = scrape(admin).await;
+    let keap_saw = sim.stats().total_calls();
+    child.kill().unwrap();
+    let _ = child.wait();
+    let app = [("app", "acme")];
+    assert_eq!(
+        value(
+            &m,
+            "optsync_stuck_subjects",
+            &[("app", "acme"), ("state", "blocked")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "optsync_stuck_subjects",
+            &[("app", "acme"), ("state", "dead")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(&m, "optsync_keap_daily_quota_remaining", &app),
+        (30_000 - keap_saw) as f64,
+        "the day's allowance less the {keap_saw} calls Keap saw"
+    );
+    assert_eq!(value(&m, "optsync_sweep_contacts_total", &app), 7.0);
+    assert_eq!(value(&m, "optsync_sweep_jobs_queued_total", &app), 5.0);
+    assert!(value(&m, "optsync_sweep_pages_total", &app) >= 1.0);
 }

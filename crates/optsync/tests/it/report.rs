@@ -10,9 +10,10 @@ use optsync::report::{Period, build};
 use crate::processes::cli_with;
 use crate::{Db, MASTER_KEY, Options, TestApp, on_both_backends};
 
-/// Monday 2026-11-30 00:00 UTC.
+/// Tuesday 2026-12-01 00:00 UTC.
 const T0: u64 = 1_796_083_200_000;
 const HOUR: u64 = 3_600_000;
+const DAY: u64 = 24 * HOUR;
 
 /// Posts an opt-out for a new contact; the worker honours it `after` later (never: left
 /// pending). Returns the latency in ms, if honoured.
@@ -157,3 +158,82 @@ async fn csv_cells_are_neutralised_against_formulas(db: Db) {
     );
 }
 on_both_backends!(csv_cells_are_neutralised_against_formulas);
+
+/// CAN-SPAM's ten business days, counted across weekends end to end (store, report, CLI): an
+/// opt-out received on Friday at noon and honoured fourteen days later less an hour is in
+/// time (more than ten calendar days), one received on Saturday at noon and honoured
+/// thirteen days and an hour later is not (fewer than fourteen calendar days: its ten
+/// business days ended on the second Friday at noon).
+async fn ten_business_days_are_counted_across_weekends(db: Db) {
+    let friday_noon = T0 + 3 * DAY + 12 * HOUR;
+    let clock = Clock::manual(friday_noon);
+    let t = TestApp::spawn_with(
+        db,
+        Options {
+            clock: clock.clone(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (fri, _) = t.contact("fri", 2);
+    assert_eq!(t.post(&[("contactId", &fri.to_string())]).await.0, 200);
+    clock.advance(Duration::from_millis(DAY));
+    let (sat, _) = t.contact("sat", 2);
+    assert_eq!(t.post(&[("contactId", &sat.to_string())]).await.0, 200);
+    // Friday two weeks on, 11:00: the first job (Friday's) only.
+    clock.advance(Duration::from_millis(13 * DAY - HOUR));
+    assert!(t.worker.run_once().await.unwrap().is_some());
+    assert_eq!(honoured(&t).await, vec![fri]);
+    // 13:00: Saturday's.
+    clock.advance(Duration::from_millis(2 * HOUR));
+    t.worker.drain().await.unwrap();
+    assert_eq!(honoured(&t).await, vec![fri, sat]);
+
+    let until = clock.epoch_ms() + 1;
+    let period = Period {
+        app: Some(t.app.clone()),
+        since: T0 as i64,
+        until,
+    };
+    let s = build(&t.state.store, &period).await.unwrap().summary;
+    assert_eq!((s.count, s.honoured), (2, 2));
+    assert_eq!(s.within_48h, 0);
+    assert_eq!(s.within_10_business_days, 1, "Friday's only");
+    let until = optsync::clock::rfc3339(until);
+    let args = [
+        "report",
+        "acme",
+        "--since",
+        "2026-12-01",
+        "--until",
+        until.as_str(),
+        "--format",
+        "json",
+    ];
+    let env = [("OPTSYNC_MASTER_KEY", MASTER_KEY)];
+    let (ok, out, err) = cli_with(t.dir.path(), &t.database_url, &args, &env);
+    assert!(ok, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["summary"]["within_10_business_days"], 1, "{json}");
+    let late: Vec<_> = json["opt_outs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["contact_id"] == sat)
+        .collect();
+    assert!(!late.is_empty(), "{json}");
+}
+on_both_backends!(ten_business_days_are_counted_across_weekends);
+
+/// The contacts whose opt-out has been honoured, in the order they were received.
+async fn honoured(t: &TestApp) -> Vec<i64> {
+    sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT contact_id FROM events WHERE honoured_at IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(t.state.store.pool())
+    .await
+    .unwrap()
+    .into_iter()
+    .flatten()
+    .collect()
+}
