@@ -68,11 +68,18 @@ impl HttpSnsFetcher {
             .https_only(true)
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Self {
+        Ok(Self::with_client(http))
+    }
+
+    /// A fetcher over `http`. The service always uses [`Self::new`]; a test passes a client
+    /// that may reach a local plain-HTTP server, to check the size cap on a streamed body.
+    #[doc(hidden)]
+    pub fn with_client(http: reqwest::Client) -> Self {
+        Self {
             http,
             cache: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// A failure remembered for `url`, if it is recent.

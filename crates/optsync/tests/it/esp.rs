@@ -525,6 +525,23 @@ fn postmark_records_map_by_type_and_reason() {
     ));
 }
 
+/// "the sender's own staff suppressed it (Postmark ... `ManuallyDeactivated`)": recorded as a
+/// suppression echo, never as a hard bounce or a stop source.
+#[test]
+fn postmark_manually_deactivated_is_a_suppression_echo() {
+    let h = basic("hook", "s3cret-pass");
+    let c = http_basic();
+    let hard = String::from_utf8(fixture("postmark-hard-bounce.json")).unwrap();
+    let body = hard.replace(
+        r#""Type":"HardBounce","TypeCode":1,"Name":"Hard bounce""#,
+        r#""Type":"ManuallyDeactivated","TypeCode":100002,"Name":"Manually deactivated""#,
+    );
+    assert_ne!(body, hard);
+    let v = check(Provider::Postmark, &c, &h, body.as_bytes(), NOW).unwrap();
+    let kinds: Vec<Kind> = v.events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec![Kind::Suppressed]);
+}
+
 #[test]
 fn sparkpost_mailjet_and_brevo_batches() {
     let h = basic("hook", "s3cret-pass");

@@ -12,6 +12,7 @@ mod limits;
 mod metrics;
 mod outage;
 pub mod processes;
+mod promises;
 mod providers_posted;
 mod queue;
 mod reconcile;

@@ -404,3 +404,41 @@ async fn ses_events_are_honoured_end_to_end(db: Db) {
     assert_eq!(rec.confirmed.lock().unwrap().len(), 1);
 }
 on_both_backends!(ses_events_are_honoured_end_to_end);
+
+/// "SNS ... the certificate ... a size cap enforced while the body streams": a certificate
+/// URL answering an endless chunked body (no length announced) is refused once the cap is
+/// passed, instead of being read for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sns_certificate_cap_holds_while_the_body_streams() {
+    use optsync::providers::ses::HttpSnsFetcher;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 2048];
+        let _ = s.read(&mut buf).await;
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/x-pem-file\r\ntransfer-encoding: chunked\r\n\r\n";
+        s.write_all(head.as_bytes()).await.unwrap();
+        let chunk = format!("1000\r\n{}\r\n", "A".repeat(0x1000));
+        let mut sent = 0usize;
+        // Until the client hangs up (or far past any sane certificate: 64 MiB).
+        while sent < 64 << 20 && s.write_all(chunk.as_bytes()).await.is_ok() {
+            sent += 0x1000;
+        }
+        sent
+    });
+    let fetcher = HttpSnsFetcher::with_client(reqwest::Client::new());
+    let url = Url::parse(&format!("http://{addr}/SimpleNotificationService-x.pem")).unwrap();
+    let got = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        fetcher.certificate(&url),
+    )
+    .await
+    .expect("the endless certificate was read for ever");
+    let err = got.expect_err("an endless certificate is refused");
+    assert!(err.contains("too large"), "{err}");
+    let sent = server.await.unwrap();
+    assert!(sent < 64 << 20, "the client kept reading: {sent} bytes");
+}

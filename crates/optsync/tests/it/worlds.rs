@@ -143,6 +143,42 @@ async fn rest_ignored_falls_back_to_xmlrpc_then_uses_it_first(db: Db) {
 }
 on_both_backends!(rest_ignored_falls_back_to_xmlrpc_then_uses_it_first);
 
+/// "re-learned when it stops working": an app whose REST PATCH worked (learned) starts
+/// refusing it; the next opt-out falls back to XML-RPC, the app's path becomes XML-RPC, and
+/// the one after goes to XML-RPC without trying the PATCH.
+async fn a_learned_rest_path_that_stops_working_is_re_learned_as_xmlrpc(db: Db) {
+    let t = spawn(
+        db,
+        RestOptOut::Set(EmailStatus::Admin),
+        true,
+        Clock::system(),
+    )
+    .await;
+    let (_, first) = opted_out_contact(&t, "rex", 2).await;
+    t.worker.drain().await.unwrap();
+    assert!(t.statuses(&first).into_iter().all(is_settled));
+    assert_eq!(learned(&t).await, Some(OptOutApi::Rest));
+
+    t.sim.configure(|c| c.rest_opt_out = RestOptOut::Reject);
+    let (_, second) = opted_out_contact(&t, "rey", 2).await;
+    t.sim.reset_stats();
+    t.worker.drain().await.unwrap();
+    assert!(t.statuses(&second).into_iter().all(is_settled));
+    assert_eq!((calls(&t, PATCH), calls(&t, XML_OPT_OUT)), (1, 1));
+    assert_eq!(learned(&t).await, Some(OptOutApi::XmlRpc));
+
+    let (_, third) = opted_out_contact(&t, "rez", 2).await;
+    t.sim.reset_stats();
+    t.worker.drain().await.unwrap();
+    assert!(t.statuses(&third).into_iter().all(is_settled));
+    assert_eq!(
+        (calls(&t, PATCH), calls(&t, XML_OPT_OUT)),
+        (0, 1),
+        "XML-RPC first once re-learned"
+    );
+}
+on_both_backends!(a_learned_rest_path_that_stops_working_is_re_learned_as_xmlrpc);
+
 /// REST ignored (or refused) and XML-RPC off: no path. Blocked, visible, nothing claimed;
 /// then XML-RPC returns and the job completes on its own schedule.
 async fn no_path_blocks_until_xmlrpc_returns(db: Db, rest: RestOptOut) {
