@@ -1,9 +1,13 @@
 //! Credentials: API keys (`X-Keap-API-Key`), OAuth bearer tokens, and the `/token` endpoint's
-//! grants with rotating refresh tokens (a refresh token works once).
+//! grants. As Keap documents them (`reference/keap-api.md` §16): an authorization code works
+//! once and only for a few minutes; a refresh token works once (the old one dies the moment a
+//! new pair is issued) and expires after 45 days; an access token after 24 hours. Every
+//! lifetime runs on the emulator's clock.
 
 use std::collections::HashMap;
 
 use rand::Rng;
+use subtle::ConstantTimeEq;
 
 /// Who a gateway call is made as; throttles are kept per principal.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -21,16 +25,38 @@ impl Principal {
     }
 }
 
+/// A token or code: whose it is and until when (epoch ms) it is good.
+#[derive(Debug, Clone)]
+struct Issued {
+    client: String,
+    expires_ms: u64,
+}
+
+/// An authorization code, bound to the `redirect_uri` it was handed out for (if any).
+#[derive(Debug, Clone)]
+struct Code {
+    issued: Issued,
+    redirect_uri: Option<String>,
+}
+
 #[derive(Debug, Default)]
 pub struct Auth {
     api_keys: Vec<String>,
     clients: HashMap<String, String>,
-    /// access token → (client id, expiry epoch ms)
-    access: HashMap<String, (String, u64)>,
-    /// refresh token → client id
-    refresh: HashMap<String, String>,
-    /// authorization code → client id
-    codes: HashMap<String, String>,
+    access: HashMap<String, Issued>,
+    refresh: HashMap<String, Issued>,
+    codes: HashMap<String, Code>,
+}
+
+/// The lifetimes and the app a grant is made under (from the emulator's settings and clock).
+#[derive(Debug, Clone)]
+pub struct GrantTerms {
+    pub now_ms: u64,
+    pub access_ms: u64,
+    pub refresh_ms: u64,
+    pub code_ms: u64,
+    /// `APP.infusionsoft.com`, named in the answer's `scope` (`full|APP.infusionsoft.com`).
+    pub tenant_id: String,
 }
 
 /// A successful grant.
@@ -40,7 +66,14 @@ pub struct TokenGrant {
     pub token_type: &'static str,
     pub expires_in: u64,
     pub refresh_token: String,
-    pub scope: &'static str,
+    pub scope: String,
+}
+
+/// Which grant was made (the control API counts refreshes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantKind {
+    AuthorizationCode,
+    RefreshToken,
 }
 
 /// An OAuth error, as `{"error": …, "error_description": …}`.
@@ -57,6 +90,22 @@ fn random_token(prefix: &str) -> String {
     let bytes: [u8; 24] = rng.random();
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("{prefix}{hex}")
+}
+
+/// Takes `key` out of `map` if it is there, `client`'s, and not expired. Presenting it
+/// spends it either way: a code or refresh token is never good twice.
+fn spend<T>(
+    map: &mut HashMap<String, T>,
+    key: &str,
+    client: &str,
+    now_ms: u64,
+    issued: impl Fn(&T) -> &Issued,
+) -> Option<T> {
+    let owned = map.get(key).is_some_and(|v| issued(v).client == client);
+    if !owned {
+        return None;
+    }
+    map.remove(key).filter(|v| issued(v).expires_ms > now_ms)
 }
 
 impl Auth {
@@ -78,62 +127,96 @@ impl Auth {
         self.clients.insert(id.to_string(), secret.to_string());
     }
 
+    pub fn has_client(&self, id: &str) -> bool {
+        self.clients.contains_key(id)
+    }
+
     pub fn check_api_key(&self, key: &str) -> Option<Principal> {
         self.api_keys
             .iter()
-            .any(|k| k == key)
+            .any(|k| bool::from(k.as_bytes().ct_eq(key.as_bytes())))
             .then(|| Principal::ApiKey(key.to_string()))
     }
 
     pub fn check_bearer(&self, token: &str, now_ms: u64) -> Option<Principal> {
         match self.access.get(token) {
-            Some((client, exp)) if *exp > now_ms => Some(Principal::OAuthClient(client.clone())),
+            Some(i) if i.expires_ms > now_ms => Some(Principal::OAuthClient(i.client.clone())),
             _ => None,
         }
     }
 
-    /// Issues an authorization code for a client, as the consent screen would.
-    pub fn issue_code(&mut self, client_id: &str) -> Option<String> {
+    /// Issues an authorization code for a client, as the consent screen does when the user
+    /// allows. A code given for a `redirect_uri` is exchanged only with that same URI.
+    pub fn issue_code(
+        &mut self,
+        client_id: &str,
+        redirect_uri: Option<&str>,
+        terms: &GrantTerms,
+    ) -> Option<String> {
         if !self.clients.contains_key(client_id) {
             return None;
         }
         let code = random_token("code-");
-        self.codes.insert(code.clone(), client_id.to_string());
+        let issued = Issued {
+            client: client_id.to_string(),
+            expires_ms: terms.now_ms + terms.code_ms,
+        };
+        self.codes.insert(
+            code.clone(),
+            Code {
+                issued,
+                redirect_uri: redirect_uri.map(str::to_string),
+            },
+        );
         Some(code)
+    }
+
+    /// Withdraws every grant of a client (the app's owner removed its access): its access
+    /// and refresh tokens and unused codes stop working at once. How many were withdrawn.
+    pub fn revoke(&mut self, client_id: &str) -> Option<usize> {
+        if !self.clients.contains_key(client_id) {
+            return None;
+        }
+        let before = self.access.len() + self.refresh.len() + self.codes.len();
+        self.access.retain(|_, i| i.client != client_id);
+        self.refresh.retain(|_, i| i.client != client_id);
+        self.codes.retain(|_, c| c.issued.client != client_id);
+        Some(before - self.access.len() - self.refresh.len() - self.codes.len())
     }
 
     fn authenticate_client(&self, id: &str, secret: &str) -> Result<(), GrantError> {
         match self.clients.get(id) {
-            Some(s) if s == secret => Ok(()),
+            Some(s) if bool::from(s.as_bytes().ct_eq(secret.as_bytes())) => Ok(()),
             _ => Err(GrantError::InvalidClient),
         }
     }
 
-    fn mint(&mut self, client_id: &str, now_ms: u64, lifetime_ms: u64) -> TokenGrant {
+    fn mint(&mut self, client_id: &str, terms: &GrantTerms) -> TokenGrant {
         let access = random_token("sim-at-");
         let refresh = random_token("sim-rt-");
-        self.access.insert(
-            access.clone(),
-            (client_id.to_string(), now_ms + lifetime_ms),
-        );
-        self.refresh.insert(refresh.clone(), client_id.to_string());
+        let issued = |ms: u64| Issued {
+            client: client_id.to_string(),
+            expires_ms: terms.now_ms + ms,
+        };
+        self.access.insert(access.clone(), issued(terms.access_ms));
+        self.refresh
+            .insert(refresh.clone(), issued(terms.refresh_ms));
         TokenGrant {
             access_token: access,
             token_type: "bearer",
-            expires_in: lifetime_ms / 1000,
+            expires_in: terms.access_ms / 1000,
             refresh_token: refresh,
-            scope: "full",
+            scope: format!("full|{}", terms.tenant_id),
         }
     }
 
-    /// Runs a `/token` grant. Using a refresh token consumes it.
+    /// Runs a `/token` grant for an authenticated client.
     pub fn grant(
         &mut self,
         client: (&str, &str),
         form: &HashMap<String, String>,
-        now_ms: u64,
-        lifetime_ms: u64,
-    ) -> Result<TokenGrant, GrantError> {
+        terms: &GrantTerms,
+    ) -> Result<(GrantKind, TokenGrant), GrantError> {
         self.authenticate_client(client.0, client.1)?;
         let get = |k: &'static str| {
             form.get(k)
@@ -144,22 +227,20 @@ impl Auth {
         match get("grant_type")? {
             "authorization_code" => {
                 let code = get("code")?;
-                match self.codes.remove(code) {
-                    Some(owner) if owner == client.0 => {
-                        Ok(self.mint(client.0, now_ms, lifetime_ms))
-                    }
-                    _ => Err(GrantError::InvalidGrant("Invalid authorization code")),
+                let c = spend(&mut self.codes, code, client.0, terms.now_ms, |c| &c.issued)
+                    .ok_or(GrantError::InvalidGrant("Invalid authorization code"))?;
+                if let Some(bound) = &c.redirect_uri
+                    && form.get("redirect_uri") != Some(bound)
+                {
+                    return Err(GrantError::InvalidGrant("Redirect URI mismatch"));
                 }
+                Ok((GrantKind::AuthorizationCode, self.mint(client.0, terms)))
             }
             "refresh_token" => {
                 let token = get("refresh_token")?;
-                match self.refresh.get(token) {
-                    Some(owner) if owner == client.0 => {
-                        self.refresh.remove(token);
-                        Ok(self.mint(client.0, now_ms, lifetime_ms))
-                    }
-                    _ => Err(GrantError::InvalidGrant("Invalid refresh token")),
-                }
+                spend(&mut self.refresh, token, client.0, terms.now_ms, |i| i)
+                    .ok_or(GrantError::InvalidGrant("Invalid refresh token"))?;
+                Ok((GrantKind::RefreshToken, self.mint(client.0, terms)))
             }
             _ => Err(GrantError::UnsupportedGrantType),
         }

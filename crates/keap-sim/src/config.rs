@@ -113,6 +113,11 @@ pub struct SimConfig {
     pub oauth_clients: Vec<(String, String)>,
     /// Lifetime of issued access tokens (Keap: 24 h).
     pub access_token_lifetime: Duration,
+    /// Lifetime of issued refresh tokens (Keap: 45 days; each works once).
+    pub refresh_token_lifetime: Duration,
+    /// Lifetime of an authorization code (Keap does not say; OAuth's advice is at most ten
+    /// minutes, so ten).
+    pub auth_code_lifetime: Duration,
     /// Accept `?access_token=` on the URL (old Mashery-era clients).
     pub accept_query_token: bool,
     pub throttle: Throttle,
@@ -145,7 +150,8 @@ pub struct SimConfig {
     pub latency: Duration,
     /// How long an injected `timeout` fault holds the request before answering 504.
     pub fault_timeout_delay: Duration,
-    /// `x-keap-tenant-id`.
+    /// The app (`APP.infusionsoft.com`): sent in `x-keap-tenant-id`, named on the consent
+    /// page and in the `scope` of every token answer (`full|APP.infusionsoft.com`).
     pub tenant_id: String,
 }
 
@@ -155,6 +161,8 @@ impl Default for SimConfig {
             api_keys: Vec::new(),
             oauth_clients: Vec::new(),
             access_token_lifetime: Duration::from_secs(24 * 3600),
+            refresh_token_lifetime: Duration::from_secs(45 * 24 * 3600),
+            auth_code_lifetime: Duration::from_secs(600),
             accept_query_token: false,
             throttle: Throttle::Off,
             throttle_body: ThrottleBody::ByLimit,

@@ -1,5 +1,5 @@
 //! The emulator's own control API under `/sim` (JSON, unauthenticated: it is a test
-//! instrument), and Keap's OAuth `/token` endpoint.
+//! instrument), and Keap's OAuth `/token` endpoint (its consent page is [`crate::consent`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::SimError;
-use crate::auth::GrantError;
+use crate::auth::{GrantError, GrantKind};
 use crate::state::{FaultKind, Shared, SimEvent};
 use crate::store::{Contact, Store};
 
@@ -269,19 +269,42 @@ pub async fn advance_clock(
 #[derive(Deserialize)]
 struct CodeBody {
     client_id: String,
+    /// The redirect URI the code is bound to, as if the consent page had been given it.
+    redirect_uri: Option<String>,
 }
 
+/// `POST /sim/oauth/codes`: a code as the consent page hands out on "Allow" (for tests that
+/// skip the browser).
 pub async fn issue_code(
     State(shared): State<Arc<Shared>>,
     body: Bytes,
 ) -> Result<Response, SimError> {
     let b: CodeBody = parse_json(&body)?;
-    let code = shared
-        .lock()
+    let now = shared.now_ms();
+    let mut st = shared.lock();
+    let terms = st.grant_terms(now);
+    let code = st
         .auth
-        .issue_code(&b.client_id)
+        .issue_code(&b.client_id, b.redirect_uri.as_deref(), &terms)
         .ok_or_else(|| SimError::BadRequest(format!("unknown client {:?}", b.client_id)))?;
     Ok(Json(json!({"code": code})).into_response())
+}
+
+#[derive(Deserialize)]
+struct RevokeBody {
+    client_id: String,
+}
+
+/// `POST /sim/oauth/revoke`: the app's owner removes the client's access; every token and
+/// code of the client stops working at once.
+pub async fn revoke(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response, SimError> {
+    let b: RevokeBody = parse_json(&body)?;
+    let revoked = shared
+        .lock()
+        .auth
+        .revoke(&b.client_id)
+        .ok_or_else(|| SimError::BadRequest(format!("unknown client {:?}", b.client_id)))?;
+    Ok(Json(json!({"revoked": revoked})).into_response())
 }
 
 fn basic_client(headers: &HeaderMap) -> Option<(String, String)> {
@@ -296,7 +319,7 @@ fn basic_client(headers: &HeaderMap) -> Option<(String, String)> {
 }
 
 /// `POST /token`: the authorization-code and refresh-token grants. Client credentials come in
-/// a Basic header (Keap's documented way) or, as a fallback, in the form.
+/// a Basic header (how refreshes are documented) or in the form (how the code exchange is).
 pub async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let client = basic_client(&headers).or_else(|| {
@@ -314,15 +337,23 @@ pub async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: 
     };
     let now = shared.now_ms();
     let mut st = shared.lock();
-    let lifetime = st.config.access_token_lifetime.as_millis() as u64;
-    match st.auth.grant((&id, &secret), &form, now, lifetime) {
-        Ok(g) => Json(g).into_response(),
+    let terms = st.grant_terms(now);
+    let answer = st.auth.grant((&id, &secret), &form, &terms);
+    match answer {
+        Ok((kind, g)) => {
+            match kind {
+                GrantKind::AuthorizationCode => st.stats.oauth.code_exchanges += 1,
+                GrantKind::RefreshToken => st.stats.oauth.refreshes += 1,
+            }
+            Json(g).into_response()
+        }
         Err(GrantError::InvalidClient) => oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             "Client authentication failed",
         ),
         Err(GrantError::InvalidGrant(d)) => {
+            st.stats.oauth.invalid_grant += 1;
             oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", d)
         }
         Err(GrantError::UnsupportedGrantType) => oauth_error(

@@ -21,6 +21,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+mod consent;
 mod control;
 mod gateway;
 mod rest;
@@ -45,7 +46,7 @@ pub use clock::SimClock;
 pub use config::{
     ActionSetTriggers, RestOptOut, SimConfig, Throttle, ThrottleBody, Unauthorized401,
 };
-pub use state::{ActionPost, EventOutcome, FaultKind, Shared, SimEvent, Stats};
+pub use state::{ActionPost, EventOutcome, FaultKind, OAuthStats, Shared, SimEvent, Stats};
 pub use store::Store;
 
 /// Everything that can go wrong in the emulator.
@@ -154,7 +155,8 @@ impl SimBuilder {
     }
 }
 
-/// The HTTP routes: the gateway (REST v2, XML-RPC), OAuth's `/token`, and `/sim` control.
+/// The HTTP routes: the gateway (REST v2, XML-RPC), OAuth's consent page and `/token`, and
+/// `/sim` control.
 pub fn router(shared: Arc<Shared>) -> Router {
     let gateway = Router::new()
         .route(
@@ -188,7 +190,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
             get(control::get_stats).delete(control::reset_stats),
         )
         .route("/sim/clock", post(control::advance_clock))
-        .route("/sim/oauth/codes", post(control::issue_code));
+        .route("/sim/oauth/codes", post(control::issue_code))
+        .route("/sim/oauth/revoke", post(control::revoke))
+        .route(
+            "/app/oauth/authorize",
+            get(consent::authorize).post(consent::decide),
+        );
     gateway.merge(control).with_state(shared)
 }
 
@@ -299,9 +306,37 @@ impl KeapSim {
         f(&mut self.shared.lock().config);
     }
 
-    /// An authorization code for `client_id`, as Keap's consent screen would hand out.
+    /// An authorization code for `client_id`, as Keap's consent screen would hand out (bound
+    /// to no redirect URI; [`Self::issue_auth_code_for`] binds one).
     pub fn issue_auth_code(&self, client_id: &str) -> Option<String> {
-        self.shared.lock().auth.issue_code(client_id)
+        self.issue_code(client_id, None)
+    }
+
+    /// An authorization code exchanged only with this same `redirect_uri`.
+    pub fn issue_auth_code_for(&self, client_id: &str, redirect_uri: &str) -> Option<String> {
+        self.issue_code(client_id, Some(redirect_uri))
+    }
+
+    fn issue_code(&self, client_id: &str, redirect_uri: Option<&str>) -> Option<String> {
+        let now = self.shared.now_ms();
+        let mut st = self.shared.lock();
+        let terms = st.grant_terms(now);
+        st.auth.issue_code(client_id, redirect_uri, &terms)
+    }
+
+    /// Withdraws every grant of an OAuth client; false for an unknown client.
+    pub fn revoke_oauth(&self, client_id: &str) -> bool {
+        self.shared.lock().auth.revoke(client_id).is_some()
+    }
+
+    /// The authorize URL of the consent page, as Keap's `https://accounts.infusionsoft.com/app/oauth/authorize`.
+    pub fn authorize_url(&self) -> String {
+        format!("{}/app/oauth/authorize", self.base_url())
+    }
+
+    /// The token endpoint, as Keap's `https://api.infusionsoft.com/token`.
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.base_url())
     }
 
     /// Reads the data under the lock.

@@ -12,9 +12,10 @@ use keap_sim::{
 
 /// A local emulator of Keap's (Infusionsoft's) API for tests and demos.
 ///
-/// Serves REST v2 under /crm/rest/v2, XML-RPC at /crm/xmlrpc/v1 and /crm/xmlrpc, OAuth at
-/// /token, and its own JSON control API under /sim (see the crate's README). Point a client at
-/// http://LISTEN/crm as its Keap base URL.
+/// Serves REST v2 under /crm/rest/v2, XML-RPC at /crm/xmlrpc/v1 and /crm/xmlrpc, OAuth's
+/// consent page at /app/oauth/authorize and its token endpoint at /token, and its own JSON
+/// control API under /sim (see the README). Point a client at http://LISTEN/crm as its Keap
+/// base URL.
 #[derive(Debug, Parser)]
 #[command(name = "keap-sim", version)]
 struct Args {
@@ -35,7 +36,11 @@ struct Args {
     #[arg(long = "api-key", value_name = "KEY")]
     api_keys: Vec<String>,
 
-    /// An OAuth client as ID:SECRET, for /token. Repeatable.
+    /// An OAuth client as ID:SECRET: the consent page at /app/oauth/authorize?client_id=ID&
+    /// redirect_uri=URI&response_type=code&scope=full&state=S grants it a code (one use, ten
+    /// minutes) that POST /token exchanges for a pair: access token 24 h, refresh token 45
+    /// days and one use, all on the emulator's clock. POST /sim/oauth/revoke
+    /// {"client_id": ID} withdraws its grants. Repeatable. Test clients only.
     #[arg(long = "oauth-client", value_name = "ID:SECRET")]
     oauth_clients: Vec<String>,
 
@@ -109,7 +114,8 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
 
-    /// The app name reported in x-keap-tenant-id.
+    /// The app, APP.infusionsoft.com: reported in x-keap-tenant-id, named on the consent page
+    /// and in every token answer's scope (full|APP.infusionsoft.com).
     #[arg(long, default_value = "sim.infusionsoft.com")]
     tenant_id: String,
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::SimError;
-use crate::auth::Auth;
+use crate::auth::{Auth, GrantTerms};
 use crate::clock::SimClock;
 use crate::config::SimConfig;
 use crate::store::{Change, Store};
@@ -61,6 +61,19 @@ pub struct Stats {
     /// Gateway calls refused with 429 by a throttle (injected faults not included).
     pub throttled: u64,
     pub action_posts: Vec<ActionPost>,
+    pub oauth: OAuthStats,
+}
+
+/// What `/token` answered.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct OAuthStats {
+    /// Authorization codes exchanged for a pair.
+    pub code_exchanges: u64,
+    /// Refresh-token grants answered with a new pair.
+    pub refreshes: u64,
+    /// Grants refused with `invalid_grant` (a spent, expired, revoked or foreign code or
+    /// refresh token, or a redirect URI that is not the code's).
+    pub invalid_grant: u64,
 }
 
 impl Stats {
@@ -104,6 +117,18 @@ impl State {
             outage_turn: 0,
             stats: Stats::default(),
             config,
+        }
+    }
+
+    /// The lifetimes and app a grant made now is given.
+    pub fn grant_terms(&self, now_ms: u64) -> GrantTerms {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        GrantTerms {
+            now_ms,
+            access_ms: ms(self.config.access_token_lifetime),
+            refresh_ms: ms(self.config.refresh_token_lifetime),
+            code_ms: ms(self.config.auth_code_lifetime),
+            tenant_id: self.config.tenant_id.clone(),
         }
     }
 

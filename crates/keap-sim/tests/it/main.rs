@@ -5,6 +5,7 @@ mod auth;
 mod conformance;
 mod control;
 mod faults;
+mod oauth_flow;
 mod rest;
 mod throttle;
 mod v2_strict;
