@@ -2,46 +2,22 @@
 //! refresh tokens.
 //!
 //! Keap rotates the refresh token on every refresh: the old one dies the moment the new one
-//! is issued. If the new pair were used before it is stored and the process then crashed, the
-//! tenant would be left holding only a dead token and an operator would have to re-authorise
-//! the app by hand. So a refresh hands the new pair to a persistence callback first, and the
-//! new access token is used only after the callback confirms. Until it does, the pair is kept
-//! in memory and the callback is retried before every call.
+//! is issued. An [`OAuthSession`] therefore keeps its pair in a [`TokenStore`] shared by every
+//! process serving the app, and refreshes only under the store's lease: it takes a newer
+//! stored pair instead of spending its own, stores the new pair before using it (until the
+//! store confirms, the pair is held in memory and storing it is retried before every call),
+//! and turns a refusal for good into [`Error::ReconnectNeeded`], recorded in the store.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use base64::Engine as _;
+use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use url::Url;
 
 use crate::error::Error;
-use crate::pacing::now_ms;
-
-/// A token pair as Keap issued it.
-#[derive(Clone)]
-pub struct OAuthTokens {
-    pub access_token: SecretString,
-    pub refresh_token: SecretString,
-    /// Epoch ms after which the access token is no longer accepted.
-    pub expires_at_ms: u64,
-}
-
-impl fmt::Debug for OAuthTokens {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OAuthTokens")
-            .field("expires_at_ms", &self.expires_at_ms)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Stores a freshly rotated token pair durably; `Err` means it is not stored.
-pub type PersistTokens = Arc<
-    dyn Fn(OAuthTokens) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync,
->;
+use crate::oauth::{OAuthClient, OAuthTokens};
+use crate::token_store::{StoredPair, TokenStore};
 
 /// What the client authenticates with.
 #[derive(Clone)]
@@ -55,7 +31,7 @@ impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::ApiKey(_) => f.write_str("Credential::ApiKey(…)"),
-            Self::OAuth(s) => write!(f, "Credential::OAuth(client {})", s.client_id),
+            Self::OAuth(s) => write!(f, "Credential::OAuth(client {})", s.client.client_id()),
         }
     }
 }
@@ -66,164 +42,261 @@ impl Credential {
     }
 }
 
-/// Seconds before expiry at which an access token is refreshed rather than used.
+/// How long before its expiry an access token is refreshed rather than used.
 const EXPIRY_SLACK_MS: u64 = 60_000;
+/// How long a refresh lease lasts: longer than the token call's 30-second timeout, so that a
+/// lease runs out only when its holder is gone.
+const LEASE_MS: u64 = 90_000;
+/// While another process refreshes, how often and how long to look for its stored pair.
+const WAIT_STEP: Duration = Duration::from_millis(50);
+const WAIT_STEPS: u32 = 100;
 
-struct OAuthState {
-    access: Option<(SecretString, u64)>,
-    refresh: SecretString,
-    /// Rotated tokens the callback has not confirmed yet.
-    unpersisted: Option<OAuthTokens>,
+/// The pair this process holds, and the stored generation it came from.
+struct Held {
+    tokens: OAuthTokens,
+    generation: u64,
 }
 
-/// One tenant's OAuth session.
+#[derive(Default)]
+struct SessionState {
+    held: Option<Held>,
+    /// A rotated pair the store has not confirmed, and the generation it replaces.
+    unstored: Option<(u64, OAuthTokens)>,
+}
+
+/// One app's OAuth session in this process.
 pub struct OAuthSession {
-    client_id: String,
-    client_secret: SecretString,
-    token_url: Url,
-    persist: PersistTokens,
-    http: reqwest::Client,
-    state: tokio::sync::Mutex<OAuthState>,
+    client: OAuthClient,
+    store: Arc<dyn TokenStore>,
+    /// This session's name on the store's lease.
+    holder: String,
+    state: tokio::sync::Mutex<SessionState>,
 }
 
 impl fmt::Debug for OAuthSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OAuthSession")
-            .field("client_id", &self.client_id)
-            .field("token_url", &self.token_url.as_str())
+            .field("client", &self.client)
+            .field("holder", &self.holder)
             .finish_non_exhaustive()
     }
 }
 
-#[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: String,
-    refresh_token: String,
-    expires_in: u64,
+fn store_error(e: String) -> Error {
+    Error::TokenPersist(e)
 }
 
 impl OAuthSession {
-    /// `token_url` is Keap's `/token` (real: `https://api.infusionsoft.com/token`). `tokens` is
-    /// what was last stored; an expired or missing access token is fine, it is refreshed.
-    pub fn new(
-        client_id: impl Into<String>,
-        client_secret: SecretString,
-        token_url: Url,
-        refresh_token: SecretString,
-        access: Option<(SecretString, u64)>,
-        persist: PersistTokens,
-    ) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| Error::Config(e.to_string()))?;
-        Ok(Self {
-            client_id: client_id.into(),
-            client_secret,
-            token_url,
-            persist,
-            http,
-            state: tokio::sync::Mutex::new(OAuthState {
-                access,
-                refresh: refresh_token,
-                unpersisted: None,
-            }),
-        })
+    /// A session that reads its pair from `store` on first use.
+    pub fn new(client: OAuthClient, store: Arc<dyn TokenStore>) -> Self {
+        let n: u64 = rand::rng().random();
+        Self {
+            client,
+            store,
+            holder: format!("{n:016x}"),
+            state: tokio::sync::Mutex::default(),
+        }
     }
 
     pub fn client_id(&self) -> &str {
-        &self.client_id
+        self.client.client_id()
     }
 
-    /// An access token to send: the current one, or a freshly refreshed (and stored) one.
-    /// `force` refreshes even if the current one looks valid (Keap just refused it).
+    fn now(&self) -> u64 {
+        self.client.clock().now_ms()
+    }
+
+    fn fresh(&self, t: &OAuthTokens) -> bool {
+        t.expires_at_ms > self.now() + EXPIRY_SLACK_MS
+    }
+
+    /// An access token to send: the current one, a newer stored one, or a freshly refreshed
+    /// (and stored) one. `force`: Keap just refused the current one.
     pub async fn bearer(&self, force: bool) -> Result<SecretString, Error> {
         let mut st = self.state.lock().await;
-        if let Some(t) = st.unpersisted.clone() {
-            self.store(&mut st, t).await?;
-            if !force && let Some((a, _)) = &st.access {
-                return Ok(a.clone());
+        if let Some((replaces, tokens)) = st.unstored.clone() {
+            self.save(&mut st, replaces, tokens).await?;
+        }
+        let refused = match &st.held {
+            Some(h) if !force && self.fresh(&h.tokens) => return Ok(h.tokens.access_token.clone()),
+            Some(h) if force => Some(h.tokens.access_token.expose_secret().to_string()),
+            _ => None,
+        };
+        let stored = self.load().await?;
+        if let Some(why) = &stored.reconnect_needed {
+            return Err(Error::ReconnectNeeded(why.clone()));
+        }
+        if self.adopt(&mut st, &stored) {
+            let t = &stored.tokens;
+            if self.fresh(t) && refused.as_deref() != Some(t.access_token.expose_secret()) {
+                return Ok(t.access_token.clone());
             }
         }
-        if !force
-            && let Some((a, exp)) = &st.access
-            && *exp > now_ms() + EXPIRY_SLACK_MS
-        {
-            return Ok(a.clone());
-        }
-        let fresh = self.refresh(&st.refresh).await?;
-        // The old refresh token is dead now: remember the new one before anything else.
-        st.refresh = fresh.refresh_token.clone();
-        st.access = None;
-        self.store(&mut st, fresh).await?;
-        st.access
-            .as_ref()
-            .map(|(a, _)| a.clone())
-            .ok_or_else(|| Error::Protocol("no access token after refresh".into()))
+        self.refresh_under_lease(&mut st, stored.generation).await
     }
 
-    async fn store(&self, st: &mut OAuthState, tokens: OAuthTokens) -> Result<(), Error> {
-        match (self.persist)(tokens.clone()).await {
-            Ok(()) => {
-                st.access = Some((tokens.access_token.clone(), tokens.expires_at_ms));
-                st.unpersisted = None;
+    async fn load(&self) -> Result<StoredPair, Error> {
+        self.store
+            .load()
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| Error::ReconnectNeeded("no OAuth tokens are stored for the app".into()))
+    }
+
+    /// Takes the stored pair if this process holds none or an older one; whether it did.
+    fn adopt(&self, st: &mut SessionState, stored: &StoredPair) -> bool {
+        let older = st
+            .held
+            .as_ref()
+            .is_none_or(|h| h.generation < stored.generation);
+        if older {
+            st.held = Some(Held {
+                tokens: stored.tokens.clone(),
+                generation: stored.generation,
+            });
+        }
+        older
+    }
+
+    async fn refresh_under_lease(
+        &self,
+        st: &mut SessionState,
+        generation: u64,
+    ) -> Result<SecretString, Error> {
+        let now = self.now();
+        let leased = self
+            .store
+            .lease(&self.holder, now, now + LEASE_MS)
+            .await
+            .map_err(store_error)?;
+        if !leased {
+            return self.await_other(st, generation).await;
+        }
+        // Under the lease: the pair stored just before it was taken may be newer still.
+        let stored = self.load().await;
+        match stored {
+            Ok(p) if p.generation != generation => {
+                self.store
+                    .release(&self.holder)
+                    .await
+                    .map_err(store_error)?;
+                self.adopt(st, &p);
+                return Ok(p.tokens.access_token);
+            }
+            Err(e) => {
+                let _ = self.store.release(&self.holder).await;
+                return Err(e);
+            }
+            Ok(_) => {}
+        }
+        self.refresh_leased(st, generation).await
+    }
+
+    /// Refreshes with the held pair (generation `generation`, the stored one) while holding
+    /// the lease.
+    async fn refresh_leased(
+        &self,
+        st: &mut SessionState,
+        generation: u64,
+    ) -> Result<SecretString, Error> {
+        let refresh = match &st.held {
+            Some(h) => h.tokens.refresh_token.clone(),
+            None => return Err(Error::Protocol("no OAuth pair held".into())),
+        };
+        match self.client.refresh(&refresh).await {
+            Ok(fresh) => {
+                self.save(st, generation, fresh).await?;
+                st.held
+                    .as_ref()
+                    .map(|h| h.tokens.access_token.clone())
+                    .ok_or_else(|| Error::Protocol("no access token after refresh".into()))
+            }
+            Err(Error::ReconnectNeeded(why)) => self.refused(st, generation, why).await,
+            Err(e) => {
+                let _ = self.store.release(&self.holder).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Keap refused the stored refresh token. Another process may have rotated it after all
+    /// (its lease ran out during a slow call): read once more before giving up on the grant.
+    async fn refused(
+        &self,
+        st: &mut SessionState,
+        generation: u64,
+        why: String,
+    ) -> Result<SecretString, Error> {
+        let stored = self.load().await?;
+        if self.adopt(st, &stored) && stored.reconnect_needed.is_none() {
+            self.store
+                .release(&self.holder)
+                .await
+                .map_err(store_error)?;
+            return Ok(stored.tokens.access_token);
+        }
+        tracing::error!(client_id = %self.client.client_id(), reason = %why,
+            "Keap refused the app's OAuth grant; the app must be connected again");
+        self.store
+            .mark_reconnect_needed(&self.holder, generation, &why)
+            .await
+            .map_err(store_error)?;
+        Err(Error::ReconnectNeeded(why))
+    }
+
+    /// Another process holds the lease: wait for the pair it stores.
+    async fn await_other(
+        &self,
+        st: &mut SessionState,
+        generation: u64,
+    ) -> Result<SecretString, Error> {
+        for _ in 0..WAIT_STEPS {
+            tokio::time::sleep(WAIT_STEP).await;
+            let stored = self.load().await?;
+            if stored.generation != generation {
+                self.adopt(st, &stored);
+                return Ok(stored.tokens.access_token);
+            }
+            if let Some(why) = stored.reconnect_needed {
+                return Err(Error::ReconnectNeeded(why));
+            }
+        }
+        Err(Error::Transient(
+            "another process is refreshing the app's OAuth tokens".into(),
+        ))
+    }
+
+    /// Stores a rotated pair; only then is it used. Until the store confirms, the pair is
+    /// kept (the old refresh token is dead) and storing it is retried before the next call.
+    async fn save(
+        &self,
+        st: &mut SessionState,
+        replaces: u64,
+        tokens: OAuthTokens,
+    ) -> Result<(), Error> {
+        match self
+            .store
+            .save(&self.holder, replaces, tokens.clone())
+            .await
+        {
+            Ok(Some(generation)) => {
+                st.held = Some(Held { tokens, generation });
+                st.unstored = None;
+                Ok(())
+            }
+            Ok(None) => {
+                // A newer authorization was stored meanwhile: it wins; this pair is dropped.
+                st.unstored = None;
+                let stored = self.load().await?;
+                self.adopt(st, &stored);
                 Ok(())
             }
             Err(e) => {
-                tracing::error!(client_id = %self.client_id, error = %e,
+                tracing::error!(client_id = %self.client.client_id(), error = %e,
                     "rotated Keap OAuth tokens could not be stored; holding them in memory");
-                st.unpersisted = Some(tokens);
+                st.unstored = Some((replaces, tokens));
                 Err(Error::TokenPersist(e))
             }
         }
-    }
-
-    async fn refresh(&self, refresh_token: &SecretString) -> Result<OAuthTokens, Error> {
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            self.client_id,
-            self.client_secret.expose_secret()
-        ));
-        let mut auth = reqwest::header::HeaderValue::from_str(&format!("Basic {basic}"))
-            .map_err(|e| Error::Config(e.to_string()))?;
-        auth.set_sensitive(true);
-        let started = now_ms();
-        let resp = self
-            .http
-            .post(self.token_url.clone())
-            .header(reqwest::header::AUTHORIZATION, auth)
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token.expose_secret()),
-            ])
-            .send()
-            .await
-            .map_err(|e| Error::Transient(format!("token refresh: {e}")))?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| Error::Transient(format!("token refresh: {e}")))?;
-        if status.is_server_error() || status.as_u16() == 429 {
-            return Err(Error::Transient(format!("token refresh answered {status}")));
-        }
-        if !status.is_success() {
-            // invalid_grant / invalid_client: the grant is gone; a person must re-authorise.
-            let reason = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-                .unwrap_or_else(|| status.to_string());
-            return Err(Error::Unauthorized(format!(
-                "token refresh refused: {reason}"
-            )));
-        }
-        let t: TokenAnswer = serde_json::from_slice(&body)
-            .map_err(|e| Error::Protocol(format!("token answer: {e}")))?;
-        Ok(OAuthTokens {
-            access_token: SecretString::from(t.access_token),
-            refresh_token: SecretString::from(t.refresh_token),
-            expires_at_ms: started + t.expires_in * 1000,
-        })
     }
 }

@@ -36,10 +36,15 @@ pub enum Error {
     /// The answer could not be understood (malformed JSON or XML, unexpected shape).
     #[error("unexpected answer from Keap: {0}")]
     Protocol(String),
-    /// Keap rotated the OAuth refresh token but the new one could not be stored; the client
-    /// keeps it in memory and will not use the new access token until it is stored.
-    #[error("could not persist the rotated OAuth tokens: {0}")]
+    /// The OAuth token store failed: a rotated pair could not be stored (the client keeps it
+    /// in memory and will not use the new access token until it is stored), or the stored
+    /// pair could not be read or leased.
+    #[error("OAuth token store: {0}")]
     TokenPersist(String),
+    /// Keap refused the app's OAuth grant for good (`invalid_grant`: revoked, expired or
+    /// spent): no retry helps until a person authorises the app again.
+    #[error("Keap app must be connected again: {0}")]
+    ReconnectNeeded(String),
     /// The client was configured wrongly (bad base URL, bad argument).
     #[error("configuration: {0}")]
     Config(String),
@@ -60,6 +65,7 @@ impl Error {
             | Self::NotFound(_)
             | Self::InvalidRequest(_)
             | Self::Protocol(_)
+            | Self::ReconnectNeeded(_)
             | Self::Config(_) => false,
         }
     }

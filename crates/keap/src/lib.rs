@@ -15,14 +15,16 @@ pub mod error;
 pub mod ids;
 pub mod limits;
 pub mod model;
+pub mod oauth;
 mod ops;
 pub mod pacing;
 pub mod status;
+pub mod token_store;
 pub mod xmlrpc;
 
 pub use client::{KeapClient, KeapClientBuilder};
 pub use clock::Clock;
-pub use credentials::{Credential, OAuthSession, OAuthTokens, PersistTokens};
+pub use credentials::{Credential, OAuthSession};
 pub use error::Error;
 pub use ids::{ContactId, EmailAddress, EmailField, IdError};
 pub use limits::{DailyQuota, Limits, RollingWindow, WindowLimit};
@@ -30,6 +32,8 @@ pub use model::{
     Address, AddressStatus, Api, AttemptOutcome, Contact, ContactsPage, OptOutMethod, OptOutPath,
     OptOutReport, OptedOutPage, PathAttempt,
 };
+pub use oauth::{Grant, OAuthClient, OAuthTokens};
 pub use ops::MAX_PAGE_SIZE;
 pub use pacing::{Budget, CallPolicy, Lane, Pacer, PacingConfig};
 pub use status::{EmailStatus, StatusClass, UnknownStatus};
+pub use token_store::{MemoryTokenStore, StoreFuture, StoredPair, TokenStore};

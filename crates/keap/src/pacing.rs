@@ -132,11 +132,6 @@ pub struct Pacer {
     state: Mutex<PacerState>,
 }
 
-/// Wall-clock epoch ms, for what must follow real time (OAuth token expiry).
-pub(crate) fn now_ms() -> u64 {
-    Clock::system().now_ms()
-}
-
 /// What the pacer says to one call.
 enum Admit {
     Now,

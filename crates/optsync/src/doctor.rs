@@ -88,6 +88,11 @@ async fn check_apis(state: &AppState, client: &KeapClient, d: &mut Diagnosis) ->
         Err(keap::Error::Unauthorized(why)) => {
             d.say("credential", Some(false), format!("Keap refuses it: {why}"))
         }
+        Err(keap::Error::ReconnectNeeded(why)) => d.say(
+            "credential",
+            Some(false),
+            format!("RECONNECT NEEDED: Keap refused the app's OAuth grant ({why}); its jobs are blocked until the app is connected again"),
+        ),
         Err(e) => d.say("REST v2", Some(false), format!("not reachable: {e}")),
     }
     let b = client.pacer().budget();

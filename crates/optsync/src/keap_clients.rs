@@ -1,16 +1,18 @@
 //! The Keap client of each tenant, built from its sealed credential and cached until the
-//! tenant row changes, and one pacer per credential: Keap counts a key's (or an OAuth
+//! tenant row changes (an OAuth app's rotating pair lives in [`crate::oauth_tokens`], so
+//! rotation does not change the row), and one pacer per credential: Keap counts a key's (or an OAuth
 //! client's) calls wherever they come from, so tenants sharing one share its pacer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use keap::{Credential, KeapClient, OAuthSession, OAuthTokens, Pacer, PacingConfig};
-use secrecy::{ExposeSecret, SecretString};
+use keap::{Credential, KeapClient, OAuthClient, OAuthSession, OAuthTokens, Pacer, PacingConfig};
+use secrecy::SecretString;
 
 use crate::clock::Clock;
 use crate::crypto::SecretBox;
 use crate::error::{Error, Result};
+use crate::oauth_tokens::{DbTokenStore, PairSeal};
 use crate::store::{Store, TenantRow};
 use crate::tenant::{StoredCredential, digest_hex};
 
@@ -97,9 +99,32 @@ impl KeapClients {
         Ok(client)
     }
 
-    /// An OAuth session that stores each rotated refresh token before using it, and the
-    /// pacer of its OAuth client (whose limits every app it serves shares).
+    /// An OAuth session that refreshes through the app's pair in the database (shared with
+    /// every instance), and the pacer of its OAuth client (whose limits every app it serves
+    /// shares).
     fn oauth(&self, t: &TenantRow, cred: StoredCredential) -> Result<(Credential, Arc<Pacer>)> {
+        let (client, seed) = self.oauth_client(t, cred)?;
+        let pacer = self.pacer(
+            format!("oauth:{}", client.client_id()),
+            PacingConfig::oauth_client(),
+        );
+        let store = DbTokenStore::new(
+            self.store.clone(),
+            PairSeal::new(self.secrets.clone(), &t.app),
+            self.clock.clone(),
+            t.id,
+            seed,
+        );
+        let session = OAuthSession::new(client, Arc::new(store));
+        Ok((Credential::OAuth(Arc::new(session)), pacer))
+    }
+
+    /// The app's OAuth client, and the pair it was added with.
+    fn oauth_client(
+        &self,
+        t: &TenantRow,
+        cred: StoredCredential,
+    ) -> Result<(OAuthClient, OAuthTokens)> {
         let StoredCredential::OAuth {
             client_id,
             client_secret,
@@ -109,7 +134,10 @@ impl KeapClients {
             token_url,
         } = cred
         else {
-            return Err(Error::CorruptState("not an OAuth credential".into()));
+            return Err(Error::BadInput(format!(
+                "{} is not connected through OAuth",
+                t.app
+            )));
         };
         let token_url = match token_url {
             Some(u) => u,
@@ -117,73 +145,37 @@ impl KeapClients {
         };
         let token_url = url::Url::parse(&token_url)
             .map_err(|e| Error::CorruptState(format!("token URL of {}: {e}", t.app)))?;
-        let persist = self.persist_tokens(t, &client_id, &client_secret, token_url.as_str());
-        let session = OAuthSession::new(
-            client_id.clone(),
+        let client = OAuthClient::new(
+            client_id,
             SecretString::from(client_secret),
             token_url,
-            SecretString::from(refresh_token),
-            access_token
-                .zip(expires_at_ms)
-                .map(|(a, e)| (SecretString::from(a), e)),
-            persist,
+            self.clock.clone(),
         )?;
-        let pacer = self.pacer(format!("oauth:{client_id}"), PacingConfig::oauth_client());
-        Ok((Credential::OAuth(Arc::new(session)), pacer))
+        let seed = OAuthTokens {
+            access_token: SecretString::from(access_token.unwrap_or_default()),
+            refresh_token: SecretString::from(refresh_token),
+            expires_at_ms: expires_at_ms.unwrap_or(0),
+        };
+        Ok((client, seed))
     }
 
-    /// Stores rotated OAuth tokens (sealed) before the client may use them. The cached client
-    /// is kept: it already holds the new tokens in memory.
-    fn persist_tokens(
+    /// Connects an OAuth app again (or anew): exchanges the code Keap's consent page gave for
+    /// a pair, stores it as the app's newest, clears "reconnect needed" and wakes the app's
+    /// blocked jobs. The app Keap names in the grant's scope, if it does.
+    pub async fn connect_oauth(
         &self,
         t: &TenantRow,
-        client_id: &str,
-        client_secret: &str,
-        token_url: &str,
-    ) -> keap::PersistTokens {
-        let (store, secrets, clock, clients) = (
-            self.store.clone(),
-            self.secrets.clone(),
-            self.clock.clone(),
-            self.clients.clone(),
-        );
-        let (tenant_id, app) = (t.id, t.app.clone());
-        let (client_id, client_secret, token_url) = (
-            client_id.to_string(),
-            client_secret.to_string(),
-            token_url.to_string(),
-        );
-        Arc::new(move |tokens: OAuthTokens| {
-            let cred = StoredCredential::OAuth {
-                client_id: client_id.clone(),
-                client_secret: client_secret.clone(),
-                refresh_token: tokens.refresh_token.expose_secret().to_string(),
-                access_token: Some(tokens.access_token.expose_secret().to_string()),
-                expires_at_ms: Some(tokens.expires_at_ms),
-                token_url: Some(token_url.clone()),
-            };
-            let (store, secrets, clock, clients, app) = (
-                store.clone(),
-                secrets.clone(),
-                clock.clone(),
-                clients.clone(),
-                app.clone(),
-            );
-            Box::pin(async move {
-                let sealed = cred.seal(&secrets, &app).map_err(|e| e.to_string())?;
-                let now = clock.epoch_ms();
-                store
-                    .set_tenant_credential(tenant_id, &sealed, now)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                // The row changed; keep the live client (it holds the tokens) under the new stamp.
-                let mut c = clients.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(entry) = c.get_mut(&tenant_id) {
-                    entry.0 = now;
-                }
-                Ok(())
-            })
-        })
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<Option<String>> {
+        let (client, _) = self.oauth_client(t, StoredCredential::open(&self.secrets, t)?)?;
+        let grant = client.exchange_code(code, redirect_uri).await?;
+        let sealed = PairSeal::new(self.secrets.clone(), &t.app).seal(&grant.tokens)?;
+        self.store
+            .connect_oauth_tokens(t.id, &sealed, self.clock.epoch_ms())
+            .await?;
+        tracing::info!(app = %t.app, "Keap app connected through OAuth");
+        Ok(grant.app().map(str::to_string))
     }
 }
 

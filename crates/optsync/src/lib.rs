@@ -20,6 +20,7 @@ pub mod housekeeping;
 pub mod http;
 pub mod keap_clients;
 pub mod logfmt;
+pub mod oauth_tokens;
 pub mod providers;
 pub mod reconcile;
 pub mod report;

@@ -36,6 +36,8 @@ pub const LAST_POST: &str = "optsync_last_keap_post_timestamp_seconds";
 pub const LAST_SWEEP: &str = "optsync_last_sweep_finished_timestamp_seconds";
 /// Keap calls left today on each tenant's credential, as this process's pacer counts them.
 pub const QUOTA_LEFT: &str = "optsync_keap_daily_quota_remaining";
+/// 1 while Keap refuses an OAuth app's grant for good (it must be connected again), else 0.
+pub const RECONNECT_NEEDED: &str = "optsync_keap_reconnect_needed";
 
 /// Buckets for every `_seconds` histogram: from a fast job to the ten business days
 /// CAN-SPAM allows.
@@ -114,6 +116,10 @@ fn describe() {
         "Contacts or addresses whose job is blocked or dead, by tenant and state."
     );
     describe_gauge!(LAST_POST, Unit::Seconds, "When the last Keap post arrived.");
+    describe_gauge!(
+        RECONNECT_NEEDED,
+        "1 while Keap refuses the app's OAuth grant (its jobs are blocked until it is connected again)."
+    );
     describe_gauge!(LAST_SWEEP, Unit::Seconds, "When the last sweep finished.");
     describe_gauge!(
         QUOTA_LEFT,
@@ -130,8 +136,15 @@ pub async fn render(state: &AppState) -> Result<String> {
 
 async fn refresh_gauges(state: &AppState) -> Result<()> {
     let tenants = state.store.tenants().await?;
+    let reconnects = state.store.oauth_reconnects_needed().await?;
     for t in state.store.overview().await? {
         let app = t.app.clone();
+        let refused = reconnects.iter().any(|r| r.tenant_id == t.tenant_id);
+        metrics::gauge!(RECONNECT_NEEDED, "app" => app.clone()).set(if refused {
+            1.0
+        } else {
+            0.0
+        });
         for &s in JobState::ALL {
             let n = t.jobs.get(&s).copied().unwrap_or(0);
             metrics::gauge!(JOBS, "app" => app.clone(), "state" => s.to_string()).set(n as f64);

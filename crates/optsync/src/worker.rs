@@ -659,11 +659,13 @@ fn signals(events: &[EventRow]) -> Signals {
     sig
 }
 
-/// Whether an error means no opt-out path works just now (rather than a failed attempt).
+/// Whether an error means no opt-out path works just now (rather than a failed attempt):
+/// also an OAuth app Keap refused for good, until it is connected again.
 fn is_blocking(e: &Error) -> bool {
     matches!(
         e,
-        Error::NoOptOutPath(_) | Error::Keap(keap::Error::XmlRpcUnavailable(_))
+        Error::NoOptOutPath(_)
+            | Error::Keap(keap::Error::XmlRpcUnavailable(_) | keap::Error::ReconnectNeeded(_))
     )
 }
 

@@ -1,39 +1,82 @@
-//! OAuth: rotated refresh tokens are stored before the new access token is used, and a
-//! failed store never loses the only live token.
+//! OAuth: the code exchange, rotated refresh tokens stored before the new access token is
+//! used, a failed store that never loses the only live token, one refresh per expiry across
+//! processes sharing a store, and a refused grant that asks for a reconnect.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use keap::{ContactId, Credential, Error, KeapClient, OAuthSession, OAuthTokens, PersistTokens};
-use keap_sim::{FaultKind, KeapSim};
+use keap::{
+    Clock, ContactId, Credential, Error, KeapClient, MemoryTokenStore, OAuthClient, OAuthSession,
+    OAuthTokens, StoreFuture, StoredPair, TokenStore,
+};
+use keap_sim::{FaultKind, KeapSim, SimConfig};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::unpaced;
 
+const REDIRECT: &str = "https://console.example/keap/callback";
+
+/// A memory store that can fail, and that notes how many gateway calls Keap had seen when
+/// each pair was handed to it.
 struct Store {
-    saved: Mutex<Vec<(String, String, u64)>>,
+    inner: MemoryTokenStore,
+    sim: Arc<keap_sim::Shared>,
+    saved: Mutex<Vec<(String, u64)>>,
     fail: AtomicBool,
 }
 
-async fn first_refresh_token(sim: &KeapSim) -> String {
-    let code = sim.issue_auth_code("cid").unwrap();
-    let r: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/token", sim.base_url()))
-        .basic_auth("cid", Some("csecret"))
-        .form(&[("grant_type", "authorization_code"), ("code", &code)])
-        .send()
-        .await
-        .unwrap()
-        .json()
+impl TokenStore for Store {
+    fn load(&self) -> StoreFuture<'_, Option<StoredPair>> {
+        self.inner.load()
+    }
+    fn lease(&self, holder: &str, now_ms: u64, until_ms: u64) -> StoreFuture<'_, bool> {
+        self.inner.lease(holder, now_ms, until_ms)
+    }
+    fn save(&self, holder: &str, replaces: u64, t: OAuthTokens) -> StoreFuture<'_, Option<u64>> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Box::pin(async { Err("database unavailable".to_string()) });
+        }
+        let calls_then = self.sim.lock().stats.total_calls();
+        let refresh = t.refresh_token.expose_secret().to_string();
+        self.saved.lock().unwrap().push((refresh, calls_then));
+        self.inner.save(holder, replaces, t)
+    }
+    fn release(&self, holder: &str) -> StoreFuture<'_, ()> {
+        self.inner.release(holder)
+    }
+    fn mark_reconnect_needed(&self, holder: &str, g: u64, why: &str) -> StoreFuture<'_, ()> {
+        self.inner.mark_reconnect_needed(holder, g, why)
+    }
+}
+
+fn oauth_client(sim: &KeapSim, clock: &Clock) -> OAuthClient {
+    OAuthClient::new(
+        "cid",
+        SecretString::from("csecret".to_string()),
+        Url::parse(&sim.token_url()).unwrap(),
+        clock.clone(),
+    )
+    .unwrap()
+}
+
+/// The pair a fresh authorization gives (expired at once, as if stored long ago).
+async fn connect(sim: &KeapSim, clock: &Clock) -> OAuthTokens {
+    let code = sim.issue_auth_code_for("cid", REDIRECT).unwrap();
+    let grant = oauth_client(sim, clock)
+        .exchange_code(&code, REDIRECT)
         .await
         .unwrap();
-    r["refresh_token"].as_str().unwrap().to_string()
+    OAuthTokens {
+        expires_at_ms: 0,
+        ..grant.tokens
+    }
 }
 
 async fn refresh_works(sim: &KeapSim, token: &str) -> bool {
     reqwest::Client::new()
-        .post(format!("{}/token", sim.base_url()))
+        .post(sim.token_url())
         .basic_auth("cid", Some("csecret"))
         .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
         .send()
@@ -43,76 +86,79 @@ async fn refresh_works(sim: &KeapSim, token: &str) -> bool {
         .is_success()
 }
 
-fn session(sim: &KeapSim, refresh: &str, store: Arc<Store>) -> Arc<OAuthSession> {
-    let shared = sim.shared().clone();
-    let persist: PersistTokens = Arc::new(move |t: OAuthTokens| {
-        let store = store.clone();
-        // How many gateway calls Keap had seen when the tokens were handed over.
-        let calls_then = shared.lock().stats.total_calls();
-        Box::pin(async move {
-            if store.fail.load(Ordering::SeqCst) {
-                return Err("database unavailable".to_string());
-            }
-            store.saved.lock().unwrap().push((
-                t.refresh_token.expose_secret().to_string(),
-                t.access_token.expose_secret().to_string(),
-                calls_then,
-            ));
-            Ok(())
-        })
-    });
-    Arc::new(
-        OAuthSession::new(
-            "cid",
-            SecretString::from("csecret".to_string()),
-            Url::parse(&format!("{}/token", sim.base_url())).unwrap(),
-            SecretString::from(refresh.to_string()),
-            None,
-            persist,
-        )
-        .unwrap(),
-    )
+fn client_on(sim: &KeapSim, clock: &Clock, store: Arc<dyn TokenStore>) -> KeapClient {
+    let session = OAuthSession::new(oauth_client(sim, clock), store);
+    KeapClient::builder(sim.crm_url(), Credential::OAuth(Arc::new(session)))
+        .pacer(unpaced())
+        .build()
+        .unwrap()
+}
+
+async fn sim_on(clock: &Clock) -> KeapSim {
+    let config = SimConfig {
+        tenant_id: "xy123.infusionsoft.com".into(),
+        ..SimConfig::default()
+    };
+    KeapSim::builder()
+        .config(config)
+        .oauth_client("cid", "csecret")
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
-async fn rotated_tokens_are_persisted_before_use_and_a_failed_store_keeps_them() {
-    let sim = KeapSim::builder()
-        .oauth_client("cid", "csecret")
-        .start()
-        .await
-        .unwrap();
+async fn the_code_exchange_names_the_connected_app_and_a_replayed_code_needs_a_reconnect() {
+    let clock = Clock::manual(1_800_000_000_000);
+    let sim = sim_on(&clock).await;
+    let code = sim.issue_auth_code_for("cid", REDIRECT).unwrap();
+    let client = oauth_client(&sim, &clock);
+    let grant = client.exchange_code(&code, REDIRECT).await.unwrap();
+    assert_eq!(grant.app(), Some("xy123.infusionsoft.com"));
+    assert_eq!(grant.tokens.expires_at_ms, 1_800_000_000_000 + 86_400_000);
+    let e = client.exchange_code(&code, REDIRECT).await.unwrap_err();
+    assert!(matches!(e, Error::ReconnectNeeded(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn rotated_tokens_are_stored_before_use_and_a_failed_store_keeps_them() {
+    let clock = Clock::system();
+    let sim = sim_on(&clock).await;
     let cid = sim.add_contact("a@example.com", None, None, keap::EmailStatus::SingleOptIn);
-    let rt0 = first_refresh_token(&sim).await;
+    let first = connect(&sim, &clock).await;
+    let rt0 = first.refresh_token.expose_secret().to_string();
     let store = Arc::new(Store {
+        inner: MemoryTokenStore::new(first),
+        sim: sim.shared().clone(),
         saved: Mutex::new(Vec::new()),
         fail: AtomicBool::new(false),
     });
-    let s = session(&sim, &rt0, store.clone());
-    let client = KeapClient::builder(sim.crm_url(), Credential::OAuth(s))
-        .pacer(unpaced())
-        .build()
-        .unwrap();
+    let client = client_on(&sim, &clock, store.clone());
     let id = ContactId::new(cid).unwrap();
 
-    client
-        .contact(id)
-        .await
-        .expect("first call refreshes, stores, then calls");
-    {
-        let saved = store.saved.lock().unwrap();
-        assert_eq!(saved.len(), 1);
-        assert_ne!(saved[0].0, rt0, "a new refresh token");
-        assert_eq!(saved[0].2, 0, "stored before any gateway call used it");
-    }
-    assert!(
-        !refresh_works(&sim, &rt0).await,
-        "Keap killed the old refresh token"
+    client.contact(id).await.expect("refreshes, stores, calls");
+    assert_eq!(
+        store.saved.lock().unwrap().clone(),
+        vec![(
+            store
+                .inner
+                .stored()
+                .unwrap()
+                .tokens
+                .refresh_token
+                .expose_secret()
+                .to_string(),
+            0
+        )],
+        "stored before any gateway call used it"
     );
+    assert!(!refresh_works(&sim, &rt0).await, "Keap killed the old one");
     client.contact(id).await.unwrap();
     assert_eq!(
         store.saved.lock().unwrap().len(),
         1,
-        "a valid access token is reused"
+        "a valid token is reused"
     );
 
     // Keap refuses the access token; the refresh succeeds but storing fails.
@@ -127,53 +173,83 @@ async fn rotated_tokens_are_persisted_before_use_and_a_failed_store_keeps_them()
     assert_eq!(
         sim.stats().total_calls(),
         calls_before + 1,
-        "only the refused call: the unstored token was not used"
+        "the unstored token was not used"
     );
 
-    // Storage is back: the held tokens are stored first, then used; no further refresh.
+    // The store is back: the held pair is stored first, then used; no further refresh.
     store.fail.store(false, Ordering::SeqCst);
-    client
-        .contact(id)
-        .await
-        .expect("works with the held tokens");
+    client.contact(id).await.expect("works with the held pair");
     let saved = store.saved.lock().unwrap().clone();
     assert_eq!(saved.len(), 2);
-    assert_ne!(saved[1].0, saved[0].0);
     assert_eq!(
-        saved[1].2,
+        saved[1].1,
         calls_before + 1,
         "stored before its access token was used"
     );
+    assert_eq!(
+        sim.stats().oauth.refreshes,
+        2,
+        "the held pair was not refreshed again"
+    );
     assert!(
         refresh_works(&sim, &saved[1].0).await,
-        "the stored refresh token is the live one"
+        "the stored one is the live one"
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_sharing_a_store_refresh_once_per_expiry_and_never_spend_a_dead_token() {
+    let clock = Clock::manual(1_800_000_000_000);
+    let sim = sim_on(&clock).await;
+    let cid = sim.add_contact("b@example.com", None, None, keap::EmailStatus::SingleOptIn);
+    let id = ContactId::new(cid).unwrap();
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryTokenStore::new(connect(&sim, &clock).await));
+    let clients: Vec<KeapClient> = (0..3)
+        .map(|_| client_on(&sim, &clock, store.clone()))
+        .collect();
+    for round in 1..=10 {
+        // Every process calls at once, twice each, on a pair that has just expired.
+        let calls: Vec<_> = clients
+            .iter()
+            .flat_map(|c| [c.clone(), c.clone()])
+            .map(|c| tokio::spawn(async move { c.contact(id).await }))
+            .collect();
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        assert_eq!(sim.stats().oauth.refreshes, round, "one refresh per expiry");
+        clock.advance(Duration::from_secs(86_400));
+    }
+    assert_eq!(sim.stats().oauth.invalid_grant, 0);
+}
+
 #[tokio::test]
-async fn a_revoked_grant_is_unauthorized_not_retried_forever() {
-    let sim = KeapSim::builder()
-        .oauth_client("cid", "csecret")
-        .start()
-        .await
-        .unwrap();
-    let store = Arc::new(Store {
-        saved: Mutex::new(Vec::new()),
-        fail: AtomicBool::new(false),
-    });
-    let s = session(&sim, "sim-rt-never-issued", store.clone());
-    let client = KeapClient::builder(sim.crm_url(), Credential::OAuth(s))
-        .pacer(unpaced())
-        .build()
-        .unwrap();
-    let e = client
-        .contact(ContactId::new(1).unwrap())
-        .await
-        .unwrap_err();
+async fn a_revoked_grant_asks_for_a_reconnect_once_and_a_new_authorization_resumes() {
+    let clock = Clock::manual(1_800_000_000_000);
+    let sim = sim_on(&clock).await;
+    let cid = sim.add_contact("c@example.com", None, None, keap::EmailStatus::SingleOptIn);
+    let id = ContactId::new(cid).unwrap();
+    let memory = Arc::new(MemoryTokenStore::new(connect(&sim, &clock).await));
+    let a = client_on(&sim, &clock, memory.clone());
+    let b = client_on(&sim, &clock, memory.clone());
+    a.contact(id).await.unwrap();
+    assert!(sim.revoke_oauth("cid"));
+
+    let e = a.contact(id).await.unwrap_err();
     assert!(
-        matches!(e, Error::Unauthorized(_)) && !e.is_retryable(),
+        matches!(e, Error::ReconnectNeeded(_)) && !e.is_retryable(),
         "{e:?}"
     );
-    assert!(store.saved.lock().unwrap().is_empty());
-    assert_eq!(sim.stats().total_calls(), 0);
+    assert!(memory.stored().unwrap().reconnect_needed.is_some());
+    // The other process reads the verdict instead of asking Keap again.
+    let e = b.contact(id).await.unwrap_err();
+    assert!(matches!(e, Error::ReconnectNeeded(_)), "{e:?}");
+    assert_eq!(sim.stats().oauth.invalid_grant, 1);
+
+    memory.connect(connect(&sim, &clock).await);
+    a.contact(id)
+        .await
+        .expect("a new authorization is taken up");
+    b.contact(id).await.expect("by every process");
+    assert_eq!(sim.stats().oauth.invalid_grant, 1);
 }

@@ -7,6 +7,7 @@ mod compliance;
 mod console;
 mod group_commit;
 pub mod model;
+mod oauth_tokens;
 mod overview;
 mod providers;
 mod queue;
@@ -21,6 +22,7 @@ pub use model::{
     AuditAction, CredentialKind, EventKind, EventSource, JobState, LedgerOrigin, OptOutApi,
     Requeue, Subject, SweepKind, SweepState, UnknownValue, WritePath,
 };
+pub use oauth_tokens::{OAuthTokenRow, ReconnectNeeded};
 pub use overview::TenantOverview;
 pub use providers::{Delivery, DeliveryOutcome, SignatureToken};
 pub use queue::{Accepted, ClaimedJob, EventRow, EventSummary, HonouredEvent, NewEvent};
