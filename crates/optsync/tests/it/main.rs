@@ -10,6 +10,7 @@ mod harness;
 mod intake;
 mod limits;
 mod metrics;
+mod oauth;
 mod outage;
 pub mod processes;
 mod promises;
