@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use keap::{EmailStatus, OptOutMethod};
-use keap_sim::{KeapSim, SimConfig};
+use keap_sim::{KeapSim, SimConfig, SimEvent};
 use optsync::app::App;
 use optsync::clock::Clock;
 use optsync::config::Settings;
@@ -104,17 +104,24 @@ async fn second_instance(t: &TestApp, clock: &Clock, dir: &TempDir) -> App {
         .unwrap()
 }
 
-/// Keap posts `n` new contacts' opt-outs; their ids and addresses.
+/// `n` new contacts unsubscribe their Email through Keap's link and Keap posts each; their
+/// Email 2 addresses, which optsync must opt out.
 async fn posts(t: &TestApp, url: &str, tag: &str, n: usize) -> Vec<String> {
     let mut emails = Vec::new();
     for i in 0..n {
-        let email = format!("{tag}.{i}@example.com");
+        let (first, second) = (
+            format!("{tag}.{i}@example.com"),
+            format!("{tag}.{i}@relay.example"),
+        );
         let id = t
             .sim
-            .add_contact(&email, None, None, EmailStatus::SingleOptIn);
+            .add_contact(&first, Some(&second), None, EmailStatus::SingleOptIn);
+        t.sim
+            .event(&first, SimEvent::Set(EmailStatus::Manual))
+            .unwrap();
         let (status, _) = post_to(url, &[("contactId", &id.to_string())]).await;
         assert_eq!(status, 200);
-        emails.push(email);
+        emails.push(second);
     }
     emails
 }
