@@ -64,25 +64,29 @@ fn loopback(u: &Url) -> bool {
     }
 }
 
-/// The client and redirect URI, or the page that says why they cannot be used.
-fn trusted(shared: &Shared, p: &HashMap<String, String>) -> Result<Request, Response> {
-    let bad = |why: &str| page(StatusCode::BAD_REQUEST, "Invalid request", &escape(why));
+/// The page that says why a request's client or redirect URI cannot be used.
+fn untrusted(why: &str) -> Response {
+    page(StatusCode::BAD_REQUEST, "Invalid request", &escape(why))
+}
+
+/// The client and redirect URI, or why they cannot be used.
+fn trusted(shared: &Shared, p: &HashMap<String, String>) -> Result<Request, &'static str> {
     let client_id = p.get("client_id").filter(|c| !c.is_empty());
     let Some(client_id) = client_id else {
-        return Err(bad("client_id is missing."));
+        return Err("client_id is missing.");
     };
     if !shared.lock().auth.has_client(client_id) {
-        return Err(bad("Unknown client_id."));
+        return Err("Unknown client_id.");
     }
     let redirect_raw = p.get("redirect_uri").cloned().unwrap_or_default();
     let redirect = p.get("redirect_uri").map(|r| Url::parse(r));
     let redirect_uri = match redirect {
         Some(Ok(u)) if u.scheme() == "https" || (u.scheme() == "http" && loopback(&u)) => u,
-        Some(Ok(_)) => return Err(bad("redirect_uri must be https.")),
-        _ => return Err(bad("redirect_uri is missing or not a URL.")),
+        Some(Ok(_)) => return Err("redirect_uri must be https."),
+        _ => return Err("redirect_uri is missing or not a URL."),
     };
     if redirect_uri.fragment().is_some() {
-        return Err(bad("redirect_uri must not have a fragment."));
+        return Err("redirect_uri must not have a fragment.");
     }
     Ok(Request {
         client_id: client_id.clone(),
@@ -114,7 +118,7 @@ pub async fn authorize(
 ) -> Response {
     let req = match trusted(&shared, &p) {
         Ok(r) => r,
-        Err(page) => return page,
+        Err(why) => return untrusted(why),
     };
     if p.get("response_type").map(String::as_str) != Some("code") {
         return back(&req, &[("error", "unsupported_response_type")]);
@@ -155,7 +159,7 @@ pub async fn decide(
 ) -> Response {
     let req = match trusted(&shared, &p) {
         Ok(r) => r,
-        Err(page) => return page,
+        Err(why) => return untrusted(why),
     };
     if p.get("decision").map(String::as_str) != Some("allow") {
         return back(&req, &[("error", "access_denied")]);
