@@ -364,7 +364,15 @@ async fn an_oauth_tenants_rotated_refresh_token_is_stored_encrypted(db: Db) {
     t.worker.drain().await.unwrap();
     assert_eq!(t.sim.status(&emails[1]), Some(EmailStatus::Admin));
 
-    let sealed: String =
+    // The rotating pair lives in oauth_tokens (shared by every instance); the credential row
+    // keeps the client and the first refresh token.
+    let sealed: String = sqlx::query_scalar(
+        "SELECT o.pair_sealed FROM oauth_tokens o JOIN tenants t ON t.id = o.tenant_id WHERE t.app = 'oa'",
+    )
+    .fetch_one(t.state.store.pool())
+    .await
+    .unwrap();
+    let credential: String =
         sqlx::query_scalar("SELECT credential_sealed FROM tenants WHERE app = 'oa'")
             .fetch_one(t.state.store.pool())
             .await
@@ -375,15 +383,17 @@ async fn an_oauth_tenants_rotated_refresh_token_is_stored_encrypted(db: Db) {
             .try_into()
             .unwrap();
     let plain = optsync::crypto::SecretBox::new(key)
-        .open(&sealed, "tenant:oa:credential")
-        .expect("sealed under the master key, for this tenant's credential");
+        .open(&sealed, "tenant:oa:oauth_tokens")
+        .expect("sealed under the master key, for this tenant's OAuth tokens");
     let stored: serde_json::Value = serde_json::from_slice(&plain).unwrap();
     let rt1 = stored["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(rt1, rt0, "the rotated token is stored");
-    assert!(
-        !sealed.contains(&rt1) && !sealed.contains(&rt0) && !sealed.contains("csecret"),
-        "no secret in clear in the row"
-    );
+    for row in [&sealed, &credential] {
+        assert!(
+            !row.contains(&rt1) && !row.contains(&rt0) && !row.contains("csecret"),
+            "no secret in clear in the rows"
+        );
+    }
     let works = |rt: String| {
         let g = grant(vec![
             ("grant_type", "refresh_token".into()),
