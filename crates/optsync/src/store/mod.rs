@@ -13,6 +13,8 @@ mod ids;
 mod intake;
 mod jobs;
 mod listings;
+#[cfg(test)]
+mod migration_tests;
 pub mod model;
 mod oauth_tokens;
 mod overview;
