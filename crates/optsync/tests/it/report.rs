@@ -180,10 +180,16 @@ async fn ten_business_days_are_counted_across_weekends(db: Db) {
         },
     )
     .await;
-    let (fri, _) = t.contact("fri", 2);
+    let (fri, fri_emails) = t.contact("fri", 2);
+    t.sim
+        .event(&fri_emails[0], keap_sim::SimEvent::Set(EmailStatus::Manual))
+        .unwrap();
     assert_eq!(t.post(&[("contactId", &fri.to_string())]).await.0, 200);
     clock.advance(Duration::from_millis(DAY));
-    let (sat, _) = t.contact("sat", 2);
+    let (sat, sat_emails) = t.contact("sat", 2);
+    t.sim
+        .event(&sat_emails[0], keap_sim::SimEvent::Set(EmailStatus::Manual))
+        .unwrap();
     assert_eq!(t.post(&[("contactId", &sat.to_string())]).await.0, 200);
     // Friday two weeks on, 11:00: the first job (Friday's) only.
     clock.advance(Duration::from_millis(13 * DAY - HOUR));
