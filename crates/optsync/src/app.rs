@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use keap::PacingConfig;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
@@ -18,9 +18,10 @@ use crate::error::{Error, Result};
 use crate::http::auth_gate::AuthFailures;
 use crate::keap_clients::KeapClients;
 use crate::providers::ses::{HttpSnsFetcher, SnsFetcher};
+use crate::queue::Queue;
 use crate::reconcile::SweepOptions;
 use crate::state::AppState;
-use crate::store::{GroupCommit, Store, redact};
+use crate::store::{Store, redact};
 use crate::tenant::Tenants;
 use crate::worker::Worker;
 
@@ -84,8 +85,7 @@ impl AppBuilder {
                 s.legacy_failed_auth_per_hour,
             )),
             sign_in: Arc::default(),
-            wake: Arc::new(Notify::new()),
-            intake: GroupCommit::start(store.clone()),
+            queue: Queue::start(store.clone()),
             settings: Arc::new(s),
             clock: self.clock,
             store,

@@ -1,13 +1,12 @@
 //! `optsync events` and `optsync retry`.
 
-use anyhow::bail;
 use clap::ValueEnum;
 
 use super::table::Table;
 use super::tenant_id;
 use crate::app::App;
 use crate::clock::rfc3339;
-use crate::store::JobState;
+use crate::store::{JobId, JobState};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum StateArg {
@@ -20,6 +19,9 @@ pub enum StateArg {
     /// No opt-out path works for the app (see `optsync doctor`); the last column says what
     /// each path answered and which addresses can still be mailed.
     Blocked,
+    /// Keap's post named a contact that Keap showed with no stop status, read again for a
+    /// few minutes: not honoured.
+    NoOptOut,
 }
 
 impl From<StateArg> for JobState {
@@ -31,6 +33,7 @@ impl From<StateArg> for JobState {
             StateArg::NotFound => Self::NotFound,
             StateArg::Dead => Self::Dead,
             StateArg::Blocked => Self::Blocked,
+            StateArg::NoOptOut => Self::NoOptOut,
         }
     }
 }
@@ -94,9 +97,9 @@ pub async fn events(app: &App, a: EventsArgs) -> anyhow::Result<()> {
 
 #[derive(Debug, clap::Args)]
 pub struct RetryArgs {
-    /// The job id (see `optsync events`).
+    /// The job id (see `optsync events`); the job must be dead, blocked or pending.
     #[arg(required_unless_present = "dead", conflicts_with = "dead")]
-    job: Option<i64>,
+    job: Option<JobId>,
     /// Every dead job.
     #[arg(long)]
     dead: bool,
@@ -105,12 +108,10 @@ pub struct RetryArgs {
 pub async fn retry(app: &App, a: RetryArgs) -> anyhow::Result<()> {
     let now = app.state().clock.epoch_ms();
     if a.dead {
-        let n = app.store().retry_dead(now).await?;
+        let n = app.state().queue.retry_dead(now).await?;
         println!("{n} dead job(s) back in the queue");
     } else if let Some(id) = a.job {
-        if !app.store().retry_job(id, now).await? {
-            bail!("job {id} is not dead or pending (or does not exist)");
-        }
+        app.state().queue.retry(id, now).await?;
         println!("job {id} back in the queue");
     }
     Ok(())

@@ -17,7 +17,7 @@ use crate::clock::rfc3339;
 use crate::logfmt::one_line;
 use crate::report::{self, Period};
 use crate::state::AppState;
-use crate::store::{AuditAction, EventSource, EventSummary, JobState};
+use crate::store::{AuditAction, EventSource, EventSummary, JobId, JobState, Rule};
 
 type Fields = HashMap<String, String>;
 
@@ -182,7 +182,7 @@ pub async fn overview(State(state): State<AppState>, s: Session) -> Response {
 
 pub(super) fn event_view(e: &EventSummary) -> EventView {
     EventView {
-        id: e.id,
+        id: e.id.get(),
         app: e.app.clone(),
         received: rfc3339(e.received_at),
         source: e.source.to_string(),
@@ -261,7 +261,11 @@ pub async fn retry(
         return forbidden_form();
     }
     let belongs = match state.store.tenant_by_app(&app).await {
-        Ok(Some(t)) => state.store.job_tenant(job).await.map(|o| o == Some(t.id)),
+        Ok(Some(t)) => state
+            .store
+            .job_tenant(JobId(job))
+            .await
+            .map(|o| o == Some(t.id)),
         Ok(None) => Ok(false),
         Err(e) => Err(e),
     };
@@ -270,8 +274,8 @@ pub async fn retry(
         Ok(false) => return (StatusCode::NOT_FOUND, "no such job for this app").into_response(),
         Err(e) => return unavailable(e),
     }
-    match state.store.retry_job(job, state.clock.epoch_ms()).await {
-        Ok(true) => {
+    match state.queue.retry(JobId(job), state.clock.epoch_ms()).await {
+        Ok(()) => {
             record(
                 &state,
                 &s.user,
@@ -280,10 +284,9 @@ pub async fn retry(
                 None,
             )
             .await;
-            state.wake.notify_waiters();
             Redirect::to(&format!("/tenants/{app}")).into_response()
         }
-        Ok(false) => (StatusCode::CONFLICT, "that job is neither dead nor blocked").into_response(),
+        Err(crate::Error::BadInput(why)) => (StatusCode::CONFLICT, why).into_response(),
         Err(e) => unavailable(e),
     }
 }
@@ -420,14 +423,23 @@ pub(super) fn stuck(state: JobState) -> bool {
 }
 
 /// The words for one decision about an address.
-pub(super) fn rule_in_words(action: AuditAction, detail: Option<&str>) -> String {
-    let detail = detail.unwrap_or_default();
-    match action {
-        AuditAction::OptedOut if detail.starts_with("source ") => format!(
-            "Opted out: {} holds a stop status on this contact, and every address of a contact holding a stop source is opted out.",
-            detail.trim_start_matches("source ")
+pub(super) fn rule_in_words(action: AuditAction, rule: Option<&Rule>) -> String {
+    match (action, rule) {
+        (AuditAction::OptedOut, Some(Rule::Propagation { source })) => format!(
+            "Opted out: {source} holds a stop status on this contact, and every address of a contact holding a stop source is opted out."
         ),
-        AuditAction::OptedOut => format!("Opted out, this address alone: {detail}."),
+        (AuditAction::OptedOut, Some(Rule::Bounce)) => {
+            "Opted out, this address alone: hard bounce.".into()
+        }
+        (AuditAction::OptedOut, None) => "Opted out.".into(),
+        (action, _) => action_in_words(action),
+    }
+}
+
+/// The words for what was found about an address that was not written.
+fn action_in_words(action: AuditAction) -> String {
+    match action {
+        AuditAction::OptedOut => "Opted out.".into(),
         AuditAction::AlreadyStopped => "Already in a stop status; nothing written.".into(),
         AuditAction::Terminal => {
             "In a terminal status (bounced, invalid, …) that nobody changes; nothing written."

@@ -11,13 +11,12 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::auth_gate::{AuthGate, client_ip};
 use super::error::HttpError;
 use crate::providers::{self, Provider, ProviderConfig, Reject, Request, Verified};
 use crate::state::AppState;
-use crate::store::{Delivery, EventSource, NewEvent, SignatureToken, Subject, TenantRow};
+use crate::store::{Delivery, EventPayload, NewEvent, ProviderEvent, SignatureToken, TenantRow};
 
 /// SendGrid batches reach 768 KB, Mandrill 1,000 events.
 pub const MAX_BODY: usize = 2 * 1024 * 1024;
@@ -225,20 +224,16 @@ fn events(
     body: &[u8],
     now: i64,
 ) -> Vec<NewEvent> {
-    let digest = hex::encode(Sha256::digest(body));
     v.events
         .iter()
-        .map(|e| NewEvent {
-            tenant_id: tenant.id,
-            source: EventSource::Provider(provider),
-            kind: e.kind.event_kind(),
-            contact_id: None,
-            email: Some(e.email.clone()),
-            provider_event_id: e.id.clone(),
-            body_digest: digest.clone(),
-            received_at: now,
-            snapshot: None,
-            subject: e.kind.acts().then(|| Subject::Address(e.email.clone())),
+        .map(|e| {
+            let payload = EventPayload::Provider(ProviderEvent {
+                provider,
+                kind: e.kind.event_kind(),
+                address: e.email.clone(),
+                id: e.id.clone(),
+            });
+            NewEvent::received(tenant.id, payload, body, now)
         })
         .collect()
 }
@@ -254,8 +249,8 @@ async fn store(
 ) -> Result<Json<Value>, HttpError> {
     let events = events(tenant, provider, verified, body, now);
     let out = state
-        .intake
-        .store(Delivery {
+        .queue
+        .enqueue(Delivery {
             events,
             token,
             at: now,
@@ -272,9 +267,6 @@ async fn store(
             "replayed signature token refused"
         );
         return Err(refusal(provider, &Reject::Replayed));
-    }
-    if out.queued > 0 {
-        state.wake.notify_waiters();
     }
     tracing::info!(
         provider = provider.name(),

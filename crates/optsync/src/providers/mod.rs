@@ -208,10 +208,7 @@ impl Kind {
 
     /// Whether the event needs work in Keap (a job), or is only recorded.
     pub fn acts(self) -> bool {
-        matches!(
-            self,
-            Self::Unsubscribe | Self::Complaint | Self::HardBounce | Self::Suppressed
-        )
+        self.event_kind().acts()
     }
 }
 
