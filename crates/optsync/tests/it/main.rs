@@ -1,6 +1,7 @@
 //! optsync end to end: the real service on a real SQLite file and a real PostgreSQL server,
 //! against keap-sim, driven from the tests.
 
+mod config_cmd;
 mod console;
 mod console_limits;
 mod esp;
