@@ -15,7 +15,6 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::SecretBox;
 use crate::error::{Error, Result};
-use crate::http::auth_gate::AuthFailures;
 use crate::keap_clients::KeapClients;
 use crate::providers::ses::{HttpSnsFetcher, SnsFetcher};
 use crate::reconcile::SweepOptions;
@@ -79,11 +78,6 @@ impl AppBuilder {
                 &s.public_url,
             ),
             clients: KeapClients::new(store.clone(), secrets, self.clock.clone(), pacing),
-            auth_failures: Arc::new(AuthFailures::new(
-                s.failed_auth_per_minute,
-                s.legacy_failed_auth_per_hour,
-            )),
-            sign_in: Arc::default(),
             wake: Arc::new(Notify::new()),
             intake: GroupCommit::start(store.clone()),
             settings: Arc::new(s),

@@ -24,6 +24,7 @@ pub mod oauth_tokens;
 pub mod providers;
 pub mod reconcile;
 pub mod report;
+pub mod retry;
 pub mod rules;
 pub mod state;
 pub mod store;

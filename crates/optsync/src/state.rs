@@ -1,4 +1,5 @@
 //! Everything a handler or worker needs, passed explicitly. Built only by [`crate::app`].
+//! What one listener alone uses (its rate limiters) lives with that listener's router.
 
 use std::sync::Arc;
 
@@ -6,7 +7,6 @@ use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::http::auth_gate::AuthFailures;
 use crate::keap_clients::KeapClients;
 use crate::providers::ses::SnsFetcher;
 use crate::store::{GroupCommit, Store};
@@ -23,9 +23,6 @@ pub struct AppState {
     pub clock: Clock,
     /// Wakes idle workers when a job is stored.
     pub wake: Arc<Notify>,
-    pub auth_failures: Arc<AuthFailures>,
     /// Fetches SNS signing certificates and confirms SNS subscriptions.
     pub sns: Arc<dyn SnsFetcher>,
-    /// Failed console sign-ins, per account and per client.
-    pub sign_in: Arc<crate::console::auth::SignInLimiter>,
 }

@@ -7,6 +7,7 @@ use super::table::Table;
 use super::tenant_id;
 use crate::app::App;
 use crate::clock::rfc3339;
+use crate::retry::Retried;
 use crate::store::JobState;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -103,15 +104,18 @@ pub struct RetryArgs {
 }
 
 pub async fn retry(app: &App, a: RetryArgs) -> anyhow::Result<()> {
-    let now = app.state().clock.epoch_ms();
     if a.dead {
-        let n = app.store().retry_dead(now).await?;
+        let n = crate::retry::dead(app.state()).await?;
         println!("{n} dead job(s) back in the queue");
     } else if let Some(id) = a.job {
-        if !app.store().retry_job(id, now).await? {
-            bail!("job {id} is not dead or pending (or does not exist)");
+        match crate::retry::job(app.state(), id, None).await? {
+            Retried::Requeued => println!("job {id} back in the queue"),
+            Retried::NotRetryable => bail!("job {id} is {}", Retried::NOT_RETRYABLE),
+            Retried::NoSuchJob => bail!(
+                "job {id} is {}: there is no such job",
+                Retried::NOT_RETRYABLE
+            ),
         }
-        println!("job {id} back in the queue");
     }
     Ok(())
 }

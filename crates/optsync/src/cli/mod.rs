@@ -64,7 +64,8 @@ pub enum Command {
     Provider(ProviderCommand),
     /// List received events with the state of their job, newest first.
     Events(events::EventsArgs),
-    /// Put a dead job (or all dead jobs) back in the queue, attempts reset.
+    /// Put a dead, blocked or pending job (or all dead jobs) back in the queue, attempts
+    /// reset; the console's retry button does the same.
     Retry(events::RetryArgs),
     /// Run one reconciliation sweep of a tenant to completion, writes included, and print a
     /// report. Incremental (the opted-out list diffed against the last sweep) when a full

@@ -23,12 +23,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(super::health::healthz))
-        .merge(crate::console::router())
+        .with_state(state.clone())
+        .merge(crate::console::router(state.clone()))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state,
             own_host_and_origin,
         ))
-        .with_state(state)
 }
 
 /// Why a request is not for this listener, if it is not.

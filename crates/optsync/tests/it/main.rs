@@ -11,6 +11,7 @@ mod harness;
 mod intake;
 mod limits;
 mod metrics;
+mod module_graph;
 mod oauth;
 mod outage;
 pub mod processes;
