@@ -28,6 +28,7 @@ pub mod retry;
 pub mod rules;
 pub mod state;
 pub mod store;
+pub mod supervise;
 pub mod telemetry;
 pub mod tenant;
 pub mod worker;

@@ -25,4 +25,7 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// Fetches SNS signing certificates and confirms SNS subscriptions.
     pub sns: Arc<dyn SnsFetcher>,
+    /// Called with each claimed job's id before it runs (tests make a worker panic with it).
+    #[cfg(feature = "test-hooks")]
+    pub before_job: Option<Arc<dyn Fn(i64) + Send + Sync>>,
 }

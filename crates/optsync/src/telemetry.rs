@@ -21,6 +21,8 @@ pub const EVENTS: &str = "optsync_events_total";
 /// Jobs run, by what came of them.
 pub const JOBS_RUN: &str = "optsync_jobs_run_total";
 pub const JOB_DURATION: &str = "optsync_job_duration_seconds";
+/// Workers that panicked (each was replaced; its job is taken over after its lease).
+pub const WORKER_PANICS: &str = "optsync_worker_panics_total";
 /// From an event's arrival to its job's completion, by the event's source.
 pub const TIME_TO_HONOUR: &str = "optsync_time_to_honour_seconds";
 /// Provider webhooks refused, by provider and reason.
@@ -89,6 +91,10 @@ fn describe() {
         "Events stored (duplicates excluded), by source and kind."
     );
     describe_counter!(JOBS_RUN, "Jobs run by this process, by outcome.");
+    describe_counter!(
+        WORKER_PANICS,
+        "Workers of this process that panicked and were replaced."
+    );
     describe_histogram!(JOB_DURATION, Unit::Seconds, "Time one job run took.");
     describe_histogram!(
         TIME_TO_HONOUR,

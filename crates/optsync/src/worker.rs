@@ -138,6 +138,10 @@ impl Worker {
     async fn run_claimed(&self, job: &ClaimedJob) -> Result<JobOutcome> {
         let s = &self.state;
         tracing::debug!(attempt = job.attempts, "claimed");
+        #[cfg(feature = "test-hooks")]
+        if let Some(hook) = &s.before_job {
+            hook(job.id);
+        }
         let work = match self.execute(job).await {
             Ok(work) => work,
             Err(e) => return self.fail(job, e).await,

@@ -23,6 +23,7 @@ mod report;
 mod ses;
 mod sharing;
 mod store;
+mod supervision;
 mod wake;
 mod worlds;
 
