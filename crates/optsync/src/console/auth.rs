@@ -16,8 +16,8 @@ use subtle::ConstantTimeEq;
 
 pub use super::sign_in::SignInLimiter;
 use super::sign_in::{MAX_USER_BYTES, Outcome, Refusal};
+use crate::client::ClientKey;
 use crate::error::{Error, Result};
-use crate::http::client::ClientKey;
 use crate::logfmt::one_line;
 use crate::state::AppState;
 
@@ -192,7 +192,7 @@ pub async fn check_sign_in(
     if user.len() > MAX_USER_BYTES {
         return refused(StatusCode::BAD_REQUEST, "That user name is too long.");
     }
-    let ip = crate::http::client::client_ip(&state.settings, peer, headers);
+    let ip = crate::client::client_ip(&state.settings, peer, headers);
     let client = ClientKey::from(ip);
     let busy = "Too many sign-ins at once. Try again in a moment.";
     match limiter.begin(user, client, state.clock.now_ms()) {

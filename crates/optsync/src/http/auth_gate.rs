@@ -32,8 +32,8 @@ use axum::extract::{FromRef, FromRequestParts, Path};
 use axum::http::request::Parts;
 use keap::{RollingWindow, WindowLimit};
 
-pub use super::client::{ClientKey, ForwardedHeader, client_address, client_ip};
 use super::error::HttpError;
+pub use crate::client::{ClientKey, ForwardedHeader, client_address, client_ip};
 use crate::state::AppState;
 
 #[derive(Debug)]
@@ -240,7 +240,7 @@ where
         let state = &AppState::from_ref(s);
         let ip = client_ip(
             &state.settings,
-            super::client::peer_of(parts),
+            crate::client::peer_of(parts),
             &parts.headers,
         );
         let (query_app, auth) = keap_query(parts.uri.query().unwrap_or_default())?;

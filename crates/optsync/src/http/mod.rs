@@ -5,7 +5,6 @@
 
 pub mod admin;
 pub mod auth_gate;
-pub mod client;
 pub mod error;
 pub mod health;
 pub mod keap_post;

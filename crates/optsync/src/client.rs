@@ -1,6 +1,6 @@
-//! Who the client is. The TCP peer, unless the peer is a trusted proxy
-//! (`OPTSYNC_TRUSTED_PROXIES`); then the one forwarding header the operator named
-//! (`OPTSYNC_FORWARDED_HEADER`) is read, right to left, and the first address in it that is
+//! Who the client is, for the hook gate and the console sign-in alike. The TCP peer, unless
+//! the peer is a trusted proxy (`OPTSYNC_TRUSTED_PROXIES`); then the one forwarding header
+//! the operator named (`OPTSYNC_FORWARDED_HEADER`) is read, right to left, and the first address in it that is
 //! not a trusted proxy is the client. Only that header: a proxy that appends to
 //! `X-Forwarded-For` passes a client's own `Forwarded` through untouched, so reading any
 //! other header would let the client choose who it is.
