@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod crypto;
+pub mod current_job;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod doctor;

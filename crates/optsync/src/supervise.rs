@@ -26,7 +26,8 @@ pub fn log_panics() {
             let at = info
                 .location()
                 .map(|l| format!("{}:{}", l.file(), l.line()));
-            tracing::error!(panic = %crate::logfmt::one_line(&message), at, "panicked");
+            let job = crate::current_job::held();
+            tracing::error!(job, panic = %crate::logfmt::one_line(&message), at, "panicked");
             previous(info);
         }));
     });
@@ -36,7 +37,9 @@ pub fn log_panics() {
 pub async fn workers(state: AppState, n: usize, stop: watch::Receiver<bool>) {
     let mut set = JoinSet::new();
     for _ in 0..n {
-        set.spawn(Worker::new(state.clone()).run(stop.clone()));
+        set.spawn(crate::current_job::scope(
+            Worker::new(state.clone()).run(stop.clone()),
+        ));
     }
     while let Some(ended) = set.join_next().await {
         let Err(e) = ended else { continue };
@@ -50,6 +53,8 @@ pub async fn workers(state: AppState, n: usize, stop: watch::Receiver<bool>) {
         tracing::error!(
             "a worker panicked (its job waits for its lease to run out); starting another"
         );
-        set.spawn(Worker::new(state.clone()).run(stop.clone()));
+        set.spawn(crate::current_job::scope(
+            Worker::new(state.clone()).run(stop.clone()),
+        ));
     }
 }

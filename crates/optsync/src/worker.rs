@@ -138,6 +138,7 @@ impl Worker {
     async fn run_claimed(&self, job: &ClaimedJob) -> Result<JobOutcome> {
         let s = &self.state;
         tracing::debug!(attempt = job.attempts, "claimed");
+        crate::current_job::holding(job.id);
         #[cfg(feature = "test-hooks")]
         if let Some(hook) = &s.before_job {
             hook(job.id);
