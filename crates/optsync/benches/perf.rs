@@ -613,7 +613,7 @@ mod rss {
 mod fairness {
     use super::*;
     use keap::ContactId;
-    use optsync::store::{EventKind, NewEvent, Subject};
+    use optsync::store::{EventPayload, NewEvent, Subject};
 
     const FLOOD_KEY: &str = "KeapAK-benchf100d0123456789abcdef0123456789abcdef012345";
     const POSTS: usize = 20;
@@ -641,15 +641,8 @@ mod fairness {
             let other = format!("flood{i}@relay.bench.example");
             let id = sim.add_contact(&email, Some(&other), None, EmailStatus::SingleOptIn);
             sim.event(&email, SimEvent::ManualOptOut).unwrap();
-            let contact = ContactId::new(id).unwrap();
-            let mut ev = NewEvent::new(
-                tenant.id,
-                EventSource::KeapPost,
-                EventKind::OptOut,
-                Subject::Contact(contact),
-                now,
-            );
-            ev.contact_id = Some(contact);
+            let subject = Subject::Contact(ContactId::new(id).unwrap());
+            let ev = NewEvent::new(tenant.id, EventPayload::KeapPost { subject }, now);
             app.store().accept(&ev).await.unwrap();
         }
     }

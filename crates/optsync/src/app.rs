@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use keap::PacingConfig;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
@@ -17,9 +17,10 @@ use crate::crypto::SecretBox;
 use crate::error::{Error, Result};
 use crate::keap_clients::KeapClients;
 use crate::providers::ses::{HttpSnsFetcher, SnsFetcher};
+use crate::queue::Queue;
 use crate::reconcile::SweepOptions;
 use crate::state::AppState;
-use crate::store::{GroupCommit, Store, redact};
+use crate::store::{Store, redact};
 use crate::tenant::Tenants;
 use crate::worker::Worker;
 
@@ -78,8 +79,7 @@ impl AppBuilder {
                 &s.public_url,
             ),
             clients: KeapClients::new(store.clone(), secrets, self.clock.clone(), pacing),
-            wake: Arc::new(Notify::new()),
-            intake: GroupCommit::start(store.clone()),
+            queue: Queue::start(store.clone()),
             settings: Arc::new(s),
             clock: self.clock,
             store,

@@ -16,14 +16,14 @@ use crate::logfmt::one_line;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use keap::{Address, Contact, ContactId, EmailAddress, EmailField, EmailStatus, KeapClient};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::rules::{self, AddressView, OwnWrite, Signals};
 use crate::state::AppState;
 pub use crate::store::SweepKind;
 use crate::store::{
-    EventKind, EventSource, IndexedAddress, NewEvent, PageCommit, Subject, SweepRow, SweepState,
+    ContactSnapshot, EventPayload, IndexedAddress, NewEvent, PageCommit, SweepRow, SweepState,
     TenantRow,
 };
 
@@ -82,57 +82,6 @@ pub struct SweepReport {
     pub paused: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct SnapAddress {
-    field: String,
-    email: String,
-    status: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Snapshot {
-    contact_id: i64,
-    taken_at: i64,
-    addresses: Vec<SnapAddress>,
-}
-
-fn snapshot_json(c: &Contact, now: i64) -> String {
-    let s = Snapshot {
-        contact_id: c.id.get(),
-        taken_at: now,
-        addresses: c
-            .addresses
-            .iter()
-            .map(|a| SnapAddress {
-                field: a.field.rest_name().into(),
-                email: a.email.as_str().into(),
-                status: a.status.type_name().into(),
-            })
-            .collect(),
-    };
-    serde_json::to_string(&s).unwrap_or_default()
-}
-
-/// The contact a reconcile event saw, if the snapshot is about `id` and readable.
-pub fn snapshot_contact(json: &str, id: ContactId) -> Option<Contact> {
-    let s: Snapshot = serde_json::from_str(json).ok()?;
-    if s.contact_id != id.get() {
-        return None;
-    }
-    let addresses = s
-        .addresses
-        .iter()
-        .map(|a| {
-            Some(Address {
-                field: a.field.parse().ok()?,
-                email: EmailAddress::from_stored(&a.email),
-                status: a.status.parse().ok()?,
-            })
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some(Contact { id, addresses })
-}
-
 /// The contact's addresses as the rules see them.
 fn views(c: &Contact, own: &HashMap<String, OwnWrite>) -> Vec<AddressView> {
     c.addresses
@@ -161,17 +110,11 @@ fn discrepancy(c: &Contact, decision: &rules::Decision) -> Option<(String, u64)>
 }
 
 fn reconcile_event(tenant_id: i64, c: &Contact, now: i64, snapshot: bool) -> NewEvent {
-    let mut ev = NewEvent::new(
-        tenant_id,
-        EventSource::Reconcile,
-        EventKind::Discrepancy,
-        Subject::Contact(c.id),
-        now,
-    );
-    ev.contact_id = Some(c.id);
-    ev.body_digest = "sweep".into();
-    ev.snapshot = snapshot.then(|| snapshot_json(c, now));
-    ev
+    let payload = EventPayload::Discrepancy {
+        contact: c.id,
+        snapshot: snapshot.then(|| ContactSnapshot::of(c, now)),
+    };
+    NewEvent::new(tenant_id, payload, now)
 }
 
 struct Sweeper<'a> {
@@ -262,12 +205,9 @@ impl Sweeper<'_> {
                 serde_json::to_string(&self.report.discrepancies).unwrap_or_default();
             if !self.opts.dry_run {
                 self.state
-                    .store
+                    .queue
                     .commit_page(self.tenant.id, &commit, now)
                     .await?;
-                if !commit.jobs.is_empty() {
-                    self.state.wake.notify_waiters();
-                }
             }
             cursor = page.next;
             if cursor.is_none() {
@@ -433,7 +373,7 @@ impl Sweeper<'_> {
             ..PageCommit::default()
         };
         self.state
-            .store
+            .queue
             .commit_page(self.tenant.id, &commit, now)
             .await?;
         let seen: HashMap<String, String> = current
@@ -444,7 +384,6 @@ impl Sweeper<'_> {
             .store
             .replace_opted_out_seen(self.tenant.id, &seen)
             .await?;
-        self.state.wake.notify_waiters();
         self.report.finished = true;
         Ok(())
     }
@@ -655,21 +594,5 @@ mod tests {
         assert_eq!(interval_ms(10_000, Some(30_000), 0.5), 86_400_000);
         let mid = interval_ms(500, Some(30_000), 0.5);
         assert!(mid > 5 * 60_000 && mid < 86_400_000);
-    }
-
-    #[test]
-    fn snapshots_round_trip_and_belong_to_one_contact() {
-        let c = Contact {
-            id: ContactId::new(5).unwrap(),
-            addresses: vec![Address {
-                field: EmailField::Email2,
-                email: EmailAddress::parse("a@x.example").unwrap(),
-                status: EmailStatus::Admin,
-            }],
-        };
-        let j = snapshot_json(&c, 1);
-        assert_eq!(snapshot_contact(&j, c.id), Some(c));
-        assert_eq!(snapshot_contact(&j, ContactId::new(6).unwrap()), None);
-        assert_eq!(snapshot_contact("{", ContactId::new(5).unwrap()), None);
     }
 }

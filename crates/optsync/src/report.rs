@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
-use crate::store::{AuditAction, EventKind, EventSource, EventSummary, JobAddress, Store};
+use crate::store::{AuditAction, EventId, EventKind, EventSource, EventSummary, JobAddress, Store};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -48,7 +48,7 @@ pub struct AddressOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OptOutLine {
     pub app: String,
-    pub event_id: i64,
+    pub event_id: EventId,
     pub source: EventSource,
     pub kind: EventKind,
     pub contact_id: Option<i64>,

@@ -3,26 +3,24 @@
 
 use std::sync::Arc;
 
-use tokio::sync::Notify;
-
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::keap_clients::KeapClients;
 use crate::providers::ses::SnsFetcher;
-use crate::store::{GroupCommit, Store};
+use crate::queue::Queue;
+use crate::store::Store;
 use crate::tenant::Tenants;
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    /// Where accepted requests are stored: one transaction for all that arrive together.
-    pub intake: GroupCommit,
+    /// The job queue: where accepted work is stored (and the workers woken), claimed,
+    /// completed, put back and re-driven.
+    pub queue: Queue,
     pub tenants: Tenants,
     pub clients: KeapClients,
     pub settings: Arc<Settings>,
     pub clock: Clock,
-    /// Wakes idle workers when a job is stored.
-    pub wake: Arc<Notify>,
     /// Fetches SNS signing certificates and confirms SNS subscriptions.
     pub sns: Arc<dyn SnsFetcher>,
     /// Called with each claimed job's id before it runs (tests make a worker panic with it).

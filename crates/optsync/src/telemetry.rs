@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::error::Result;
-use crate::state::AppState;
-use crate::store::{EventSource, JobState};
+use crate::keap_clients::KeapClients;
+use crate::store::{EventSource, JobState, Store};
 
 /// Hook requests answered, by route and status.
 pub const HOOK_REQUESTS: &str = "optsync_hook_requests_total";
@@ -134,16 +134,18 @@ fn describe() {
 }
 
 /// The exposition text: the gauges refreshed from the store, then everything recorded.
-pub async fn render(state: &AppState) -> Result<String> {
+pub async fn render(store: &Store, clients: &KeapClients) -> Result<String> {
     let handle = handle();
-    refresh_gauges(state).await?;
+    refresh_gauges(store, clients).await?;
     Ok(handle.render())
 }
 
-async fn refresh_gauges(state: &AppState) -> Result<()> {
-    let tenants = state.store.tenants().await?;
-    let reconnects = state.store.oauth_reconnects_needed().await?;
-    for t in state.store.overview().await? {
+/// Takes the store and the Keap clients, not the whole state: the queue service counts
+/// events here, and the state holds the queue.
+async fn refresh_gauges(store: &Store, clients: &KeapClients) -> Result<()> {
+    let tenants = store.tenants().await?;
+    let reconnects = store.oauth_reconnects_needed().await?;
+    for t in store.overview().await? {
         let app = t.app.clone();
         let refused = reconnects.iter().any(|r| r.tenant_id == t.tenant_id);
         metrics::gauge!(RECONNECT_NEEDED, "app" => app.clone()).set(if refused {
@@ -168,7 +170,7 @@ async fn refresh_gauges(state: &AppState) -> Result<()> {
         let quota = tenants
             .iter()
             .find(|r| r.id == t.tenant_id)
-            .and_then(|r| state.clients.client(r).ok())
+            .and_then(|r| clients.client(r).ok())
             .and_then(|c| c.pacer().budget().daily_remaining);
         if let Some(left) = quota {
             metrics::gauge!(QUOTA_LEFT, "app" => app).set(f64::from(left));

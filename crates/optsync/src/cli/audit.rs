@@ -23,24 +23,28 @@ pub async fn run(app: &App, a: AuditArgs) -> anyhow::Result<()> {
         .audit(tid, a.email.as_deref(), a.limit.clamp(1, 10_000))
         .await?;
     let mut t = Table::new(&[
-        "audit", "tenant", "contact", "email", "events", "before", "after", "action", "path",
-        "calls", "received", "honoured",
+        "audit", "tenant", "contact", "email", "events", "before", "after", "action", "rule",
+        "path", "proof", "calls", "received", "honoured",
     ]);
     for e in rows {
-        let r = e.row;
+        let d = e.decision;
+        let status = |s: Option<keap::EmailStatus>| s.map(|s| s.type_name()).unwrap_or_default();
+        let events: Vec<String> = e.event_ids.iter().map(|i| i.to_string()).collect();
         t.row(vec![
             e.id.to_string(),
-            e.app.unwrap_or_else(|| format!("#{}", r.tenant_id)),
-            r.contact_id.map(|c| c.to_string()).unwrap_or_default(),
-            r.email,
-            r.event_ids,
-            r.status_before.unwrap_or_default(),
-            r.status_after.unwrap_or_default(),
-            r.action.to_string(),
-            r.path.map(|p| p.to_string()).unwrap_or_default(),
-            r.keap_calls.to_string(),
-            rfc3339(r.received_at),
-            rfc3339(r.honoured_at),
+            e.app.unwrap_or_else(|| format!("#{}", e.tenant_id)),
+            d.contact.map(|c| c.to_string()).unwrap_or_default(),
+            d.email.map(|m| m.to_string()).unwrap_or_default(),
+            events.join(","),
+            status(d.before).into(),
+            status(d.after).into(),
+            d.action.to_string(),
+            d.rule.map(|r| r.to_string()).unwrap_or_default(),
+            d.write.map(|w| w.path.to_string()).unwrap_or_default(),
+            d.write.map(|w| w.proof.to_string()).unwrap_or_default(),
+            d.keap_calls.to_string(),
+            rfc3339(e.received_at),
+            rfc3339(e.honoured_at),
         ]);
     }
     t.print();

@@ -8,7 +8,7 @@ use super::tenant_id;
 use crate::app::App;
 use crate::clock::rfc3339;
 use crate::retry::Retried;
-use crate::store::JobState;
+use crate::store::{JobId, JobState};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum StateArg {
@@ -21,6 +21,9 @@ pub enum StateArg {
     /// No opt-out path works for the app (see `optsync doctor`); the last column says what
     /// each path answered and which addresses can still be mailed.
     Blocked,
+    /// Keap's post named a contact that Keap showed with no stop status, read again for a
+    /// few minutes: not honoured.
+    NoOptOut,
 }
 
 impl From<StateArg> for JobState {
@@ -32,6 +35,7 @@ impl From<StateArg> for JobState {
             StateArg::NotFound => Self::NotFound,
             StateArg::Dead => Self::Dead,
             StateArg::Blocked => Self::Blocked,
+            StateArg::NoOptOut => Self::NoOptOut,
         }
     }
 }
@@ -95,9 +99,9 @@ pub async fn events(app: &App, a: EventsArgs) -> anyhow::Result<()> {
 
 #[derive(Debug, clap::Args)]
 pub struct RetryArgs {
-    /// The job id (see `optsync events`).
+    /// The job id (see `optsync events`); the job must be dead, blocked or pending.
     #[arg(required_unless_present = "dead", conflicts_with = "dead")]
-    job: Option<i64>,
+    job: Option<JobId>,
     /// Every dead job.
     #[arg(long)]
     dead: bool,

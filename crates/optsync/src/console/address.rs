@@ -25,18 +25,15 @@ pub async fn history(state: &AppState, email: &str) -> Result<(Vec<EventView>, V
         .await?
         .into_iter()
         .map(|a| {
-            let r = a.row;
+            let d = a.decision;
+            let status = |s: Option<keap::EmailStatus>| s.map_or("—", |s| s.type_name());
             DecisionView {
-                at: when(Some(r.honoured_at)),
+                at: when(Some(a.honoured_at)),
                 app: a.app.unwrap_or_default(),
-                contact: r.contact_id.map(|c| c.to_string()).unwrap_or_default(),
-                change: format!(
-                    "{} → {}",
-                    r.status_before.as_deref().unwrap_or("—"),
-                    r.status_after.as_deref().unwrap_or("—")
-                ),
-                action: r.action.to_string(),
-                rule: rule_in_words(r.action, r.detail.as_deref()),
+                contact: d.contact.map(|c| c.to_string()).unwrap_or_default(),
+                change: format!("{} → {}", status(d.before), status(d.after)),
+                action: d.action.to_string(),
+                rule: rule_in_words(d.action, d.rule.as_ref()),
             }
         })
         .collect();

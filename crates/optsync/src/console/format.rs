@@ -3,7 +3,7 @@
 
 use super::views::EventView;
 use crate::clock::rfc3339;
-use crate::store::{AuditAction, EventSource, EventSummary, JobState};
+use crate::store::{AuditAction, EventSource, EventSummary, JobState, Rule};
 
 pub fn when(ms: Option<i64>) -> String {
     ms.map(rfc3339).unwrap_or_else(|| "—".into())
@@ -20,7 +20,7 @@ pub fn dur(ms: Option<i64>) -> String {
 
 pub fn event_view(e: &EventSummary) -> EventView {
     EventView {
-        id: e.id,
+        id: e.id.get(),
         app: e.app.clone(),
         received: rfc3339(e.received_at),
         source: e.source.to_string(),
@@ -41,14 +41,23 @@ pub fn stuck(state: JobState) -> bool {
 }
 
 /// The words for one decision about an address.
-pub fn rule_in_words(action: AuditAction, detail: Option<&str>) -> String {
-    let detail = detail.unwrap_or_default();
-    match action {
-        AuditAction::OptedOut if detail.starts_with("source ") => format!(
-            "Opted out: {} holds a stop status on this contact, and every address of a contact holding a stop source is opted out.",
-            detail.trim_start_matches("source ")
+pub fn rule_in_words(action: AuditAction, rule: Option<&Rule>) -> String {
+    match (action, rule) {
+        (AuditAction::OptedOut, Some(Rule::Propagation { source })) => format!(
+            "Opted out: {source} holds a stop status on this contact, and every address of a contact holding a stop source is opted out."
         ),
-        AuditAction::OptedOut => format!("Opted out, this address alone: {detail}."),
+        (AuditAction::OptedOut, Some(Rule::Bounce)) => {
+            "Opted out, this address alone: hard bounce.".into()
+        }
+        (AuditAction::OptedOut, None) => "Opted out.".into(),
+        (action, _) => action_in_words(action),
+    }
+}
+
+/// The words for what was found about an address that was not written.
+fn action_in_words(action: AuditAction) -> String {
+    match action {
+        AuditAction::OptedOut => "Opted out.".into(),
         AuditAction::AlreadyStopped => "Already in a stop status; nothing written.".into(),
         AuditAction::Terminal => {
             "In a terminal status (bounced, invalid, …) that nobody changes; nothing written."

@@ -17,6 +17,7 @@ use super::views::*;
 use crate::report::{self, Period};
 use crate::retry::Retried;
 use crate::state::AppState;
+use crate::store::JobId;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -150,7 +151,7 @@ pub async fn retry(
     Path((app, job)): Path<(String, i64)>,
     f: CsrfForm<Empty>,
 ) -> Answer {
-    match crate::retry::job(&state, job, Some(&app)).await? {
+    match crate::retry::job(&state, JobId(job), Some(&app)).await? {
         Retried::Requeued => {
             let target = format!("{app} job {job}");
             record(&state, &f.session.user, "retry_job", &target, None).await;

@@ -3,6 +3,8 @@
 
 use askama::Template;
 
+use crate::store::JobId;
+
 #[derive(Template)]
 #[template(path = "login.html")]
 pub struct LoginPage {
@@ -45,7 +47,7 @@ pub struct OverviewPage {
 }
 
 pub struct StuckJob {
-    pub job_id: i64,
+    pub job_id: JobId,
     pub state: String,
     pub subject: String,
     pub attempts: i64,

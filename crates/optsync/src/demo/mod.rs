@@ -152,6 +152,9 @@ async fn setup(contacts: usize, seed: u64) -> anyhow::Result<Demo> {
     let public_url = format!("http://{}", listener.local_addr()?);
     let mut settings = Settings::for_dir(&dir, None);
     settings.public_url = public_url.clone();
+    // The emulated Keap and every emulated provider connect from loopback: one client to the
+    // per-client cap, where in production they are many. Only the total cap applies here.
+    settings.max_connections_per_client = settings.max_connections;
     let app = App::open(settings).await?;
     app.tenants()
         .add(TenantSpec {

@@ -98,7 +98,7 @@ async fn own_host_and_origin(
 
 /// The Prometheus text exposition format (0.0.4).
 async fn metrics(State(state): State<AppState>) -> Response {
-    match crate::telemetry::render(&state).await {
+    match crate::telemetry::render(&state.store, &state.clients).await {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,

@@ -16,12 +16,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use keap::{ContactId, EmailAddress, EmailField};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::auth_gate::KeapAuth;
 use super::error::HttpError;
 use crate::state::AppState;
-use crate::store::{Delivery, EventKind, EventSource, NewEvent, Subject, TenantRow};
+use crate::store::{Delivery, EventPayload, NewEvent, Subject, TenantRow};
 use crate::tenant::HookAuth;
 
 /// Keap's post is a contact record: a few KiB. Anything much larger is not Keap.
@@ -99,24 +98,20 @@ async fn receive(state: AppState, mut auth: KeapAuth, body: &[u8]) -> Answer {
         tracing::warn!(msg = %one_line(&msg), "hook refused: bad post");
         HttpError::bad_request(msg)
     })?;
-    let mut ev = NewEvent::new(
+    let ev = NewEvent::received(
         tenant.id,
-        EventSource::KeapPost,
-        EventKind::OptOut,
-        subject.clone(),
+        EventPayload::KeapPost {
+            subject: subject.clone(),
+        },
+        body,
         now,
     );
-    match &subject {
-        Subject::Contact(id) => ev.contact_id = Some(*id),
-        Subject::Address(e) => ev.email = Some(e.clone()),
-    }
-    ev.body_digest = hex::encode(Sha256::digest(body));
     let delivery = Delivery {
         events: vec![ev],
         token: None,
         at: now,
     };
-    let acc = match state.intake.store(delivery).await {
+    let acc = match state.queue.enqueue(delivery).await {
         Ok(out) => out.accepted.into_iter().next(),
         Err(e) => {
             tracing::error!(error = %one_line(&e), "opt-out post NOT stored; answering 503 so Keap retries");
@@ -124,8 +119,7 @@ async fn receive(state: AppState, mut auth: KeapAuth, body: &[u8]) -> Answer {
         }
     }
     .ok_or_else(|| HttpError::retry(StatusCode::SERVICE_UNAVAILABLE))?;
-    state.wake.notify_waiters();
-    tracing::info!(%subject, event = acc.event_id, job = acc.job_id, "opt-out post accepted");
+    tracing::info!(%subject, event = %acc.event_id, job = ?acc.job_id, "opt-out post accepted");
     Ok(Json(
         json!({"accepted": true, "event_id": acc.event_id, "job_id": acc.job_id}),
     ))

@@ -12,14 +12,13 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::auth_gate::{AuthFailures, AuthGate, client_ip};
 use super::error::HttpError;
 use crate::providers::{self, Provider, ProviderConfig, Reject, Request, Verified};
 use crate::state::AppState;
 use crate::store::{
-    Delivery, EventKind, EventSource, NewEvent, SignatureToken, Subject, TenantRow,
+    Delivery, EventKind, EventPayload, NewEvent, ProviderEvent, SignatureToken, TenantRow,
 };
 
 /// SendGrid batches reach 768 KB, Mandrill 1,000 events.
@@ -249,20 +248,16 @@ fn events(
     body: &[u8],
     now: i64,
 ) -> Vec<NewEvent> {
-    let digest = hex::encode(Sha256::digest(body));
     v.events
         .iter()
-        .map(|e| NewEvent {
-            tenant_id: tenant.id,
-            source: EventSource::Provider(provider),
-            kind: event_kind(e.kind),
-            contact_id: None,
-            email: Some(e.email.clone()),
-            provider_event_id: e.id.clone(),
-            body_digest: digest.clone(),
-            received_at: now,
-            snapshot: None,
-            subject: e.kind.acts().then(|| Subject::Address(e.email.clone())),
+        .map(|e| {
+            let payload = EventPayload::Provider(ProviderEvent {
+                provider,
+                kind: event_kind(e.kind),
+                address: e.email.clone(),
+                id: e.id.clone(),
+            });
+            NewEvent::received(tenant.id, payload, body, now)
         })
         .collect()
 }
@@ -278,8 +273,8 @@ async fn store(
 ) -> Result<Json<Value>, HttpError> {
     let events = events(tenant, provider, verified, body, now);
     let out = state
-        .intake
-        .store(Delivery {
+        .queue
+        .enqueue(Delivery {
             events,
             token,
             at: now,
@@ -297,9 +292,6 @@ async fn store(
         );
         return Err(refusal(provider, &Reject::Replayed));
     }
-    if out.queued > 0 {
-        state.wake.notify_waiters();
-    }
     tracing::info!(
         provider = provider.name(),
         queued = out.queued,
@@ -311,4 +303,25 @@ async fn store(
     Ok(Json(
         json!({"queued": out.queued, "recorded": out.recorded, "duplicates": out.duplicates, "ignored": verified.ignored}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A provider's kind and the store's word for it agree on which events make a job.
+    #[test]
+    fn provider_kinds_act_as_the_store_kinds_do() {
+        use providers::Kind::*;
+        for k in [
+            Unsubscribe,
+            Complaint,
+            HardBounce,
+            Suppressed,
+            SoftBounce,
+            Resubscribe,
+        ] {
+            assert_eq!(k.acts(), event_kind(k).acts(), "{k:?}");
+        }
+    }
 }

@@ -226,7 +226,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Whether the event needs work in Keap (a job), or is only recorded.
+    /// Whether the event needs work in Keap (a job), or is only recorded. The store's
+    /// `EventKind::acts` answers the same (a test in the provider hooks checks it); providers
+    /// do not import the store.
     pub fn acts(self) -> bool {
         matches!(
             self,

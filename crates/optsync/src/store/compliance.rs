@@ -2,14 +2,15 @@
 //! and the audit rows of their jobs (one per address).
 
 use super::Store;
+use super::ids::JobId;
+use super::listings::{EVENT_SUMMARY, EventSummary};
 use super::model::{AuditAction, EventKind};
-use super::queue::{EVENT_SUMMARY, EventSummary};
 use crate::error::Result;
 
 /// One address a job acted on (or looked at).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct JobAddress {
-    pub job_id: i64,
+    pub job_id: JobId,
     pub email: String,
     pub action: AuditAction,
 }

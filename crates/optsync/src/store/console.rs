@@ -1,7 +1,7 @@
 //! The console's accounts, sessions and action record, and the events about one address.
 
 use super::Store;
-use super::queue::{EVENT_SUMMARY, EventSummary};
+use super::listings::{EVENT_SUMMARY, EventSummary};
 use crate::error::Result;
 
 /// A console session as stored.

@@ -3,30 +3,46 @@
 //! (`$n` parameters, `RETURNING`, `ON CONFLICT`, partial unique indexes); where the dialects
 //! must differ — claiming a job — the statement is chosen by [`Backend`].
 
+mod claim;
 mod compliance;
 mod console;
+mod decision;
 mod group_commit;
+mod health;
+mod ids;
+mod intake;
+mod jobs;
+mod listings;
+#[cfg(test)]
+mod migration_tests;
 pub mod model;
 mod oauth_tokens;
 mod overview;
+mod payload;
 mod providers;
-mod queue;
 mod records;
 mod sweeps;
 mod tenants;
 
+pub use claim::ClaimedJob;
 pub use compliance::JobAddress;
 pub use console::{AdminAction, SessionRow};
+pub use decision::{AddressDecision, AuditEntry, JobReport, Write};
 pub use group_commit::GroupCommit;
+pub use health::FailingJobs;
+pub use ids::{EventId, JobId};
+pub use intake::{Accepted, NewEvent};
+pub use jobs::EventRow;
+pub use listings::{EventSummary, HonouredEvent};
 pub use model::{
     AuditAction, CredentialKind, EventKind, EventSource, JobState, LedgerOrigin, OptOutApi,
-    Requeue, Subject, SweepKind, SweepState, UnknownValue, WritePath,
+    Outcome, Proof, RETRYABLE, RETRYABLE_WORDS, Requeue, Rule, Subject, SweepKind, SweepState,
+    UnknownValue, WritePath,
 };
 pub use oauth_tokens::{OAuthTokenRow, ReconnectNeeded};
 pub use overview::TenantOverview;
+pub use payload::{ContactSnapshot, EventPayload, ProviderEvent};
 pub use providers::{Delivery, DeliveryOutcome, SignatureToken};
-pub use queue::{Accepted, ClaimedJob, EventRow, EventSummary, HonouredEvent, NewEvent};
-pub use records::{AuditEntry, AuditRow};
 pub use sweeps::{IndexedAddress, PageCommit, SweepRow};
 pub use tenants::{NewTenant, TenantRow};
 

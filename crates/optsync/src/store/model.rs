@@ -27,7 +27,7 @@ pub struct UnknownValue {
 }
 
 impl UnknownValue {
-    fn new(what: &'static str, value: &str) -> Self {
+    pub(crate) fn new(what: &'static str, value: &str) -> Self {
         Self {
             what,
             value: value.chars().take(80).collect(),
@@ -118,6 +118,45 @@ text_enum! {
         Blocked = "blocked",
         /// Folded into another pending job for the same subject.
         Merged = "merged",
+        /// Keap's post named a contact that Keap showed with no stop status, read again for
+        /// a few minutes: not honoured.
+        NoOptOut = "no_opt_out",
+    }
+}
+
+/// The states an operator may re-drive a job from (`optsync retry`, the console): one that
+/// failed for good, one no opt-out path could do, or one waiting for its next try.
+pub const RETRYABLE: [JobState; 3] = [JobState::Dead, JobState::Blocked, JobState::Pending];
+
+/// [`RETRYABLE`] in words, for messages and `--help`.
+pub const RETRYABLE_WORDS: &str = "dead, blocked or pending";
+
+/// How a job that ran ends: the terminal outcomes, the only ones a job completes with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its events are honoured.
+    Done,
+    /// Keap has no such contact (or no contact holds the address): nothing to honour.
+    NotFound,
+    /// Keap showed no opt-out for the contact its post named: not honoured.
+    NoOptOut,
+}
+
+impl Outcome {
+    pub fn state(self) -> JobState {
+        match self {
+            Self::Done => JobState::Done,
+            Self::NotFound => JobState::NotFound,
+            Self::NoOptOut => JobState::NoOptOut,
+        }
+    }
+
+    /// Why the events stay unhonoured, as the report says it.
+    pub fn note(self) -> Option<&'static str> {
+        match self {
+            Self::NoOptOut => Some("Keap showed no opt-out"),
+            Self::Done | Self::NotFound => None,
+        }
     }
 }
 
@@ -138,6 +177,16 @@ text_enum! {
         Suppressed = "suppressed",
         SoftBounce = "soft_bounce",
         Resubscribe = "resubscribe",
+    }
+}
+
+impl EventKind {
+    /// A provider's event of this kind asks for a write (the others are recorded only).
+    pub fn acts(self) -> bool {
+        matches!(
+            self,
+            Self::Unsubscribe | Self::Complaint | Self::HardBounce | Self::Suppressed
+        )
     }
 }
 
@@ -172,6 +221,32 @@ impl From<OptOutPath> for WritePath {
         }
     }
 }
+
+text_enum! {
+    /// What proved a write: a read-back showing the stop, or (for an app whose REST path has
+    /// proven itself) the write's own answer, trusted.
+    Proof, "write proof" {
+        ReadBack = "read_back",
+        Trusted = "trusted",
+    }
+}
+
+/// Why an address was written (stored as `propagation:SOURCE` or `bounce`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    /// Another address of the contact, `source`, is a stop source.
+    Propagation { source: EmailAddress },
+    /// A provider reported a hard bounce (or suppression) for this address alone.
+    Bounce,
+}
+
+impl serde::Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+stored_as_text!(Rule);
 
 text_enum! {
     /// An API that can opt an address out, as learned per app.
@@ -332,6 +407,9 @@ pub enum Requeue {
     Block(i64),
     /// Failed too often: dead until an operator re-drives it.
     Bury,
+    /// Keap showed no stop for the contact its post named: read it again at this time (epoch
+    /// ms), the attempt given back.
+    Recheck(i64),
 }
 
 #[cfg(test)]

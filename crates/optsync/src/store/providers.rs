@@ -2,7 +2,7 @@
 //! delivery, their jobs and (for Mailgun) its signature token — in one transaction.
 
 use super::Store;
-use super::queue::{Accepted, NewEvent, insert_event, is_duplicate_race};
+use super::intake::{Accepted, NewEvent, insert_event, is_duplicate_race};
 use crate::error::Result;
 use crate::providers::Provider;
 
@@ -112,13 +112,6 @@ impl Store {
             outs.push(insert_delivery(&mut tx, d).await?);
         }
         tx.commit().await?;
-        for (d, out) in ds.iter().zip(&outs) {
-            for (ev, acc) in d.events.iter().zip(&out.accepted) {
-                if !acc.duplicate {
-                    crate::telemetry::events_stored(ev.source, ev.kind);
-                }
-            }
-        }
         Ok(outs)
     }
 
@@ -156,7 +149,7 @@ async fn insert_delivery(
     }
     for ev in &d.events {
         let acc = insert_event(tx, ev).await?;
-        match (acc.duplicate, ev.subject.is_some()) {
+        match (acc.duplicate, acc.job_id.is_some()) {
             (true, _) => out.duplicates += 1,
             (false, true) => out.queued += 1,
             (false, false) => out.recorded += 1,

@@ -6,38 +6,11 @@ use keap::EmailStatus;
 use sqlx::Row;
 
 use super::Store;
-use super::model::{AuditAction, LedgerOrigin, WritePath};
+use super::decision::{AUDIT_SELECT, AuditEntry};
+use super::ids::JobId;
+use super::model::LedgerOrigin;
 use crate::error::Result;
 use crate::rules::OwnWrite;
-
-/// One decision about one address.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AuditRow {
-    pub tenant_id: i64,
-    pub job_id: Option<i64>,
-    /// Comma-separated ids of the events the job served.
-    pub event_ids: String,
-    pub contact_id: Option<i64>,
-    pub email: String,
-    pub status_before: Option<String>,
-    pub status_after: Option<String>,
-    pub action: AuditAction,
-    /// For writes: which one left the address opted out.
-    pub path: Option<WritePath>,
-    pub keap_calls: i64,
-    pub received_at: i64,
-    pub honoured_at: i64,
-    pub detail: Option<String>,
-}
-
-/// A stored audit row, for `optsync audit`.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AuditEntry {
-    pub id: i64,
-    pub app: Option<String>,
-    #[sqlx(flatten)]
-    pub row: AuditRow,
-}
 
 /// A ledger row's `status_written` as the rules see it.
 pub(super) fn own_write(written: Option<String>) -> OwnWrite {
@@ -46,32 +19,6 @@ pub(super) fn own_write(written: Option<String>) -> OwnWrite {
         // NULL: the write was under way when the process stopped.
         _ => OwnWrite::Intended,
     }
-}
-
-pub(super) async fn insert_audit(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    a: &AuditRow,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit (tenant_id, job_id, event_ids, contact_id, email, status_before, status_after, action, path, keap_calls, received_at, honoured_at, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    )
-    .bind(a.tenant_id)
-    .bind(a.job_id)
-    .bind(&a.event_ids)
-    .bind(a.contact_id)
-    .bind(&a.email)
-    .bind(&a.status_before)
-    .bind(&a.status_after)
-    .bind(a.action)
-    .bind(a.path)
-    .bind(a.keap_calls)
-    .bind(a.received_at)
-    .bind(a.honoured_at)
-    .bind(&a.detail)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 impl Store {
@@ -83,7 +30,7 @@ impl Store {
         email_key: &str,
         origin: LedgerOrigin,
         source: Option<&str>,
-        job_id: i64,
+        job_id: JobId,
         now: i64,
     ) -> Result<i64> {
         let r = sqlx::query(
@@ -166,13 +113,10 @@ impl Store {
         email: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AuditEntry>> {
-        Ok(sqlx::query_as(
-            "SELECT a.id, t.app, a.tenant_id, a.job_id, a.event_ids, a.contact_id, a.email, a.status_before, a.status_after,
-                    a.action, a.path, a.keap_calls, a.received_at, a.honoured_at, a.detail
-               FROM audit a LEFT JOIN tenants t ON t.id = a.tenant_id
-              WHERE ($1 IS NULL OR a.tenant_id = $1) AND ($2 IS NULL OR LOWER(a.email) = LOWER($2))
-              ORDER BY a.id DESC LIMIT $3",
-        )
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{AUDIT_SELECT} WHERE ($1 IS NULL OR a.tenant_id = $1) AND ($2 IS NULL OR LOWER(a.email) = LOWER($2))
+              ORDER BY a.id DESC LIMIT $3"
+        )))
         .bind(tenant_id)
         .bind(email)
         .bind(limit)

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use sqlx::Row;
 
 use super::Store;
+use super::intake::{NewEvent, insert_event};
 use super::model::{SweepKind, SweepState};
-use super::queue::{NewEvent, insert_event};
 use crate::error::Result;
 use crate::rules::OwnWrite;
 

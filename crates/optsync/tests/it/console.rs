@@ -157,7 +157,14 @@ async fn with_history(db: Db) -> (TestApp, Vec<String>, i64) {
         .unwrap();
     t.post(&[("contactId", &ann.to_string())]).await;
     for i in 0..3 {
-        let (id, _) = t.contact(&format!("p{i}"), 1);
+        // Keap posts for a contact that opted out: its stop status is there to honour.
+        let (id, emails) = t.contact(&format!("p{i}"), 1);
+        t.sim
+            .event(
+                &emails[0],
+                keap_sim::SimEvent::Set(keap::EmailStatus::Manual),
+            )
+            .unwrap();
         t.post(&[("contactId", &id.to_string())]).await;
     }
     t.worker.drain().await.unwrap();

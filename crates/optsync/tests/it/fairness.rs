@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use keap::{ContactId, EmailStatus, OptOutMethod};
+use keap_sim::SimEvent;
 use optsync::clock::Clock;
-use optsync::store::{EventKind, EventSource, NewEvent, Subject};
+use optsync::store::{EventPayload, NewEvent, Subject};
 use optsync::tenant::{StoredCredential, TenantSpec};
 
 use crate::{Db, KEY, Options, TestApp, on_both_backends, sim_on};
@@ -37,18 +38,13 @@ async fn flood(t: &TestApp, n: usize) {
         .unwrap();
     for i in 0..n {
         let email = format!("flood.{i}@example.com");
-        let id = t
-            .sim
-            .add_contact(&email, None, None, EmailStatus::SingleOptIn);
-        let contact = ContactId::new(id).unwrap();
-        let mut ev = NewEvent::new(
+        let id = t.sim.add_contact(&email, None, None, EmailStatus::Manual);
+        let subject = Subject::Contact(ContactId::new(id).unwrap());
+        let ev = NewEvent::new(
             tenant.id,
-            EventSource::KeapPost,
-            EventKind::OptOut,
-            Subject::Contact(contact),
+            EventPayload::KeapPost { subject },
             t.state.clock.epoch_ms(),
         );
-        ev.contact_id = Some(contact);
         t.state.store.accept(&ev).await.unwrap();
     }
 }
@@ -71,7 +67,11 @@ async fn quiet_tenant_latencies(db: Db, backlog: usize) -> Vec<i64> {
     flood(&t, backlog).await;
     let steps_per_post = (Duration::from_secs(1).as_millis() / STEP.as_millis()) as usize;
     for i in 0..POSTS {
-        let (id, _) = t.contact(&format!("quiet{i}"), 2);
+        // Keap posts for a contact that opted out: its stop status is there to honour.
+        let (id, emails) = t.contact(&format!("quiet{i}"), 2);
+        t.sim
+            .event(&emails[0], SimEvent::Set(EmailStatus::Manual))
+            .unwrap();
         let (status, _) = t.post(&[("contactId", &id.to_string())]).await;
         assert_eq!(status, 200);
         for _ in 0..steps_per_post {

@@ -41,7 +41,10 @@ async fn action_set_post_opts_out_every_sibling_once(db: Db) {
     let audit = t.state.store.audit(None, None, 10).await.unwrap();
     let mut actions: Vec<(String, String)> = audit
         .iter()
-        .map(|a| (a.row.email.clone(), a.row.action.to_string()))
+        .map(|a| {
+            let email = a.decision.email.as_ref().map(|e| e.to_string());
+            (email.unwrap_or_default(), a.decision.action.to_string())
+        })
         .collect();
     actions.sort();
     assert_eq!(
@@ -55,7 +58,8 @@ async fn action_set_post_opts_out_every_sibling_once(db: Db) {
     assert!(
         audit
             .iter()
-            .all(|a| a.row.honoured_at >= a.row.received_at && a.row.contact_id == Some(id))
+            .all(|a| a.honoured_at >= a.received_at
+                && a.decision.contact.map(|c| c.get()) == Some(id))
     );
 
     // The same post again: 2xx, and no further write.
@@ -308,8 +312,12 @@ async fn intake_never_calls_keap_and_unknown_contacts_end_as_not_found(db: Db) {
     assert_eq!(nf[0].contact_id, Some(987654));
     assert!(nf[0].honoured_at.is_none(), "nothing was honoured");
     let audit = t.state.store.audit(None, None, 10).await.unwrap();
-    assert!(audit.iter().any(|a| a.row.contact_id == Some(987654)
-        && a.row.action == optsync::store::AuditAction::ContactNotFound));
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.decision.contact.map(|c| c.get()) == Some(987654)
+                && a.decision.action == optsync::store::AuditAction::ContactNotFound)
+    );
 }
 on_both_backends!(intake_never_calls_keap_and_unknown_contacts_end_as_not_found);
 

@@ -5,7 +5,7 @@ use keap::ContactId;
 use keap::EmailStatus;
 use keap_sim::{FaultKind, SimEvent};
 use optsync::clock::Clock;
-use optsync::store::{EventKind, EventSource, JobState, NewEvent, Subject};
+use optsync::store::{EventPayload, JobId, JobReport, JobState, NewEvent, Outcome, Subject};
 use optsync::worker::JobOutcome;
 use sqlx::Row;
 
@@ -13,21 +13,29 @@ use crate::{Db, Options, TestApp, on_both_backends};
 
 const T0: u64 = 1_800_000_000_000;
 
-async fn enqueue(t: &TestApp, contact: i64) -> i64 {
+async fn enqueue(t: &TestApp, contact: i64) -> JobId {
     let tenant = t.state.tenants.get(&t.app).await.unwrap();
-    let contact = ContactId::new(contact).unwrap();
-    let mut ev = NewEvent::new(
+    let subject = Subject::Contact(ContactId::new(contact).unwrap());
+    let ev = NewEvent::new(
         tenant.id,
-        EventSource::KeapPost,
-        EventKind::OptOut,
-        Subject::Contact(contact),
+        EventPayload::KeapPost { subject },
         t.state.clock.epoch_ms(),
     );
-    ev.contact_id = Some(contact);
-    t.state.store.accept(&ev).await.unwrap().job_id
+    t.state.store.accept(&ev).await.unwrap().job_id.unwrap()
 }
 
-async fn job(t: &TestApp, id: i64) -> (JobState, i64, i64) {
+/// A report with no decisions, for a job completed by the test itself.
+fn no_report(job_id: JobId) -> JobReport {
+    JobReport {
+        tenant_id: 1,
+        job_id,
+        event_ids: vec![],
+        received_at: T0 as i64,
+        addresses: vec![],
+    }
+}
+
+async fn job(t: &TestApp, id: JobId) -> (JobState, i64, i64) {
     let r = sqlx::query("SELECT state, attempts, run_at FROM jobs WHERE id = $1")
         .bind(id)
         .fetch_one(t.state.store.pool())
@@ -202,8 +210,8 @@ async fn events_for_one_contact_coalesce_and_one_job_runs_at_a_time(db: Db) {
                 a,
                 Some(T0 as i64 + lease),
                 clock.epoch_ms(),
-                JobState::Done,
-                &[]
+                Outcome::Done,
+                &no_report(a)
             )
             .await
             .unwrap()
@@ -215,8 +223,8 @@ async fn events_for_one_contact_coalesce_and_one_job_runs_at_a_time(db: Db) {
                 a,
                 Some(clock.epoch_ms() + lease),
                 clock.epoch_ms(),
-                JobState::Done,
-                &[]
+                Outcome::Done,
+                &no_report(a)
             )
             .await
             .unwrap()
@@ -236,3 +244,101 @@ async fn events_for_one_contact_coalesce_and_one_job_runs_at_a_time(db: Db) {
     );
 }
 on_both_backends!(events_for_one_contact_coalesce_and_one_job_runs_at_a_time);
+
+/// "Honoured" means something was true in Keap. A post for a contact that shows no stop
+/// status is read again, on the clock, for a few minutes: a stop that appears meanwhile is
+/// honoured; one that never does ends the job as "Keap showed no opt-out", listed among the
+/// report's not honoured with that reason, and never as honoured.
+async fn a_post_is_honoured_only_when_keap_shows_a_stop(db: Db) {
+    let clock = Clock::manual(T0);
+    let t = TestApp::spawn_with(
+        db,
+        Options {
+            clock: clock.clone(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let minute = std::time::Duration::from_secs(60);
+    let (late, late_emails) = t.contact("late", 2);
+    let (never, never_emails) = t.contact("never", 2);
+    let late_job = enqueue(&t, late).await;
+    let never_job = enqueue(&t, never).await;
+
+    let first = t.worker.drain().await.unwrap();
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(
+        first
+            .iter()
+            .all(|o| matches!(o, JobOutcome::Rechecking { .. })),
+        "no stop in Keap yet: read again later, not done: {first:?}"
+    );
+    assert_eq!(job(&t, late_job).await.0, JobState::Pending);
+    assert_eq!(job(&t, late_job).await.1, 0, "a re-read is not an attempt");
+
+    // Keap's state catches up with its post for one contact.
+    t.sim
+        .event(&late_emails[0], SimEvent::Set(EmailStatus::Manual))
+        .unwrap();
+    clock.advance(minute);
+    let second = t.worker.drain().await.unwrap();
+    assert!(
+        second
+            .iter()
+            .any(|o| matches!(o, JobOutcome::Done { job_id, writes: 1 } if *job_id == late_job)),
+        "{second:?}"
+    );
+    assert_eq!(
+        t.sim.status(&late_emails[1]),
+        Some(EmailStatus::Admin),
+        "the late stop is honoured"
+    );
+
+    for _ in 0..5 {
+        clock.advance(minute);
+        t.worker.drain().await.unwrap();
+    }
+    assert_eq!(job(&t, never_job).await.0, JobState::NoOptOut);
+    assert_eq!(
+        t.statuses(&never_emails),
+        vec![Some(EmailStatus::SingleOptIn); 2],
+        "nothing was written"
+    );
+    let rows = t
+        .state
+        .store
+        .events(None, Some(JobState::NoOptOut), 10)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].honoured_at.is_none(), "never honoured");
+
+    let period = optsync::report::Period {
+        app: None,
+        since: 0,
+        until: clock.epoch_ms() + 1,
+    };
+    let report = optsync::report::build(&t.state.store, &period)
+        .await
+        .unwrap();
+    assert_eq!(report.summary.honoured, 1);
+    assert_eq!(report.summary.not_honoured, 1);
+    let line = report
+        .opt_outs
+        .iter()
+        .find(|l| l.contact_id == Some(never))
+        .unwrap();
+    assert_eq!(line.honoured_at, None);
+    assert_eq!(
+        line.why_not.as_deref(),
+        Some("no_opt_out: Keap showed no opt-out")
+    );
+    assert!(
+        line.addresses
+            .iter()
+            .all(|a| a.action == optsync::store::AuditAction::NotTargeted),
+        "{:?}",
+        line.addresses
+    );
+}
+on_both_backends!(a_post_is_honoured_only_when_keap_shows_a_stop);

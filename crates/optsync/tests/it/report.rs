@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use keap::EmailStatus;
 use optsync::clock::Clock;
 use optsync::report::{Period, build};
 
@@ -18,7 +19,11 @@ const DAY: u64 = 24 * HOUR;
 /// Posts an opt-out for a new contact; the worker honours it `after` later (never: left
 /// pending). Returns the latency in ms, if honoured.
 async fn opt_out(t: &TestApp, clock: &Clock, tag: &str, after: Option<Duration>) -> Option<i64> {
-    let (id, _) = t.contact(tag, 2);
+    // Keap posts for a contact that opted out: its stop status is there to honour.
+    let (id, emails) = t.contact(tag, 2);
+    t.sim
+        .event(&emails[0], keap_sim::SimEvent::Set(EmailStatus::Manual))
+        .unwrap();
     let (s, _) = t.post(&[("contactId", &id.to_string())]).await;
     assert_eq!(s, 200);
     let after = after?;
@@ -175,10 +180,16 @@ async fn ten_business_days_are_counted_across_weekends(db: Db) {
         },
     )
     .await;
-    let (fri, _) = t.contact("fri", 2);
+    let (fri, fri_emails) = t.contact("fri", 2);
+    t.sim
+        .event(&fri_emails[0], keap_sim::SimEvent::Set(EmailStatus::Manual))
+        .unwrap();
     assert_eq!(t.post(&[("contactId", &fri.to_string())]).await.0, 200);
     clock.advance(Duration::from_millis(DAY));
-    let (sat, _) = t.contact("sat", 2);
+    let (sat, sat_emails) = t.contact("sat", 2);
+    t.sim
+        .event(&sat_emails[0], keap_sim::SimEvent::Set(EmailStatus::Manual))
+        .unwrap();
     assert_eq!(t.post(&[("contactId", &sat.to_string())]).await.0, 200);
     // Friday two weeks on, 11:00: the first job (Friday's) only.
     clock.advance(Duration::from_millis(13 * DAY - HOUR));

@@ -25,7 +25,14 @@ on_both_backends!(migrations_are_idempotent_and_secrets_never_stored_in_clear);
 
 async fn tenants_rotate_tokens_and_are_removed_with_their_queue(db: Db) {
     let t = TestApp::spawn(db).await;
-    let (id, _) = t.contact("ivy", 2);
+    // Keap posts for a contact that opted out: its stop status is there to honour.
+    let (id, emails) = t.contact("ivy", 2);
+    t.sim
+        .event(
+            &emails[0],
+            keap_sim::SimEvent::Set(keap::EmailStatus::Manual),
+        )
+        .unwrap();
     assert_eq!(t.post(&[("contactId", &id.to_string())]).await.0, 200);
     let new_url = t.state.tenants.rotate_token(&t.app).await.unwrap();
     assert_ne!(new_url, t.post_url);

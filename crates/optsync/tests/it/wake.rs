@@ -83,7 +83,14 @@ async fn a_post_stored_during_a_claim_is_claimed_without_waiting_for_the_poll() 
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(claims(&t, "claims").await, 1, "the held claim is the first");
+    // Keap posts for an address that opted out: its stop status is there to honour.
     let (_, emails) = t.contact("wes", 2);
+    t.sim
+        .event(
+            &emails[0],
+            keap_sim::SimEvent::Set(keap::EmailStatus::Manual),
+        )
+        .unwrap();
     let (status, _) = post_to(&t.post_url, &[("Email", emails[0].as_str())]).await;
     assert_eq!(status, 200, "the post is not held by the claim");
     sqlx::query("SELECT pg_advisory_unlock(4242)")

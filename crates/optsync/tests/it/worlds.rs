@@ -105,10 +105,14 @@ async fn rest_works_and_xmlrpc_is_off(db: Db) {
     let audit = t.state.store.audit(None, None, 10).await.unwrap();
     let written: Vec<_> = audit
         .iter()
-        .filter(|a| a.row.action == AuditAction::OptedOut)
+        .filter(|a| a.decision.action == AuditAction::OptedOut)
         .collect();
     assert_eq!(written.len(), 2);
-    assert!(written.iter().all(|a| a.row.path == Some(WritePath::Rest)));
+    assert!(
+        written
+            .iter()
+            .all(|a| a.decision.write.map(|w| w.path) == Some(WritePath::Rest))
+    );
     assert_eq!(learned(&t).await, Some(OptOutApi::Rest));
 }
 on_both_backends!(rest_works_and_xmlrpc_is_off);
@@ -124,7 +128,7 @@ async fn rest_ignored_falls_back_to_xmlrpc_then_uses_it_first(db: Db) {
     assert!(
         audit
             .iter()
-            .any(|a| a.row.path == Some(WritePath::XmlRpcFallback))
+            .any(|a| a.decision.write.map(|w| w.path) == Some(WritePath::XmlRpcFallback))
     );
 
     // The app is known to ignore the PATCH: the next opt-out goes to XML-RPC straight away.
@@ -215,7 +219,7 @@ async fn no_path_blocks_until_xmlrpc_returns(db: Db, rest: RestOptOut) {
             .await
             .unwrap()
             .iter()
-            .any(|a| a.row.action == AuditAction::OptedOut),
+            .any(|a| a.decision.action == AuditAction::OptedOut),
         "nothing recorded as honoured"
     );
     let d = optsync::doctor::examine(&t.state, &t.state.tenants.get(&t.app).await.unwrap(), None)
