@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use keap::EmailStatus;
 use optsync::clock::Clock;
 
 use crate::{Db, Options, TestApp};
@@ -82,7 +83,11 @@ async fn a_panicking_worker_is_replaced_and_its_job_taken_over(db: Db) {
     // One worker: only its replacement can run the jobs after the panic.
     let workers = tokio::spawn(optsync::supervise::workers(state, 1, stopped));
 
-    let (ann, _) = t.contact("ann", 2);
+    // A post is honoured only when Keap shows a stop on the contact.
+    let (ann, ann_emails) = t.contact("ann", 2);
+    t.sim
+        .event(&ann_emails[0], keap_sim::SimEvent::Set(EmailStatus::Manual))
+        .unwrap();
     assert_eq!(t.post(&[("contactId", &ann.to_string())]).await.0, 200);
     until("the worker panicked", async || panics_counted() > before).await;
     let job = doomed.load(Ordering::SeqCst);
@@ -98,7 +103,10 @@ async fn a_panicking_worker_is_replaced_and_its_job_taken_over(db: Db) {
 
     // The service keeps serving: another post is taken and honoured by the new worker,
     // while the doomed job stays claimed under its lease.
-    let (bob, _) = t.contact("bob", 1);
+    let (bob, bob_emails) = t.contact("bob", 1);
+    t.sim
+        .event(&bob_emails[0], keap_sim::SimEvent::Set(EmailStatus::Manual))
+        .unwrap();
     assert_eq!(t.post(&[("contactId", &bob.to_string())]).await.0, 200);
     until(
         "the replacement worker honoured the next post",
