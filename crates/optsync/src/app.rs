@@ -9,13 +9,12 @@ use std::sync::Arc;
 
 use keap::PacingConfig;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::SecretBox;
 use crate::error::{Error, Result};
-use crate::http::auth_gate::AuthFailures;
 use crate::keap_clients::KeapClients;
 use crate::providers::ses::{HttpSnsFetcher, SnsFetcher};
 use crate::queue::Queue;
@@ -80,16 +79,13 @@ impl AppBuilder {
                 &s.public_url,
             ),
             clients: KeapClients::new(store.clone(), secrets, self.clock.clone(), pacing),
-            auth_failures: Arc::new(AuthFailures::new(
-                s.failed_auth_per_minute,
-                s.legacy_failed_auth_per_hour,
-            )),
-            sign_in: Arc::default(),
             queue: Queue::start(store.clone()),
             settings: Arc::new(s),
             clock: self.clock,
             store,
             sns,
+            #[cfg(feature = "test-hooks")]
+            before_job: None,
         };
         Ok(App { state })
     }
@@ -204,39 +200,38 @@ impl App {
     }
 
     /// Serves on `listener` (bound beforehand, so its address can be in the public URL)
-    /// with workers, the sweep scheduler if asked, and housekeeping.
+    /// with the admin listener, workers (replaced when one panics), the sweep scheduler if
+    /// asked, and housekeeping: every task in one set, stopped by one signal.
     pub async fn serve(
         &self,
         listener: tokio::net::TcpListener,
         opts: ServeOptions,
     ) -> Result<Serving> {
+        crate::supervise::log_panics();
         let addr = listener.local_addr()?;
+        let admin_addr = opts.admin.as_ref().map(|l| l.local_addr()).transpose()?;
         let (tx, rx) = watch::channel(false);
-        let mut stop = rx.clone();
-        let http = tokio::spawn(crate::http::serve(
-            self.state.clone(),
-            listener,
-            async move {
-                let _ = stop.wait_for(|s| *s).await;
-            },
-        ));
-        let admin_addr = match opts.admin {
-            Some(l) => Some(self.serve_admin(l, rx.clone())?),
-            None => None,
+        let stopped = |mut stop: watch::Receiver<bool>| async move {
+            let _ = stop.wait_for(|s| *s).await;
         };
-        let mut tasks: Vec<JoinHandle<()>> = (0..opts.workers)
-            .map(|_| tokio::spawn(self.worker().run(rx.clone())))
-            .collect();
-        tasks.push(tokio::spawn(crate::housekeeping::run(
-            self.state.clone(),
+        let mut tasks = JoinSet::new();
+        let s = &self.state;
+        tasks.spawn(crate::http::serve(s.clone(), listener, stopped(rx.clone())));
+        if let Some(l) = opts.admin {
+            let router = crate::http::admin::router(s.clone());
+            let settings = s.settings.clone();
+            let stop = stopped(rx.clone());
+            tasks.spawn(async move { crate::http::serve_router(router, &settings, l, stop).await });
+            tracing::info!(addr = ?admin_addr, "admin listener (console, /metrics) serving");
+        }
+        tasks.spawn(crate::supervise::workers(
+            s.clone(),
+            opts.workers,
             rx.clone(),
-        )));
+        ));
+        tasks.spawn(crate::housekeeping::run(s.clone(), rx.clone()));
         if let Some(sweeps) = opts.sweeps {
-            tasks.push(tokio::spawn(crate::reconcile::schedule(
-                self.state.clone(),
-                sweeps,
-                rx.clone(),
-            )));
+            tasks.spawn(crate::reconcile::schedule(s.clone(), sweeps, rx.clone()));
         }
         crate::http::auth_gate::warn_legacy_tenants(&self.state).await;
         tracing::info!(%addr, workers = opts.workers, "optsync serving");
@@ -244,30 +239,8 @@ impl App {
             addr,
             admin_addr,
             shutdown: tx,
-            http,
             tasks,
         })
-    }
-}
-
-impl App {
-    /// Starts the admin listener; it stops with the rest.
-    fn serve_admin(
-        &self,
-        listener: tokio::net::TcpListener,
-        mut stop: watch::Receiver<bool>,
-    ) -> Result<SocketAddr> {
-        let addr = listener.local_addr()?;
-        let settings = self.state.settings.clone();
-        let router = crate::http::admin::router(self.state.clone());
-        tokio::spawn(async move {
-            crate::http::serve_router(router, &settings, listener, async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
-        });
-        tracing::info!(%addr, "admin listener (/metrics) serving");
-        Ok(addr)
     }
 }
 
@@ -277,18 +250,20 @@ pub struct Serving {
     /// Where the admin listener (`/metrics`) is, if there is one.
     pub admin_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
-    http: JoinHandle<()>,
-    /// Workers, housekeeping and the sweep scheduler.
-    tasks: Vec<JoinHandle<()>>,
+    /// The listeners, the workers' supervisor, housekeeping and the sweep scheduler.
+    tasks: JoinSet<()>,
 }
 
 impl Serving {
     /// Stops accepting, lets the workers finish the job in hand, and waits for every task.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
-        let _ = self.http.await;
-        for t in self.tasks {
-            let _ = t.await;
+        while let Some(ended) = self.tasks.join_next().await {
+            if let Err(e) = ended
+                && e.is_panic()
+            {
+                tracing::error!("a task panicked while stopping");
+            }
         }
     }
 }

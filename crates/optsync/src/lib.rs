@@ -7,10 +7,12 @@
 
 pub mod app;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod console;
 pub mod crypto;
+pub mod current_job;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod doctor;
@@ -25,9 +27,11 @@ pub mod providers;
 pub mod queue;
 pub mod reconcile;
 pub mod report;
+pub mod retry;
 pub mod rules;
 pub mod state;
 pub mod store;
+pub mod supervise;
 pub mod telemetry;
 pub mod tenant;
 pub mod worker;

@@ -1,10 +1,10 @@
 //! Everything a handler or worker needs, passed explicitly. Built only by [`crate::app`].
+//! What one listener alone uses (its rate limiters) lives with that listener's router.
 
 use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::http::auth_gate::AuthFailures;
 use crate::keap_clients::KeapClients;
 use crate::providers::ses::SnsFetcher;
 use crate::queue::Queue;
@@ -21,9 +21,9 @@ pub struct AppState {
     pub clients: KeapClients,
     pub settings: Arc<Settings>,
     pub clock: Clock,
-    pub auth_failures: Arc<AuthFailures>,
     /// Fetches SNS signing certificates and confirms SNS subscriptions.
     pub sns: Arc<dyn SnsFetcher>,
-    /// Failed console sign-ins, per account and per client.
-    pub sign_in: Arc<crate::console::auth::SignInLimiter>,
+    /// Called with each claimed job's id before it runs (tests make a worker panic with it).
+    #[cfg(feature = "test-hooks")]
+    pub before_job: Option<Arc<dyn Fn(i64) + Send + Sync>>,
 }

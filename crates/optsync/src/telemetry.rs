@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::error::Result;
-use crate::state::AppState;
-use crate::store::{EventSource, JobState};
+use crate::keap_clients::KeapClients;
+use crate::store::{EventSource, JobState, Store};
 
 /// Hook requests answered, by route and status.
 pub const HOOK_REQUESTS: &str = "optsync_hook_requests_total";
@@ -21,6 +21,8 @@ pub const EVENTS: &str = "optsync_events_total";
 /// Jobs run, by what came of them.
 pub const JOBS_RUN: &str = "optsync_jobs_run_total";
 pub const JOB_DURATION: &str = "optsync_job_duration_seconds";
+/// Workers that panicked (each was replaced; its job is taken over after its lease).
+pub const WORKER_PANICS: &str = "optsync_worker_panics_total";
 /// From an event's arrival to its job's completion, by the event's source.
 pub const TIME_TO_HONOUR: &str = "optsync_time_to_honour_seconds";
 /// Provider webhooks refused, by provider and reason.
@@ -89,6 +91,10 @@ fn describe() {
         "Events stored (duplicates excluded), by source and kind."
     );
     describe_counter!(JOBS_RUN, "Jobs run by this process, by outcome.");
+    describe_counter!(
+        WORKER_PANICS,
+        "Workers of this process that panicked and were replaced."
+    );
     describe_histogram!(JOB_DURATION, Unit::Seconds, "Time one job run took.");
     describe_histogram!(
         TIME_TO_HONOUR,
@@ -128,16 +134,18 @@ fn describe() {
 }
 
 /// The exposition text: the gauges refreshed from the store, then everything recorded.
-pub async fn render(state: &AppState) -> Result<String> {
+pub async fn render(store: &Store, clients: &KeapClients) -> Result<String> {
     let handle = handle();
-    refresh_gauges(state).await?;
+    refresh_gauges(store, clients).await?;
     Ok(handle.render())
 }
 
-async fn refresh_gauges(state: &AppState) -> Result<()> {
-    let tenants = state.store.tenants().await?;
-    let reconnects = state.store.oauth_reconnects_needed().await?;
-    for t in state.store.overview().await? {
+/// Takes the store and the Keap clients, not the whole state: the queue service counts
+/// events here, and the state holds the queue.
+async fn refresh_gauges(store: &Store, clients: &KeapClients) -> Result<()> {
+    let tenants = store.tenants().await?;
+    let reconnects = store.oauth_reconnects_needed().await?;
+    for t in store.overview().await? {
         let app = t.app.clone();
         let refused = reconnects.iter().any(|r| r.tenant_id == t.tenant_id);
         metrics::gauge!(RECONNECT_NEEDED, "app" => app.clone()).set(if refused {
@@ -162,7 +170,7 @@ async fn refresh_gauges(state: &AppState) -> Result<()> {
         let quota = tenants
             .iter()
             .find(|r| r.id == t.tenant_id)
-            .and_then(|r| state.clients.client(r).ok())
+            .and_then(|r| clients.client(r).ok())
             .and_then(|c| c.pacer().budget().daily_remaining);
         if let Some(left) = quota {
             metrics::gauge!(QUOTA_LEFT, "app" => app).set(f64::from(left));

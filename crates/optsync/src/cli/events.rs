@@ -1,11 +1,13 @@
 //! `optsync events` and `optsync retry`.
 
+use anyhow::bail;
 use clap::ValueEnum;
 
 use super::table::Table;
 use super::tenant_id;
 use crate::app::App;
 use crate::clock::rfc3339;
+use crate::retry::Retried;
 use crate::store::{JobId, JobState};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -106,13 +108,18 @@ pub struct RetryArgs {
 }
 
 pub async fn retry(app: &App, a: RetryArgs) -> anyhow::Result<()> {
-    let now = app.state().clock.epoch_ms();
     if a.dead {
-        let n = app.state().queue.retry_dead(now).await?;
+        let n = crate::retry::dead(app.state()).await?;
         println!("{n} dead job(s) back in the queue");
     } else if let Some(id) = a.job {
-        app.state().queue.retry(id, now).await?;
-        println!("job {id} back in the queue");
+        match crate::retry::job(app.state(), id, None).await? {
+            Retried::Requeued => println!("job {id} back in the queue"),
+            Retried::NotRetryable => bail!("job {id} is {}", Retried::NOT_RETRYABLE),
+            Retried::NoSuchJob => bail!(
+                "job {id} is {}: there is no such job",
+                Retried::NOT_RETRYABLE
+            ),
+        }
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod audit;
+mod config;
 #[cfg(feature = "demo")]
 mod demo;
 mod doctor;
@@ -28,7 +29,8 @@ pub use tenant::TenantCommand;
 /// Keeps the opt-out status of Email, Email 2 and Email 3 of every Keap contact in sync.
 ///
 /// Configuration: flags, then OPTSYNC_* environment variables, then optsync.toml (see
-/// optsync.example.toml), then defaults. By default the state lives in a SQLite file under
+/// optsync.example.toml), then defaults; `optsync config` shows the result. Every secret
+/// setting may also be given as a file: OPTSYNC_MASTER_KEY_FILE, OPTSYNC_DATABASE_URL_FILE. By default the state lives in a SQLite file under
 /// ./optsync-data; set OPTSYNC_DATABASE_URL=postgres://… to run several instances on one
 /// PostgreSQL database. Secrets never go on the command line: Keap keys come from
 /// OPTSYNC_KEAP_API_KEY, a file, or standard input; the master key that encrypts them at rest
@@ -50,6 +52,9 @@ pub enum Command {
     Serve,
     /// Apply the embedded database migrations and exit.
     Migrate,
+    /// Print the effective settings, each with where its value came from (default, file,
+    /// env, flag); secrets are redacted. Exits non-zero when a value is not valid.
+    Config,
     /// Manage tenants (one Keap app each).
     #[command(subcommand)]
     Tenant(TenantCommand),
@@ -59,8 +64,8 @@ pub enum Command {
     Provider(ProviderCommand),
     /// List received events with the state of their job, newest first.
     Events(events::EventsArgs),
-    /// Put a dead, blocked or pending job (or all dead jobs) back in the queue now, attempts
-    /// reset.
+    /// Put a dead, blocked or pending job (or all dead jobs) back in the queue, attempts
+    /// reset; the console's retry button does the same.
     Retry(events::RetryArgs),
     /// Run one reconciliation sweep of a tenant to completion, writes included, and print a
     /// report. Incremental (the opted-out list diffed against the last sweep) when a full
@@ -100,11 +105,15 @@ impl Command {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Config = cli.command {
+        return config::run(&cli.overrides).map(|()| ExitCode::SUCCESS);
+    }
     let settings = Settings::load(&cli.overrides)?;
     let ok = Ok(ExitCode::SUCCESS);
     match cli.command {
         Command::Serve => serve::run(settings).await.and(ok),
         Command::Migrate => serve::migrate(settings).await.and(ok),
+        Command::Config => config::run(&cli.overrides).and(ok),
         Command::Tenant(c) => tenant::run(&App::open(settings).await?, c).await.and(ok),
         Command::Provider(c) => provider::run(&App::open(settings).await?, c).await.and(ok),
         Command::Events(a) => events::events(&App::open(settings).await?, a).await.and(ok),

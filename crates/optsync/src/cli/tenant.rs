@@ -18,8 +18,9 @@ pub enum TenantCommand {
     /// Add a tenant and print the Post URL to paste into Keap (alone on the last line).
     ///
     /// The Keap credential is read, in this order, from --api-key-file, standard input
-    /// (--api-key-stdin), or OPTSYNC_KEAP_API_KEY; or, for OAuth, from --oauth-client-id with
-    /// --oauth-client-secret-file and --oauth-refresh-token-file.
+    /// (--api-key-stdin), the file OPTSYNC_KEAP_API_KEY_FILE names, or OPTSYNC_KEAP_API_KEY;
+    /// or, for OAuth, from --oauth-client-id with --oauth-client-secret-file and
+    /// --oauth-refresh-token-file.
     Add(Box<TenantAdd>),
     /// List tenants.
     List,
@@ -97,6 +98,8 @@ impl TenantAdd {
                 .read_to_string(&mut s)
                 .context("reading the API key from stdin")?;
             s.trim().to_string()
+        } else if let Some(p) = crate::config::process_env("OPTSYNC_KEAP_API_KEY_FILE") {
+            read_secret_file(p.trim())?
         } else {
             std::env::var("OPTSYNC_KEAP_API_KEY")
                 .unwrap_or_default()
@@ -105,7 +108,7 @@ impl TenantAdd {
         };
         if key.is_empty() {
             bail!(
-                "no Keap credential: give --api-key-file, --api-key-stdin, OPTSYNC_KEAP_API_KEY, or the --oauth-* options"
+                "no Keap credential: give --api-key-file, --api-key-stdin, OPTSYNC_KEAP_API_KEY(_FILE), or the --oauth-* options"
             );
         }
         Ok(StoredCredential::ApiKey { key })

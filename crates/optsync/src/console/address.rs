@@ -3,7 +3,7 @@
 
 use keap::EmailAddress;
 
-use super::pages::{event_view, rule_in_words, when};
+use super::format::{event_view, rule_in_words, when};
 use super::views::{DecisionView, EventView, LiveView};
 use crate::error::{Error, Result};
 use crate::state::AppState;

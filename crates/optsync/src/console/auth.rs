@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -16,8 +16,8 @@ use subtle::ConstantTimeEq;
 
 pub use super::sign_in::SignInLimiter;
 use super::sign_in::{MAX_USER_BYTES, Outcome, Refusal};
+use crate::client::ClientKey;
 use crate::error::{Error, Result};
-use crate::http::client::ClientKey;
 use crate::logfmt::one_line;
 use crate::state::AppState;
 
@@ -123,13 +123,18 @@ impl Session {
     }
 }
 
-impl FromRequestParts<AppState> for Session {
+impl<S> FromRequestParts<S> for Session
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
     type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &AppState,
+        state: &S,
     ) -> std::result::Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
         let to_sign_in = || Redirect::to("/login").into_response();
         let name = if cookie_secure(&state.settings) {
             SECURE_COOKIE
@@ -177,6 +182,7 @@ pub enum SignInError {
 /// the password is verified, and the verification waits for one of a few slots.
 pub async fn check_sign_in(
     state: &AppState,
+    limiter: &SignInLimiter,
     peer: IpAddr,
     headers: &HeaderMap,
     user: &str,
@@ -186,10 +192,10 @@ pub async fn check_sign_in(
     if user.len() > MAX_USER_BYTES {
         return refused(StatusCode::BAD_REQUEST, "That user name is too long.");
     }
-    let ip = crate::http::client::client_ip(&state.settings, peer, headers);
+    let ip = crate::client::client_ip(&state.settings, peer, headers);
     let client = ClientKey::from(ip);
     let busy = "Too many sign-ins at once. Try again in a moment.";
-    match state.sign_in.begin(user, client, state.clock.now_ms()) {
+    match limiter.begin(user, client, state.clock.now_ms()) {
         Ok(()) => {}
         Err(Refusal::Wait(wait)) => {
             tracing::warn!(%ip, user = %one_line(user), "console sign-in refused: too many failures");
@@ -201,15 +207,13 @@ pub async fn check_sign_in(
         }
         Err(Refusal::Busy) => return refused(StatusCode::TOO_MANY_REQUESTS, busy),
     }
-    let verdict = password_ok(state, user, password).await;
+    let verdict = password_ok(state, limiter, user, password).await;
     let outcome = match &verdict {
         Ok(Some(true)) => Outcome::Succeeded,
         Ok(Some(false)) => Outcome::Failed,
         Ok(None) | Err(_) => Outcome::Abandoned,
     };
-    state
-        .sign_in
-        .finish(user, client, outcome, state.clock.now_ms());
+    limiter.finish(user, client, outcome, state.clock.now_ms());
     match verdict {
         Ok(Some(true)) => Ok(()),
         Ok(Some(false)) => {
@@ -224,11 +228,16 @@ pub async fn check_sign_in(
 /// Verifies off the async threads, in one of the few verification slots: Argon2 is
 /// deliberately slow and large. An unknown user costs the same as a wrong password, so the
 /// answer's timing does not say which accounts exist. `None`: no slot came free in time.
-async fn password_ok(state: &AppState, user: &str, password: String) -> Result<Option<bool>> {
+async fn password_ok(
+    state: &AppState,
+    limiter: &SignInLimiter,
+    user: &str,
+    password: String,
+) -> Result<Option<bool>> {
     let stored = state.store.admin_password_hash(user).await?;
     let known = stored.is_some();
     let hash = stored.unwrap_or_else(|| dummy_hash().to_string());
-    let Ok(slot) = state.sign_in.verification_slot().await else {
+    let Ok(slot) = limiter.verification_slot().await else {
         return Ok(None);
     };
     let ok = tokio::task::spawn_blocking(move || {

@@ -1,27 +1,60 @@
 //! The operator's console, on the admin listener beside `/metrics`: server-rendered pages
 //! (templates checked at compile time, no JavaScript), signed in with a password set by
-//! `optsync admin set-password`. [`auth`] signs in and out; [`pages`] are the handlers;
-//! [`overview`], [`tenant`], [`address`] and [`report_page`] gather what each page shows;
-//! [`chart`] draws the time-to-honour chart; [`views`] are the templates' structs.
+//! `optsync admin set-password`. [`auth`] signs in and out; [`pages`] are the handlers,
+//! which take [`forms`] (the CSRF check is an extractor) and answer through [`respond`];
+//! [`overview`], [`tenant`], [`address`] and [`report_page`] gather what each page shows,
+//! worded by [`format`]; [`chart`] draws the time-to-honour chart; [`views`] are the
+//! templates' structs.
 
 pub mod address;
 pub mod auth;
 pub mod chart;
+pub mod format;
+pub mod forms;
 pub mod overview;
 pub mod pages;
 pub mod report_page;
+pub mod respond;
 pub mod sign_in;
 pub mod tenant;
 pub mod views;
 
+use std::sync::Arc;
+
 use axum::Router;
+use axum::extract::FromRef;
 use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
 
 use crate::state::AppState;
+use auth::SignInLimiter;
+
+/// What the console's handlers share: the application, and the failed sign-ins, which live
+/// as long as the console's router.
+#[derive(Clone)]
+pub struct ConsoleState {
+    pub app: AppState,
+    pub sign_in: Arc<SignInLimiter>,
+}
+
+impl FromRef<ConsoleState> for AppState {
+    fn from_ref(s: &ConsoleState) -> Self {
+        s.app.clone()
+    }
+}
+
+impl FromRef<ConsoleState> for Arc<SignInLimiter> {
+    fn from_ref(s: &ConsoleState) -> Self {
+        s.sign_in.clone()
+    }
+}
 
 /// The console's routes; every page but the sign-in form needs a session.
-pub fn router() -> Router<AppState> {
+pub fn router(state: AppState) -> Router {
+    let state = ConsoleState {
+        app: state,
+        sign_in: Arc::default(),
+    };
     Router::new()
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
@@ -34,6 +67,7 @@ pub fn router() -> Router<AppState> {
         .route("/report", get(pages::report))
         .route("/report.csv", get(pages::report_csv))
         .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
 }
 
 /// No framing, no scripts, nothing cached, no referrer leaving the console.

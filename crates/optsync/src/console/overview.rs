@@ -1,7 +1,7 @@
 //! The overview: one row per tenant with its queue, time to honour, quota, learned path,
 //! last sweep and a verdict in plain words; and the console's recent actions.
 
-use super::pages::{dur, when};
+use super::format::{dur, when};
 use super::views::{ActionRow, OverviewRow};
 use crate::error::Result;
 use crate::report::{self, Period};

@@ -1,88 +1,29 @@
-//! The console's handlers: each reads what its page shows, formats it, and renders a
-//! template. Every form posts its session's CSRF token; every action is recorded with who
-//! and when.
+//! The console's handlers: each reads what its page shows and renders a template. Forms
+//! come typed, through [`CsrfForm`] when signed in; every failure is a [`ConsoleError`];
+//! every action is recorded with who and when.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use askama::Template;
 use axum::Form;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 
-use super::auth::{self, Session};
+use super::auth::{self, Session, SignInLimiter};
+use super::forms::{AddressForm, AddressQuery, CsrfForm, Empty, ReportQuery, SignIn};
+use super::respond::{Answer, ConsoleError, page, record};
 use super::views::*;
-use crate::clock::rfc3339;
-use crate::logfmt::one_line;
 use crate::report::{self, Period};
+use crate::retry::Retried;
 use crate::state::AppState;
-use crate::store::{AuditAction, EventSource, EventSummary, JobId, JobState, Rule};
-
-type Fields = HashMap<String, String>;
+use crate::store::JobId;
 
 const DAY_MS: i64 = 86_400_000;
 
-pub(super) fn when(ms: Option<i64>) -> String {
-    ms.map(rfc3339).unwrap_or_else(|| "—".into())
-}
-
-pub(super) fn dur(ms: Option<i64>) -> String {
-    match ms {
-        None => "—".into(),
-        Some(m) if m < 60_000 => format!("{:.1} s", m as f64 / 1000.0),
-        Some(m) if m < 3_600_000 => format!("{:.1} min", m as f64 / 60_000.0),
-        Some(m) => format!("{:.1} h", m as f64 / 3_600_000.0),
-    }
-}
-
-fn page(t: impl Template) -> Response {
-    match t.render() {
-        Ok(body) => Html(body).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "console: a page failed to render");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the page failed to render",
-            )
-                .into_response()
-        }
-    }
-}
-
-/// Anything that went wrong reading the store: said once in the log, a plain 503 to the user.
-fn unavailable(e: crate::Error) -> Response {
-    tracing::error!(error = %one_line(&e), "console: the store is unavailable");
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the store is unavailable; try again",
-    )
-        .into_response()
-}
-
-fn forbidden_form() -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        "this form is stale or was not sent by the console: reload the page and try again",
-    )
-        .into_response()
-}
-
-/// Records a console action with who and when; a failure to record is logged, not hidden.
-async fn record(state: &AppState, user: &str, action: &str, target: &str, detail: Option<&str>) {
-    let now = state.clock.epoch_ms();
-    if let Err(e) = state
-        .store
-        .record_admin_action(now, user, action, target, detail)
-        .await
-    {
-        tracing::error!(error = %one_line(&e), action, "console action NOT recorded");
-    }
-}
-
 // ---------------------------------------------------------------- signing in and out
 
-pub async fn login_form() -> Response {
+pub async fn login_form() -> Answer {
     page(LoginPage {
         error: None,
         csrf: String::new(),
@@ -90,204 +31,134 @@ pub async fn login_form() -> Response {
     })
 }
 
-fn login_refused(status: StatusCode, why: String) -> Response {
+fn login_refused(status: StatusCode, why: String) -> Answer {
     let mut r = page(LoginPage {
         error: Some(why),
         csrf: String::new(),
         user: String::new(),
-    });
+    })?;
     *r.status_mut() = status;
-    r
+    Ok(r)
 }
 
 pub async fn login(
     State(state): State<AppState>,
+    State(limiter): State<Arc<SignInLimiter>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: axum::http::HeaderMap,
-    Form(f): Form<Fields>,
-) -> Response {
-    let user = f
-        .get("user")
-        .map(|u| u.trim())
-        .unwrap_or_default()
-        .to_string();
-    let password = f.get("password").cloned().unwrap_or_default();
-    match auth::check_sign_in(&state, peer.ip(), &headers, &user, password).await {
+    Form(f): Form<SignIn>,
+) -> Answer {
+    let user = f.user.trim().to_string();
+    match auth::check_sign_in(&state, &limiter, peer.ip(), &headers, &user, f.password).await {
         Ok(()) => start_session(&state, &user).await,
         Err(auth::SignInError::Refused(status, why)) => login_refused(status, why),
-        Err(auth::SignInError::Unavailable(e)) => unavailable(e),
+        Err(auth::SignInError::Unavailable(e)) => Err(e.into()),
     }
 }
 
 /// A new session (never one the browser brought: that would let a planted cookie in).
-async fn start_session(state: &AppState, user: &str) -> Response {
+async fn start_session(state: &AppState, user: &str) -> Answer {
     let token = auth::random_token();
     let now = state.clock.epoch_ms();
-    if let Err(e) = state
+    state
         .store
         .create_session(
             &auth::digest(&token),
             user,
             &auth::random_token(),
             now,
-            now + (state.settings.console_idle.as_millis() as i64).min(auth::SESSION_TTL_MS),
+            now + auth::SESSION_TTL_MS,
         )
-        .await
-    {
-        return unavailable(e);
-    }
+        .await?;
     record(state, user, "sign_in", "console", None).await;
     let secure = auth::cookie_secure(&state.settings);
-    (
+    Ok((
         [(
             header::SET_COOKIE,
             auth::session_cookie(Some(&token), secure),
         )],
         Redirect::to("/"),
     )
-        .into_response()
+        .into_response())
 }
 
-pub async fn logout(State(state): State<AppState>, s: Session, Form(f): Form<Fields>) -> Response {
-    if !s.csrf_ok(f.get("csrf").map(String::as_str)) {
-        return forbidden_form();
-    }
-    if let Err(e) = state.store.delete_session(&s.token_hash).await {
-        return unavailable(e);
-    }
+pub async fn logout(State(state): State<AppState>, f: CsrfForm<Empty>) -> Answer {
+    let s = f.session;
+    state.store.delete_session(&s.token_hash).await?;
     record(&state, &s.user, "sign_out", "console", None).await;
     let secure = auth::cookie_secure(&state.settings);
-    (
+    Ok((
         [(header::SET_COOKIE, auth::session_cookie(None, secure))],
         Redirect::to("/login"),
     )
-        .into_response()
+        .into_response())
 }
 
 // ---------------------------------------------------------------- overview
 
-pub async fn overview(State(state): State<AppState>, s: Session) -> Response {
-    match super::overview::rows(&state).await {
-        Ok((rows, actions)) => page(OverviewPage {
-            csrf: s.csrf,
-            user: s.user,
-            rows,
-            actions,
-        }),
-        Err(e) => unavailable(e),
-    }
+pub async fn overview(State(state): State<AppState>, s: Session) -> Answer {
+    let (rows, actions) = super::overview::rows(&state).await?;
+    page(OverviewPage {
+        csrf: s.csrf,
+        user: s.user,
+        rows,
+        actions,
+    })
 }
 
 // ---------------------------------------------------------------- one tenant
 
-pub(super) fn event_view(e: &EventSummary) -> EventView {
-    EventView {
-        id: e.id.get(),
-        app: e.app.clone(),
-        received: rfc3339(e.received_at),
-        source: e.source.to_string(),
-        kind: e.kind.to_string(),
-        contact: e.contact_id.map(|c| c.to_string()).unwrap_or_default(),
-        email: e.email.clone().unwrap_or_default(),
-        job: match (e.job_id, e.job_state) {
-            (Some(id), Some(st)) => format!("{id} ({st})"),
-            _ => "—".into(),
-        },
-        honoured: when(e.honoured_at),
-    }
+async fn tenant_page(state: &AppState, s: Session, app: &str, post_url: Option<String>) -> Answer {
+    let t = state
+        .store
+        .tenant_by_app(app)
+        .await?
+        .ok_or(ConsoleError::NotFound("no such app"))?;
+    let (chart, stuck, events, providers) = super::tenant::parts(state, &t).await?;
+    page(TenantPage {
+        csrf: s.csrf,
+        user: s.user,
+        app: t.app,
+        chart,
+        stuck,
+        events,
+        providers,
+        post_url,
+    })
 }
 
-async fn tenant_page(
-    state: &AppState,
-    s: Session,
-    app: &str,
-    post_url: Option<String>,
-) -> Response {
-    let t = match state.store.tenant_by_app(app).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return (StatusCode::NOT_FOUND, "no such app").into_response(),
-        Err(e) => return unavailable(e),
-    };
-    match super::tenant::parts(state, &t).await {
-        Ok((chart, stuck, events, providers)) => page(TenantPage {
-            csrf: s.csrf,
-            user: s.user,
-            app: t.app,
-            chart,
-            stuck,
-            events,
-            providers,
-            post_url,
-        }),
-        Err(e) => unavailable(e),
-    }
-}
-
-pub async fn tenant(
-    State(state): State<AppState>,
-    s: Session,
-    Path(app): Path<String>,
-) -> Response {
+pub async fn tenant(State(state): State<AppState>, s: Session, Path(app): Path<String>) -> Answer {
     tenant_page(&state, s, &app, None).await
 }
 
 pub async fn reveal_post_url(
     State(state): State<AppState>,
-    s: Session,
     Path(app): Path<String>,
-    Form(f): Form<Fields>,
-) -> Response {
-    if !s.csrf_ok(f.get("csrf").map(String::as_str)) {
-        return forbidden_form();
-    }
+    f: CsrfForm<Empty>,
+) -> Answer {
     let url = match state.tenants.post_url(&app).await {
         Ok(u) => u,
-        Err(crate::Error::UnknownTenant(_)) => {
-            return (StatusCode::NOT_FOUND, "no such app").into_response();
-        }
-        Err(e) => return unavailable(e),
+        Err(crate::Error::UnknownTenant(_)) => return Err(ConsoleError::NotFound("no such app")),
+        Err(e) => return Err(e.into()),
     };
-    record(&state, &s.user, "reveal_post_url", &app, None).await;
-    tenant_page(&state, s, &app, Some(url)).await
+    record(&state, &f.session.user, "reveal_post_url", &app, None).await;
+    tenant_page(&state, f.session, &app, Some(url)).await
 }
 
+/// The same retry as `optsync retry`, limited to the app the page shows.
 pub async fn retry(
     State(state): State<AppState>,
-    s: Session,
     Path((app, job)): Path<(String, i64)>,
-    Form(f): Form<Fields>,
-) -> Response {
-    if !s.csrf_ok(f.get("csrf").map(String::as_str)) {
-        return forbidden_form();
-    }
-    let belongs = match state.store.tenant_by_app(&app).await {
-        Ok(Some(t)) => state
-            .store
-            .job_tenant(JobId(job))
-            .await
-            .map(|o| o == Some(t.id)),
-        Ok(None) => Ok(false),
-        Err(e) => Err(e),
-    };
-    match belongs {
-        Ok(true) => {}
-        Ok(false) => return (StatusCode::NOT_FOUND, "no such job for this app").into_response(),
-        Err(e) => return unavailable(e),
-    }
-    match state.queue.retry(JobId(job), state.clock.epoch_ms()).await {
-        Ok(()) => {
-            record(
-                &state,
-                &s.user,
-                "retry_job",
-                &format!("{app} job {job}"),
-                None,
-            )
-            .await;
-            Redirect::to(&format!("/tenants/{app}")).into_response()
+    f: CsrfForm<Empty>,
+) -> Answer {
+    match crate::retry::job(&state, JobId(job), Some(&app)).await? {
+        Retried::Requeued => {
+            let target = format!("{app} job {job}");
+            record(&state, &f.session.user, "retry_job", &target, None).await;
+            Ok(Redirect::to(&format!("/tenants/{app}")).into_response())
         }
-        Err(crate::Error::BadInput(why)) => (StatusCode::CONFLICT, why).into_response(),
-        Err(e) => unavailable(e),
+        Retried::NoSuchJob => Err(ConsoleError::NotFound("no such job for this app")),
+        Retried::NotRetryable => Err(ConsoleError::Conflict(Retried::NOT_RETRYABLE)),
     }
 }
 
@@ -296,28 +167,16 @@ pub async fn retry(
 pub async fn address(
     State(state): State<AppState>,
     s: Session,
-    Query(q): Query<Fields>,
-) -> Response {
-    let email = q
-        .get("email")
-        .map(|e| e.trim().to_string())
-        .unwrap_or_default();
-    address_page(&state, s, email, Vec::new()).await
+    Query(q): Query<AddressQuery>,
+) -> Answer {
+    address_page(&state, s, q.email.trim().to_string(), Vec::new()).await
 }
 
-async fn address_page(
-    state: &AppState,
-    s: Session,
-    email: String,
-    live: Vec<LiveView>,
-) -> Response {
+async fn address_page(state: &AppState, s: Session, email: String, live: Vec<LiveView>) -> Answer {
     let (events, decisions) = if email.is_empty() {
         (Vec::new(), Vec::new())
     } else {
-        match super::address::history(state, &email).await {
-            Ok(h) => h,
-            Err(e) => return unavailable(e),
-        }
+        super::address::history(state, &email).await?
     };
     page(AddressPage {
         csrf: s.csrf,
@@ -329,64 +188,44 @@ async fn address_page(
     })
 }
 
-pub async fn address_live(
-    State(state): State<AppState>,
-    s: Session,
-    Form(f): Form<Fields>,
-) -> Response {
-    if !s.csrf_ok(f.get("csrf").map(String::as_str)) {
-        return forbidden_form();
-    }
-    let email = f
-        .get("email")
-        .map(|e| e.trim().to_string())
-        .unwrap_or_default();
-    let live = match super::address::live(&state, &email).await {
-        Ok(l) => l,
-        Err(e) => return unavailable(e),
-    };
-    record(&state, &s.user, "live_status", &email, None).await;
-    address_page(&state, s, email, live).await
+pub async fn address_live(State(state): State<AppState>, f: CsrfForm<AddressForm>) -> Answer {
+    let email = f.form.email.trim().to_string();
+    let live = super::address::live(&state, &email).await?;
+    record(&state, &f.session.user, "live_status", &email, None).await;
+    address_page(&state, f.session, email, live).await
 }
 
 // ---------------------------------------------------------------- the compliance report
 
 /// The period a report form asks for (default: the last 30 days), or what is wrong with it.
-fn period(state: &AppState, q: &Fields) -> std::result::Result<Period, String> {
+fn period(state: &AppState, q: &ReportQuery) -> Result<Period, ConsoleError> {
     let now = state.clock.epoch_ms();
-    let date = |k: &str| -> std::result::Result<Option<i64>, String> {
-        match q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-            None => Ok(None),
-            Some(v) => crate::report::parse_date(v)
+    let date = |v: &str| -> Result<Option<i64>, ConsoleError> {
+        match v.trim() {
+            "" => Ok(None),
+            v => crate::report::parse_date(v)
                 .map(Some)
-                .map_err(|e| e.to_string()),
+                .map_err(|e| ConsoleError::BadRequest(e.to_string())),
         }
     };
-    let since = date("since")?.unwrap_or(now - 30 * DAY_MS);
-    let until = date("until")?.unwrap_or(now + 1);
+    let since = date(&q.since)?.unwrap_or(now - 30 * DAY_MS);
+    let until = date(&q.until)?.unwrap_or(now + 1);
     if until <= since {
-        return Err("the period must end after it starts".into());
+        return Err(ConsoleError::BadRequest(
+            "the period must end after it starts".into(),
+        ));
     }
-    let app = q
-        .get("app")
-        .map(|a| a.trim().to_string())
-        .filter(|a| !a.is_empty());
+    let app = Some(q.app.trim().to_string()).filter(|a| !a.is_empty());
     Ok(Period { app, since, until })
 }
 
 pub async fn report(
     State(state): State<AppState>,
     s: Session,
-    Query(q): Query<Fields>,
-) -> Response {
-    let p = match period(&state, &q) {
-        Ok(p) => p,
-        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
-    };
-    let r = match report::build(&state.store, &p).await {
-        Ok(r) => r,
-        Err(e) => return unavailable(e),
-    };
+    Query(q): Query<ReportQuery>,
+) -> Answer {
+    let p = period(&state, &q)?;
+    let r = report::build(&state.store, &p).await?;
     let query = serde_urlencoded::to_string(&q).unwrap_or_default();
     page(super::report_page::page(s, &p, &r, query))
 }
@@ -394,19 +233,12 @@ pub async fn report(
 pub async fn report_csv(
     State(state): State<AppState>,
     _s: Session,
-    Query(q): Query<Fields>,
-) -> Response {
-    let p = match period(&state, &q) {
-        Ok(p) => p,
-        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
-    };
-    let csv = match report::build(&state.store, &p)
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, ConsoleError> {
+    let p = period(&state, &q)?;
+    let csv = report::build(&state.store, &p)
         .await
-        .and_then(|r| report::to_csv(&r))
-    {
-        Ok(csv) => csv,
-        Err(e) => return unavailable(e),
-    };
+        .and_then(|r| report::to_csv(&r))?;
     let headers = [
         (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
         (
@@ -414,49 +246,5 @@ pub async fn report_csv(
             "attachment; filename=\"optsync-report.csv\"",
         ),
     ];
-    (headers, csv).into_response()
-}
-
-/// Whether a job state is one the tenant page offers to retry.
-pub(super) fn stuck(state: JobState) -> bool {
-    matches!(state, JobState::Blocked | JobState::Dead)
-}
-
-/// The words for one decision about an address.
-pub(super) fn rule_in_words(action: AuditAction, rule: Option<&Rule>) -> String {
-    match (action, rule) {
-        (AuditAction::OptedOut, Some(Rule::Propagation { source })) => format!(
-            "Opted out: {source} holds a stop status on this contact, and every address of a contact holding a stop source is opted out."
-        ),
-        (AuditAction::OptedOut, Some(Rule::Bounce)) => {
-            "Opted out, this address alone: hard bounce.".into()
-        }
-        (AuditAction::OptedOut, None) => "Opted out.".into(),
-        (action, _) => action_in_words(action),
-    }
-}
-
-/// The words for what was found about an address that was not written.
-fn action_in_words(action: AuditAction) -> String {
-    match action {
-        AuditAction::OptedOut => "Opted out.".into(),
-        AuditAction::AlreadyStopped => "Already in a stop status; nothing written.".into(),
-        AuditAction::Terminal => {
-            "In a terminal status (bounced, invalid, …) that nobody changes; nothing written."
-                .into()
-        }
-        AuditAction::NotTargeted => {
-            "No stop source on this contact: nothing asks for this address to be opted out.".into()
-        }
-        AuditAction::Unverified => {
-            "A write was sent but the read-back did not show a stop status; tried again.".into()
-        }
-        AuditAction::ContactNotFound => "Keap has no such contact; nothing to honour.".into(),
-        AuditAction::NoHolder => "No contact in Keap holds this address; nothing to honour.".into(),
-    }
-}
-
-/// Where each provider's last delivery came from, for the tenant page.
-pub(super) fn provider_source(name: &str) -> Option<EventSource> {
-    crate::providers::Provider::from_name(name).map(EventSource::Provider)
+    Ok((headers, csv).into_response())
 }

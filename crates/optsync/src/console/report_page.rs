@@ -1,7 +1,7 @@
 //! The compliance report as a page: the same numbers as `optsync report`.
 
 use super::auth::Session;
-use super::pages::{dur, when};
+use super::format::{dur, when};
 use super::views::{ReportPage, ReportRow};
 use crate::clock::rfc3339;
 use crate::report::{Period, Report, summary_lines};

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::http::client::ClientKey;
+use crate::client::ClientKey;
 
 /// Failures that cost nothing; from the next on, each attempt waits.
 pub const FREE_FAILURES: u32 = 3;

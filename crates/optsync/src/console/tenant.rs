@@ -2,7 +2,7 @@
 //! the providers configured with their last delivery.
 
 use super::chart;
-use super::pages::{event_view, provider_source, stuck, when};
+use super::format::{event_view, provider_source, stuck, when};
 use super::views::{EventView, ProviderView, StuckJob};
 use crate::error::Result;
 use crate::report::{self, Period};

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::config::edge::host_name;
 use crate::logfmt::one_line;
 use crate::state::AppState;
 
@@ -22,35 +23,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(super::health::healthz))
-        .merge(crate::console::router())
+        .with_state(state.clone())
+        .merge(crate::console::router(state.clone()))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state,
             own_host_and_origin,
         ))
-        .with_state(state)
-}
-
-/// Host names as compared: lower-case, without port or IPv6 brackets, from a
-/// comma-separated list.
-pub fn parse_hosts(list: &str) -> Vec<String> {
-    list.split(',')
-        .filter_map(|h| host_name(h.trim()))
-        .collect()
-}
-
-/// The host of a `Host` value or a list entry (`name`, `name:port`, `[v6]:port`, `v6`).
-fn host_name(raw: &str) -> Option<String> {
-    let raw = raw.trim().to_ascii_lowercase();
-    if raw.is_empty() {
-        return None;
-    }
-    if let Some(rest) = raw.strip_prefix('[') {
-        return rest.split(']').next().map(str::to_string);
-    }
-    if raw.matches(':').count() > 1 {
-        return Some(raw); // a bare IPv6 address
-    }
-    raw.split(':').next().map(str::to_string)
 }
 
 /// Why a request is not for this listener, if it is not.
@@ -120,7 +98,7 @@ async fn own_host_and_origin(
 
 /// The Prometheus text exposition format (0.0.4).
 async fn metrics(State(state): State<AppState>) -> Response {
-    match crate::telemetry::render(&state).await {
+    match crate::telemetry::render(&state.store, &state.clients).await {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,
@@ -151,7 +129,9 @@ mod tests {
     #[test]
     fn only_own_hosts_and_own_origins() {
         let mut s = crate::config::Settings::for_dir(std::path::Path::new("/tmp/x"), None);
-        s.admin_hosts = parse_hosts("127.0.0.1, localhost, [::1], Console.Example.com:443");
+        s.admin_hosts = crate::config::edge::parse_hosts(
+            "127.0.0.1, localhost, [::1], Console.Example.com:443",
+        );
         s.admin_public_url = Some("https://console.example.com".into());
         let get = |pairs: &[(&'static str, &str)]| refusal(&s, &Method::GET, &h(pairs));
         let post = |pairs: &[(&'static str, &str)]| refusal(&s, &Method::POST, &h(pairs));

@@ -28,12 +28,12 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{FromRef, FromRequestParts, Path};
 use axum::http::request::Parts;
 use keap::{RollingWindow, WindowLimit};
 
-pub use super::client::{ClientKey, ForwardedHeader, client_address, client_ip};
 use super::error::HttpError;
+pub use crate::client::{ClientKey, ForwardedHeader, client_address, client_ip};
 use crate::state::AppState;
 
 #[derive(Debug)]
@@ -160,17 +160,19 @@ pub struct AuthGate {
 impl AuthGate {
     /// Reserves an attempt for `scope` from the client `ip`, or refuses it (429) when that
     /// client has failed too often there.
-    pub fn enter(state: &AppState, scope: String, ip: IpAddr) -> Result<Self, HttpError> {
+    pub fn enter(
+        failures: &Arc<AuthFailures>,
+        state: &AppState,
+        scope: String,
+        ip: IpAddr,
+    ) -> Result<Self, HttpError> {
         let client = ClientKey::from(ip);
-        if !state
-            .auth_failures
-            .begin(&scope, client, state.clock.now_ms())
-        {
+        if !failures.begin(&scope, client, state.clock.now_ms()) {
             tracing::warn!(%ip, scope = %one_line(&scope), "refused: too many failed authentications from this client");
             return Err(HttpError::too_many_failures());
         }
         Ok(Self {
-            failures: state.auth_failures.clone(),
+            failures: failures.clone(),
             clock: state.clock.clone(),
             scope,
             client,
@@ -218,13 +220,27 @@ pub fn keap_query(query: &str) -> Result<(Option<String>, Option<String>), HttpE
     Ok((app, auth))
 }
 
-impl FromRequestParts<AppState> for KeapAuth {
+impl AuthGate {
+    /// The counts this gate belongs to (the legacy token's per-app limit is kept there too).
+    pub fn failures(&self) -> &AuthFailures {
+        &self.failures
+    }
+}
+
+impl<S> FromRequestParts<S> for KeapAuth
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+    Arc<AuthFailures>: FromRef<S>,
+{
     type Rejection = HttpError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, HttpError> {
+    async fn from_request_parts(parts: &mut Parts, s: &S) -> Result<Self, HttpError> {
+        let failures = Arc::<AuthFailures>::from_ref(s);
+        let state = &AppState::from_ref(s);
         let ip = client_ip(
             &state.settings,
-            super::client::peer_of(parts),
+            crate::client::peer_of(parts),
             &parts.headers,
         );
         let (query_app, auth) = keap_query(parts.uri.query().unwrap_or_default())?;
@@ -243,7 +259,7 @@ impl FromRequestParts<AppState> for KeapAuth {
         } else {
             "?".to_string()
         };
-        let gate = AuthGate::enter(state, scope, ip)?;
+        let gate = AuthGate::enter(&failures, state, scope, ip)?;
         Ok(Self {
             app,
             auth: auth.unwrap_or_default(),

@@ -137,14 +137,14 @@ async fn authenticate(state: &AppState, a: &mut KeapAuth) -> Result<TenantRow, H
     };
     match state.tenants.authenticate_hook(&a.app, &a.auth).await {
         Ok(HookAuth::Token(t)) => Ok(t),
-        Ok(HookAuth::Legacy(t)) if state.auth_failures.legacy_open(&t.app, now) => Ok(t),
+        Ok(HookAuth::Legacy(t)) if a.gate.failures().legacy_open(&t.app, now) => Ok(t),
         Ok(HookAuth::Legacy(_)) => Err(refused(
             &mut a.gate,
             "legacy token refused: too many failed authentications at this app this hour",
         )),
         Ok(HookAuth::Refused { legacy }) => {
             if legacy {
-                state.auth_failures.legacy_failed(&a.app, now);
+                a.gate.failures().legacy_failed(&a.app, now);
             }
             Err(refused(&mut a.gate, "unknown app or wrong token"))
         }

@@ -5,7 +5,6 @@
 
 pub mod admin;
 pub mod auth_gate;
-pub mod client;
 pub mod error;
 pub mod health;
 pub mod keap_post;
@@ -28,8 +27,36 @@ use tower_http::trace::TraceLayer;
 pub use error::HttpError;
 
 use crate::state::AppState;
+use auth_gate::AuthFailures;
+
+/// What the hook routes share: the application, and the failed-authentication gate's
+/// counts, which live as long as the listener.
+#[derive(Clone)]
+pub struct HookState {
+    pub app: AppState,
+    pub auth_failures: Arc<AuthFailures>,
+}
+
+impl axum::extract::FromRef<HookState> for AppState {
+    fn from_ref(s: &HookState) -> Self {
+        s.app.clone()
+    }
+}
+
+impl axum::extract::FromRef<HookState> for Arc<AuthFailures> {
+    fn from_ref(s: &HookState) -> Self {
+        s.auth_failures.clone()
+    }
+}
 
 pub fn router(state: AppState) -> Router {
+    let state = HookState {
+        auth_failures: Arc::new(AuthFailures::new(
+            state.settings.failed_auth_per_minute,
+            state.settings.legacy_failed_auth_per_hour,
+        )),
+        app: state,
+    };
     Router::new()
         .route("/process_optout.php", post(keap_post::receive_post))
         .route("/hooks/keap/{app}", post(keap_post::receive_post))

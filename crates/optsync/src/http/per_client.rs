@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
 
-use super::client::ClientKey;
+use crate::client::ClientKey;
 
 /// Open connections per client.
 #[derive(Debug, Clone, Default)]

@@ -7,16 +7,19 @@ use crate::logfmt::one_line;
 use axum::Json;
 use axum::body::Bytes;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-use super::auth_gate::{AuthGate, client_ip};
+use super::auth_gate::{AuthFailures, AuthGate, client_ip};
 use super::error::HttpError;
 use crate::providers::{self, Provider, ProviderConfig, Reject, Request, Verified};
 use crate::state::AppState;
-use crate::store::{Delivery, EventPayload, NewEvent, ProviderEvent, SignatureToken, TenantRow};
+use crate::store::{
+    Delivery, EventKind, EventPayload, NewEvent, ProviderEvent, SignatureToken, TenantRow,
+};
 
 /// SendGrid batches reach 768 KB, Mandrill 1,000 events.
 pub const MAX_BODY: usize = 2 * 1024 * 1024;
@@ -28,6 +31,7 @@ pub async fn head() -> StatusCode {
 
 pub async fn receive(
     State(state): State<AppState>,
+    State(failures): State<Arc<AuthFailures>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((provider, app)): Path<(String, String)>,
     headers: HeaderMap,
@@ -37,7 +41,7 @@ pub async fn receive(
         .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, "unknown provider"))?;
     let now = state.clock.epoch_ms();
     let ip = client_ip(&state.settings, peer.ip(), &headers);
-    let mut gate = secret_gate(&state, provider, &app, ip)?;
+    let mut gate = secret_gate(&failures, &state, provider, &app, ip)?;
     let (tenant, config) = settings_for(&state, ip, provider, &app)
         .await
         .inspect_err(|e| count_failure(&mut gate, e))?;
@@ -72,6 +76,7 @@ pub async fn receive(
 /// answer: 401 `invalid_client`.
 pub async fn sparkpost_token(
     State(state): State<AppState>,
+    State(failures): State<Arc<AuthFailures>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(app): Path<String>,
     headers: HeaderMap,
@@ -84,7 +89,7 @@ pub async fn sparkpost_token(
         )
     };
     let ip = client_ip(&state.settings, peer.ip(), &headers);
-    let mut gate = secret_gate(&state, Provider::Sparkpost, &app, ip)
+    let mut gate = secret_gate(&failures, &state, Provider::Sparkpost, &app, ip)
         .map_err(|e| (e.status, Json(json!({"error": "slow_down"}))))?;
     let (_, config) = settings_for(&state, ip, Provider::Sparkpost, &app)
         .await
@@ -139,6 +144,7 @@ pub async fn sparkpost_token(
 /// guessed, and a provider's sending addresses, shared by its customers, must not be
 /// locked out by one of them.
 fn secret_gate(
+    failures: &Arc<AuthFailures>,
     state: &AppState,
     provider: Provider,
     app: &str,
@@ -156,7 +162,7 @@ fn secret_gate(
     } else {
         "?"
     };
-    AuthGate::enter(state, format!("{}/{app}", provider.name()), ip).map(Some)
+    AuthGate::enter(failures, state, format!("{}/{app}", provider.name()), ip).map(Some)
 }
 
 /// Counts a refusal that said "unauthorized" (a wrong secret, an unknown app) at the gate.
@@ -166,6 +172,24 @@ fn count_failure(gate: &mut Option<AuthGate>, e: &HttpError) {
     {
         g.failed();
     }
+}
+
+/// The store's word for what a provider reported (the store knows providers, not the
+/// reverse).
+fn event_kind(k: providers::Kind) -> EventKind {
+    match k {
+        providers::Kind::Unsubscribe => EventKind::Unsubscribe,
+        providers::Kind::Complaint => EventKind::Complaint,
+        providers::Kind::HardBounce => EventKind::HardBounce,
+        providers::Kind::Suppressed => EventKind::Suppressed,
+        providers::Kind::SoftBounce => EventKind::SoftBounce,
+        providers::Kind::Resubscribe => EventKind::Resubscribe,
+    }
+}
+
+/// The status code of a provider's answer.
+fn status_of(s: providers::Status) -> StatusCode {
+    StatusCode::from_u16(s.as_u16()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
 }
 
 /// The answer to a refused delivery. Forged, unsigned, unknown app, unconfigured provider:
@@ -181,7 +205,7 @@ fn refusal(provider: Provider, r: &Reject) -> HttpError {
         Reject::Unauthorized(_) | Reject::Forged(_) => "unauthorized".to_string(),
         other => other.to_string(),
     };
-    HttpError::new(provider.reject_status(r), said)
+    HttpError::new(status_of(provider.reject_status(r)), said)
 }
 
 /// The tenant and its settings for the provider. An unknown app and an unconfigured
@@ -199,7 +223,7 @@ async fn settings_for(
     };
     let unavailable = |e: crate::Error| {
         tracing::error!(error = %one_line(&e), "provider webhook: store unavailable");
-        HttpError::retry(provider.retry_status())
+        HttpError::retry(status_of(provider.retry_status()))
     };
     let tenant = match state.store.tenant_by_app(app).await.map_err(unavailable)? {
         Some(t) => t,
@@ -229,7 +253,7 @@ fn events(
         .map(|e| {
             let payload = EventPayload::Provider(ProviderEvent {
                 provider,
-                kind: e.kind.event_kind(),
+                kind: event_kind(e.kind),
                 address: e.email.clone(),
                 id: e.id.clone(),
             });
@@ -259,7 +283,7 @@ async fn store(
         .map_err(|e| {
             tracing::error!(provider = provider.name(), error = %one_line(&e),
                 "provider webhook NOT stored; answering so the provider retries");
-            HttpError::retry(provider.retry_status())
+            HttpError::retry(status_of(provider.retry_status()))
         })?;
     if out.replayed {
         tracing::warn!(
@@ -279,4 +303,25 @@ async fn store(
     Ok(Json(
         json!({"queued": out.queued, "recorded": out.recorded, "duplicates": out.duplicates, "ignored": verified.ignored}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A provider's kind and the store's word for it agree on which events make a job.
+    #[test]
+    fn provider_kinds_act_as_the_store_kinds_do() {
+        use providers::Kind::*;
+        for k in [
+            Unsubscribe,
+            Complaint,
+            HardBounce,
+            Suppressed,
+            SoftBounce,
+            Resubscribe,
+        ] {
+            assert_eq!(k.acts(), event_kind(k).acts(), "{k:?}");
+        }
+    }
 }

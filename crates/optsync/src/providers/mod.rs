@@ -21,7 +21,7 @@ pub mod settings;
 pub mod signers;
 mod sparkpost;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use keap::EmailAddress;
 use serde::{Deserialize, Serialize};
 
@@ -79,26 +79,58 @@ impl Provider {
     /// The answer to a request that is refused for good (forged, stale, replayed, malformed):
     /// one the provider does not retry where it has one (Mailgun 406), and never Postmark's
     /// 403, which would stop its retries of genuine events too.
-    pub fn reject_status(self, r: &Reject) -> StatusCode {
+    pub fn reject_status(self, r: &Reject) -> Status {
         match (self, r) {
             (_, Reject::Unavailable(_)) => self.retry_status(),
-            (Self::Mailgun, _) => StatusCode::NOT_ACCEPTABLE,
+            (Self::Mailgun, _) => Status::DoNotRetry,
             (
                 _,
                 Reject::Unauthorized(_) | Reject::Forged(_) | Reject::Stale(_) | Reject::Replayed,
-            ) => StatusCode::UNAUTHORIZED,
-            (_, Reject::Malformed(_)) => StatusCode::BAD_REQUEST,
+            ) => Status::Unauthorized,
+            (_, Reject::Malformed(_)) => Status::Malformed,
         }
     }
 
     /// The answer when a verified delivery could not be stored: one that makes the provider
     /// try again (Brevo retries 429 but not every 5xx).
-    pub fn retry_status(self) -> StatusCode {
+    pub fn retry_status(self) -> Status {
         match self {
             // SNS retries only answers outside 200–4xx.
-            Self::Ses => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Brevo => StatusCode::TOO_MANY_REQUESTS,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Ses => Status::RetryServerError,
+            Self::Brevo => Status::RetryTooMany,
+            _ => Status::RetryUnavailable,
+        }
+    }
+}
+
+/// How a provider's webhook is answered, in the provider's terms (each provider retries
+/// on its own set of codes); the HTTP listener turns it into its status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Refused for good, in the one answer this provider never retries (Mailgun: 406).
+    DoNotRetry,
+    /// The signature, token or credentials are wrong or stale (401).
+    Unauthorized,
+    /// The body is not what the provider sends (400).
+    Malformed,
+    /// Try again: a server error (500; SNS retries nothing else).
+    RetryServerError,
+    /// Try again: too many requests (429; Brevo retries it, not every 5xx).
+    RetryTooMany,
+    /// Try again: unavailable (503).
+    RetryUnavailable,
+}
+
+impl Status {
+    /// The HTTP status code.
+    pub fn as_u16(self) -> u16 {
+        match self {
+            Self::DoNotRetry => 406,
+            Self::Unauthorized => 401,
+            Self::Malformed => 400,
+            Self::RetryServerError => 500,
+            Self::RetryTooMany => 429,
+            Self::RetryUnavailable => 503,
         }
     }
 }
@@ -194,21 +226,14 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn event_kind(self) -> crate::store::EventKind {
-        use crate::store::EventKind;
-        match self {
-            Self::Unsubscribe => EventKind::Unsubscribe,
-            Self::Complaint => EventKind::Complaint,
-            Self::HardBounce => EventKind::HardBounce,
-            Self::Suppressed => EventKind::Suppressed,
-            Self::SoftBounce => EventKind::SoftBounce,
-            Self::Resubscribe => EventKind::Resubscribe,
-        }
-    }
-
-    /// Whether the event needs work in Keap (a job), or is only recorded.
+    /// Whether the event needs work in Keap (a job), or is only recorded. The store's
+    /// `EventKind::acts` answers the same (a test in the provider hooks checks it); providers
+    /// do not import the store.
     pub fn acts(self) -> bool {
-        self.event_kind().acts()
+        matches!(
+            self,
+            Self::Unsubscribe | Self::Complaint | Self::HardBounce | Self::Suppressed
+        )
     }
 }
 

@@ -109,6 +109,11 @@ impl Worker {
     async fn run_claimed(&self, job: &ClaimedJob) -> Result<JobOutcome> {
         let s = &self.state;
         tracing::debug!(attempt = job.attempts, "claimed");
+        crate::current_job::holding(job.id.get());
+        #[cfg(feature = "test-hooks")]
+        if let Some(hook) = &s.before_job {
+            hook(job.id.get());
+        }
         let work = match job::execute(s, job).await {
             Ok(work) => work,
             Err(e) => return self.fail(job, e).await,

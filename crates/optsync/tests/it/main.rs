@@ -1,6 +1,7 @@
 //! optsync end to end: the real service on a real SQLite file and a real PostgreSQL server,
 //! against keap-sim, driven from the tests.
 
+mod config_cmd;
 mod console;
 mod console_limits;
 mod esp;
@@ -10,6 +11,7 @@ mod harness;
 mod intake;
 mod limits;
 mod metrics;
+mod module_graph;
 mod oauth;
 mod outage;
 pub mod processes;
@@ -21,6 +23,7 @@ mod report;
 mod ses;
 mod sharing;
 mod store;
+mod supervision;
 mod wake;
 mod worlds;
 

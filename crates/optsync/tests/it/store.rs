@@ -106,7 +106,7 @@ async fn a_missing_or_wrong_master_key_stops_startup(db: Db) {
     let t = TestApp::spawn(db).await;
     let settings = |key: Option<&str>| {
         let mut s = optsync::config::Settings::for_dir(t.dir.path(), Some(t.database_url.clone()));
-        s.master_key = key.map(str::to_string);
+        s.master_key = key.map(Into::into);
         s
     };
     let missing = optsync::app::App::open(settings(None)).await.err().unwrap();

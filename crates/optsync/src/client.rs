@@ -1,6 +1,6 @@
-//! Who the client is. The TCP peer, unless the peer is a trusted proxy
-//! (`OPTSYNC_TRUSTED_PROXIES`); then the one forwarding header the operator named
-//! (`OPTSYNC_FORWARDED_HEADER`) is read, right to left, and the first address in it that is
+//! Who the client is, for the hook gate and the console sign-in alike. The TCP peer, unless
+//! the peer is a trusted proxy (`OPTSYNC_TRUSTED_PROXIES`); then the one forwarding header
+//! the operator named (`OPTSYNC_FORWARDED_HEADER`) is read, right to left, and the first address in it that is
 //! not a trusted proxy is the client. Only that header: a proxy that appends to
 //! `X-Forwarded-For` passes a client's own `Forwarded` through untouched, so reading any
 //! other header would let the client choose who it is.
@@ -11,44 +11,8 @@ use axum::http::HeaderMap;
 use ipnet::IpNet;
 
 use crate::config::Settings;
-use crate::error::{Error, Result};
 
-/// The forwarding header a trusted proxy sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ForwardedHeader {
-    /// `X-Forwarded-For: client, proxy1, …` (nginx, AWS ALB, Caddy, HAProxy).
-    #[default]
-    XForwardedFor,
-    /// RFC 7239 `Forwarded: for=client;proto=https, for=…`.
-    Forwarded,
-    /// `X-Real-IP: client` (nginx's `proxy_set_header X-Real-IP $remote_addr`).
-    XRealIp,
-}
-
-impl ForwardedHeader {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::XForwardedFor => "x-forwarded-for",
-            Self::Forwarded => "forwarded",
-            Self::XRealIp => "x-real-ip",
-        }
-    }
-}
-
-impl std::str::FromStr for ForwardedHeader {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "x-forwarded-for" => Ok(Self::XForwardedFor),
-            "forwarded" => Ok(Self::Forwarded),
-            "x-real-ip" => Ok(Self::XRealIp),
-            other => Err(Error::Config(format!(
-                "OPTSYNC_FORWARDED_HEADER={other:?}: expected x-forwarded-for, forwarded or x-real-ip"
-            ))),
-        }
-    }
-}
+pub use crate::config::ForwardedHeader;
 
 /// Whom limits count against: an IPv4 address, or an IPv6 /64 (one host holds a whole /64).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
