@@ -32,11 +32,13 @@ pub struct Diagnosis {
     pub credential_ok: bool,
     /// An opt-out path is known to work (or was just proven by the probe).
     pub opt_out_path: Option<OptOutApi>,
+    /// Push credentials a provider refused or could not read with.
+    pub push_failures: usize,
 }
 
 impl Diagnosis {
     pub fn healthy(&self) -> bool {
-        self.credential_ok && self.opt_out_path.is_some()
+        self.credential_ok && self.opt_out_path.is_some() && self.push_failures == 0
     }
 
     fn say(&mut self, what: &'static str, ok: Option<bool>, detail: impl Into<String>) {
@@ -59,6 +61,7 @@ pub async fn examine(
         checks: Vec::new(),
         credential_ok: false,
         opt_out_path: None,
+        push_failures: 0,
     };
     let client = match state.clients.client(tenant) {
         Ok(c) => c.scoped(),
@@ -74,7 +77,36 @@ pub async fn examine(
         d.opt_out_path = known_path(tenant, xmlrpc_up, &mut d);
     }
     check_queue(state, tenant, &mut d).await?;
+    check_pushes(state, tenant, &mut d).await?;
     Ok(d)
+}
+
+/// Each push credential, with one read call at its provider.
+async fn check_pushes(state: &AppState, tenant: &TenantRow, d: &mut Diagnosis) -> Result<()> {
+    let options = suppress::Options::default();
+    for config in crate::push::load(&state.store, state.tenants.secrets(), tenant).await? {
+        let outcome = match crate::push::PushClient::new(&config, options.clone()) {
+            Ok(client) => client.check().await,
+            Err(e) => Err(e),
+        };
+        let name = &config.provider;
+        match outcome {
+            Ok(()) => d.say(
+                "push",
+                Some(true),
+                format!("{name}: {} readable", config.scope()),
+            ),
+            Err(e) => {
+                d.push_failures += 1;
+                d.say(
+                    "push",
+                    Some(false),
+                    format!("{name} for {}: {e}", tenant.app),
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The credential and REST (one cheap call), the quota, and XML-RPC; whether XML-RPC answers.

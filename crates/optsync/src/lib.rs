@@ -24,6 +24,7 @@ pub mod keap_clients;
 pub mod logfmt;
 pub mod oauth_tokens;
 pub mod providers;
+pub mod push;
 pub mod queue;
 pub mod reconcile;
 pub mod report;

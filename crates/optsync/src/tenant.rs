@@ -212,6 +212,11 @@ impl Tenants {
         Ok(t)
     }
 
+    /// The key that seals tenant secrets (push settings are sealed with it too).
+    pub(crate) fn secrets(&self) -> &SecretBox {
+        &self.secrets
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

@@ -58,4 +58,19 @@ impl BrevoClient {
             scopes,
         })
     }
+    /// One read call that proves the key: the contact lookup of an address no one sends to
+    /// (404 when absent is an answer).
+    pub async fn check_credential(&self) -> Result<(), Error> {
+        let path = format!("/v3/contacts/{}", crate::api::segment(crate::PROBE));
+        let rb = self
+            .api
+            .request(Method::GET, &path)
+            .header("api-key", self.key.expose_secret())
+            .header("Accept", "application/json");
+        let a = self.api.send(rb).await?;
+        if a.status != 404 {
+            self.api.check(&a)?;
+        }
+        Ok(())
+    }
 }

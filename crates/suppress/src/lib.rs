@@ -33,3 +33,7 @@ pub use provider::{Provider, Scope, Suppressed};
 pub use sendgrid::SendgridClient;
 pub use ses::{SesClient, SesCredentials, SesReason};
 pub use sparkpost::SparkpostClient;
+
+/// The address a credential check looks up: on a reserved domain (RFC 2606), so no list
+/// holds it and no read of it reveals anyone.
+pub const PROBE: &str = "optsync-credential-check@example.invalid";

@@ -89,4 +89,20 @@ impl MailgunClient {
             scopes,
         })
     }
+    /// One read call per sending domain that proves the credential and the domain: the
+    /// unsubscribe lookup of an address no one sends to (404 when absent is an answer).
+    pub async fn check_credential(&self) -> Result<(), Error> {
+        for domain in &self.domains {
+            let path = format!(
+                "/v3/{}/unsubscribes/{}",
+                segment(domain),
+                segment(crate::PROBE)
+            );
+            let a = self.api.send(self.request(Method::GET, &path)).await?;
+            if a.status != 404 {
+                self.api.check(&a)?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -68,4 +68,14 @@ impl MailjetClient {
             scopes: vec![(Scope::Campaigns, excluded)],
         })
     }
+    /// One read call that proves the key pair: the contact lookup of an address no one sends
+    /// to (404 when absent is an answer).
+    pub async fn check_credential(&self) -> Result<(), Error> {
+        let path = format!("/v3/REST/contact/{}", segment(crate::PROBE));
+        let a = self.api.send(self.request(Method::GET, &path)).await?;
+        if a.status != 404 {
+            self.api.check(&a)?;
+        }
+        Ok(())
+    }
 }

@@ -97,4 +97,8 @@ impl MandrillClient {
             scopes: vec![(Scope::Account, listed)],
         })
     }
+    /// One read call that proves the key: `rejects/list` for an address no one sends to.
+    pub async fn check_credential(&self) -> Result<(), Error> {
+        self.listed(crate::PROBE).await.map(|_| ())
+    }
 }

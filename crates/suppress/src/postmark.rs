@@ -105,4 +105,17 @@ impl PostmarkClient {
             scopes,
         })
     }
+    /// One read call per stream that proves the server token and the stream: the dump,
+    /// filtered to an address no one sends to.
+    pub async fn check_credential(&self) -> Result<(), Error> {
+        for stream in &self.streams {
+            let path = format!("{}/dump", Self::stream_path(stream));
+            let rb = self
+                .request(Method::GET, &path)
+                .query(&[("EmailAddress", crate::PROBE)]);
+            let a = self.api.send(rb).await?;
+            self.api.check(&a)?;
+        }
+        Ok(())
+    }
 }

@@ -62,4 +62,11 @@ impl SendgridClient {
             scopes: vec![(Scope::Account, found)],
         })
     }
+    /// One read call that proves the credential: the global suppression lookup of an address
+    /// no one sends to (200, `{}` when absent).
+    pub async fn check_credential(&self) -> Result<(), Error> {
+        let path = format!("/v3/asm/suppressions/global/{}", segment(crate::PROBE));
+        let a = self.api.send(self.request(Method::GET, &path)).await?;
+        self.api.check(&a)
+    }
 }

@@ -71,4 +71,14 @@ impl SparkpostClient {
             scopes: TYPES.iter().map(|t| (Scope::Type(t), has(t))).collect(),
         })
     }
+    /// One read call that proves the key: the lookup of an address no one sends to (404 when
+    /// absent is an answer).
+    pub async fn check_credential(&self) -> Result<(), Error> {
+        let path = format!("/api/v1/suppression-list/{}", segment(crate::PROBE));
+        let a = self.api.send(self.request(Method::GET, &path)).await?;
+        if a.status != 404 {
+            self.api.check(&a)?;
+        }
+        Ok(())
+    }
 }

@@ -8,6 +8,7 @@ mod demo;
 mod doctor;
 mod events;
 mod provider;
+mod push;
 mod reconcile;
 mod report;
 mod serve;

@@ -1,4 +1,4 @@
-//! `optsync provider add|list|url`: the sending providers whose webhooks report
+//! `optsync provider add|list|url|push|unpush`: the sending providers whose webhooks report
 //! unsubscribes, complaints and bounces for a tenant.
 
 use std::path::PathBuf;
@@ -33,6 +33,12 @@ pub enum ProviderCommand {
     List { app: String },
     /// Print the webhook URL to give a provider, alone.
     Url { app: String, provider: String },
+    /// Opt in to writing this app's opted-out addresses to the provider's own suppression
+    /// list, in the scope given (refused, storing nothing, when it would not block the
+    /// relay's mail). The credential is read from a file and stored encrypted.
+    Push(Box<super::push::PushArgs>),
+    /// Stop writing to a provider's suppression list (same as `push APP PROVIDER --remove`).
+    Unpush { app: String, provider: String },
 }
 
 /// What `provider add` takes.
@@ -191,6 +197,7 @@ pub async fn run(app: &App, cmd: ProviderCommand) -> anyhow::Result<()> {
             for (provider, at) in app.store().providers(t.id).await? {
                 println!("{provider:<10} configured {}", rfc3339(at));
             }
+            super::push::list(app, t.id).await?;
         }
         ProviderCommand::Url {
             app: name,
@@ -203,6 +210,11 @@ pub async fn run(app: &App, cmd: ProviderCommand) -> anyhow::Result<()> {
             }
             println!("{}", tenants.provider_url(&name, p));
         }
+        ProviderCommand::Push(a) => super::push::push(app, *a).await?,
+        ProviderCommand::Unpush {
+            app: name,
+            provider,
+        } => super::push::unpush(app, &name, &provider).await?,
     }
     Ok(())
 }

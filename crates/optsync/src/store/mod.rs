@@ -20,6 +20,7 @@ mod oauth_tokens;
 mod overview;
 mod payload;
 mod providers;
+mod push;
 mod records;
 mod sweeps;
 mod tenants;

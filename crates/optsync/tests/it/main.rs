@@ -17,6 +17,7 @@ mod outage;
 pub mod processes;
 mod promises;
 mod providers_posted;
+mod push;
 mod queue;
 mod reconcile;
 mod report;

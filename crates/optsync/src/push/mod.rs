@@ -1,0 +1,60 @@
+//! Suppression at the sending provider: per tenant, which providers an opted-out address is
+//! to be written to (opt-in: it sends addresses to a third party), with the scope each
+//! provider's list needs and the credential, sealed at rest. A configuration that would not
+//! block the relay's mail is refused before anything is stored.
+
+mod aws;
+mod client;
+mod config;
+
+pub use aws::{AwsKeys, read_aws_credentials};
+pub use client::PushClient;
+pub use config::{PushConfig, PushCredential, Refusal};
+
+use crate::crypto::SecretBox;
+use crate::error::Result;
+use crate::store::{Store, TenantRow};
+
+/// What the sealed column is bound to: a row moved to another tenant or provider won't open.
+pub fn aad(app: &str, provider: suppress::Provider) -> String {
+    format!("tenant:{app}:push:{provider}")
+}
+
+/// Seals and stores a checked configuration.
+pub async fn store(
+    store: &Store,
+    secrets: &SecretBox,
+    tenant: &TenantRow,
+    config: &PushConfig,
+    now: i64,
+) -> Result<()> {
+    let json = serde_json::to_vec(config).map_err(|e| crate::Error::CorruptState(e.to_string()))?;
+    let sealed = secrets.seal(&json, &aad(&tenant.app, config.provider()))?;
+    store
+        .upsert_push(
+            tenant.id,
+            &config.provider().to_string(),
+            &config.scope(),
+            &sealed,
+            now,
+        )
+        .await
+}
+
+/// A tenant's stored pushes, opened.
+pub async fn load(
+    store: &Store,
+    secrets: &SecretBox,
+    tenant: &TenantRow,
+) -> Result<Vec<PushConfig>> {
+    let mut out = Vec::new();
+    for row in store.pushes(tenant.id).await? {
+        let provider = config::parse_provider(&row.provider)
+            .map_err(|e| crate::Error::CorruptState(e.to_string()))?;
+        let raw = secrets.open(&row.config_sealed, &aad(&tenant.app, provider))?;
+        out.push(
+            serde_json::from_slice(&raw).map_err(|e| crate::Error::CorruptState(e.to_string()))?,
+        );
+    }
+    Ok(out)
+}
