@@ -451,6 +451,23 @@ mod tests {
         assert!(d.contains("db.example"));
     }
 
+    /// HTTPS needs both files; with them the default public URL is https.
+    #[test]
+    fn tls_files_go_together_and_make_the_default_url_https() {
+        let s = Settings::from_values(
+            &Values::from_file_text("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"").unwrap(),
+        )
+        .unwrap();
+        let tls = s.tls.expect("both files given");
+        assert_eq!((tls.cert, tls.key), ("c.pem".into(), "k.pem".into()));
+        assert_eq!(s.public_url, "https://127.0.0.1:8080");
+        assert!(check_file_text("tls_cert = \"c.pem\"").is_err());
+        assert!(check_file_text("tls_key = \"k.pem\"").is_err());
+        let plain = Settings::from_values(&Values::defaults()).unwrap();
+        assert!(plain.tls.is_none());
+        assert_eq!(plain.public_url, "http://127.0.0.1:8080");
+    }
+
     #[test]
     fn limits_parse() {
         let l = parse_limits("240/min, 10/s,30000/day").unwrap();
