@@ -30,9 +30,17 @@ pub struct AppBuilder {
     clock: Clock,
     pacing: Option<PacingConfig>,
     sns: Option<Arc<dyn SnsFetcher>>,
+    /// Apply pending migrations (`serve`, `migrate`, tests) or require a current schema.
+    migrate: bool,
 }
 
 impl AppBuilder {
+    /// Migrate nothing: the schema must be exactly this binary's.
+    pub fn current_schema_only(mut self) -> Self {
+        self.migrate = false;
+        self
+    }
+
     /// The clock every part reads (tests fix it).
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
@@ -56,7 +64,12 @@ impl AppBuilder {
         // Installed before anything is counted: metrics recorded earlier would be lost.
         crate::telemetry::handle();
         let s = self.settings;
-        let store = Store::open(&s.database_url).await.map_err(|e| match e {
+        let store = if self.migrate {
+            Store::open(&s.database_url).await
+        } else {
+            Store::open_current(&s.database_url).await
+        };
+        let store = store.map_err(|e| match e {
             Error::Db(e) => Error::Config(format!(
                 "opening the database {}: {e}",
                 redact(&s.database_url)
@@ -164,12 +177,20 @@ impl App {
             clock: Clock::system(),
             pacing: None,
             sns: None,
+            migrate: true,
         }
     }
 
     /// Built from the settings alone, on the system clock.
     pub async fn open(settings: Settings) -> Result<Self> {
         Self::builder(settings).build().await
+    }
+
+    /// For every command but `serve`, `migrate` and `demo`: the database and the master key
+    /// must exist already and the schema be current; nothing is created or migrated.
+    pub async fn open_existing(settings: Settings) -> Result<Self> {
+        crate::layout::require_existing_state(&settings)?;
+        Self::builder(settings).current_schema_only().build().await
     }
 
     pub fn state(&self) -> &AppState {
@@ -216,7 +237,14 @@ impl App {
         };
         let mut tasks = JoinSet::new();
         let s = &self.state;
-        tasks.spawn(crate::http::serve(s.clone(), listener, stopped(rx.clone())));
+        let tls = s.settings.tls.clone();
+        let tls = tls.map(crate::tls::Tls::start).transpose()?;
+        tasks.spawn(crate::http::serve(
+            s.clone(),
+            listener,
+            tls,
+            stopped(rx.clone()),
+        ));
         if let Some(l) = opts.admin {
             let router = crate::http::admin::router(s.clone());
             let settings = s.settings.clone();

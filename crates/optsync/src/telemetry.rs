@@ -1,7 +1,8 @@
 //! Metrics, through the `metrics` facade into one Prometheus recorder per process, rendered
 //! at `/metrics` on the admin listener. Counters and histograms count what this process did
 //! (Prometheus sums instances); the gauges about the queue and each tenant are read from the
-//! store at every scrape, so several instances on one database report the same numbers.
+//! store at every scrape and written beside them ([`crate::exposition`]), so several
+//! instances on one database report the same numbers and a removed tenant's go with it.
 //!
 //! Names and units follow Prometheus conventions: `_total` counters, `_seconds` histograms
 //! and timestamps, base units. The README lists them with example alert rules.
@@ -11,6 +12,7 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::error::Result;
+use crate::exposition::Gauge;
 use crate::keap_clients::KeapClients;
 use crate::store::{EventSource, JobState, Store};
 
@@ -40,6 +42,8 @@ pub const LAST_SWEEP: &str = "optsync_last_sweep_finished_timestamp_seconds";
 pub const QUOTA_LEFT: &str = "optsync_keap_daily_quota_remaining";
 /// 1 while Keap refuses an OAuth app's grant for good (it must be connected again), else 0.
 pub const RECONNECT_NEEDED: &str = "optsync_keap_reconnect_needed";
+/// Whether the store answered this scrape.
+pub const STORE_UP: &str = "optsync_store_up";
 
 /// Buckets for every `_seconds` histogram: from a fast job to the ten business days
 /// CAN-SPAM allows.
@@ -81,7 +85,7 @@ pub fn handle() -> &'static PrometheusHandle {
 }
 
 fn describe() {
-    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    use metrics::{Unit, describe_counter, describe_histogram};
     describe_counter!(
         HOOK_REQUESTS,
         "Hook requests answered, by route and status."
@@ -116,67 +120,85 @@ fn describe() {
         "Contacts examined by reconciliation sweeps."
     );
     describe_counter!(SWEEP_JOBS, "Jobs queued by reconciliation sweeps.");
-    describe_gauge!(JOBS, "Jobs in the store, by tenant and state.");
-    describe_gauge!(
-        STUCK_SUBJECTS,
-        "Contacts or addresses whose job is blocked or dead, by tenant and state."
-    );
-    describe_gauge!(LAST_POST, Unit::Seconds, "When the last Keap post arrived.");
-    describe_gauge!(
-        RECONNECT_NEEDED,
-        "1 while Keap refuses the app's OAuth grant (its jobs are blocked until it is connected again)."
-    );
-    describe_gauge!(LAST_SWEEP, Unit::Seconds, "When the last sweep finished.");
-    describe_gauge!(
-        QUOTA_LEFT,
-        "Keap calls left today on the tenant's credential."
-    );
 }
 
-/// The exposition text: the gauges refreshed from the store, then everything recorded.
-pub async fn render(store: &Store, clients: &KeapClients) -> Result<String> {
-    let handle = handle();
-    refresh_gauges(store, clients).await?;
-    Ok(handle.render())
-}
-
+/// The exposition text: everything recorded, the build, the process, and the gauges read
+/// from the store, with `optsync_store_up` saying whether that read worked. It always
+/// answers: while the store is down the store's gauges are left out, the rest is there.
 /// Takes the store and the Keap clients, not the whole state: the queue service counts
 /// events here, and the state holds the queue.
-async fn refresh_gauges(store: &Store, clients: &KeapClients) -> Result<()> {
+pub async fn render(store: &Store, clients: &KeapClients) -> String {
+    let mut out = handle().render();
+    crate::exposition::build_info(&mut out);
+    crate::exposition::process(&mut out);
+    let up = match store_gauges(store, clients).await {
+        Ok(gauges) => {
+            for g in &gauges {
+                g.write(&mut out);
+            }
+            1.0
+        }
+        Err(e) => {
+            tracing::error!(error = %crate::logfmt::one_line(&e), "metrics: the store is unavailable");
+            0.0
+        }
+    };
+    Gauge::new(
+        STORE_UP,
+        "1 if the last read of the store for /metrics worked, else 0.",
+    )
+    .sample(vec![], up)
+    .write(&mut out);
+    out
+}
+
+/// The per-tenant gauges, from the store (and each tenant's pacer) at this scrape: a removed
+/// tenant has none.
+async fn store_gauges(store: &Store, clients: &KeapClients) -> Result<Vec<Gauge>> {
     let tenants = store.tenants().await?;
+    let mut jobs = Gauge::new(JOBS, "Jobs in the store, by tenant and state.");
+    let mut stuck = Gauge::new(
+        STUCK_SUBJECTS,
+        "Contacts or addresses whose job is blocked or dead, by tenant and state.",
+    );
+    let mut last_post = Gauge::new(LAST_POST, "When the last Keap post arrived.");
+    let mut last_sweep = Gauge::new(LAST_SWEEP, "When the last sweep finished.");
+    let mut quota = Gauge::new(
+        QUOTA_LEFT,
+        "Keap calls left today on the tenant's credential.",
+    );
+    let mut reconnect = Gauge::new(
+        RECONNECT_NEEDED,
+        "1 while Keap refuses the app's OAuth grant (its jobs are blocked until it is connected again).",
+    );
     let reconnects = store.oauth_reconnects_needed().await?;
     for t in store.overview().await? {
-        let app = t.app.clone();
+        let app = || vec![("app", t.app.clone())];
+        let with = |k: &'static str, v: String| vec![("app", t.app.clone()), (k, v)];
         let refused = reconnects.iter().any(|r| r.tenant_id == t.tenant_id);
-        metrics::gauge!(RECONNECT_NEEDED, "app" => app.clone()).set(if refused {
-            1.0
-        } else {
-            0.0
-        });
+        reconnect.sample(app(), if refused { 1.0 } else { 0.0 });
         for &s in JobState::ALL {
             let n = t.jobs.get(&s).copied().unwrap_or(0);
-            metrics::gauge!(JOBS, "app" => app.clone(), "state" => s.to_string()).set(n as f64);
+            jobs.sample(with("state", s.to_string()), n as f64);
         }
-        metrics::gauge!(STUCK_SUBJECTS, "app" => app.clone(), "state" => "blocked")
-            .set(t.blocked_subjects as f64);
-        metrics::gauge!(STUCK_SUBJECTS, "app" => app.clone(), "state" => "dead")
-            .set(t.dead_subjects as f64);
+        stuck.sample(with("state", "blocked".into()), t.blocked_subjects as f64);
+        stuck.sample(with("state", "dead".into()), t.dead_subjects as f64);
         if let Some(at) = t.last_post_at {
-            metrics::gauge!(LAST_POST, "app" => app.clone()).set(at as f64 / 1000.0);
+            last_post.sample(app(), at as f64 / 1000.0);
         }
         if let Some(at) = t.last_sweep_at {
-            metrics::gauge!(LAST_SWEEP, "app" => app.clone()).set(at as f64 / 1000.0);
+            last_sweep.sample(app(), at as f64 / 1000.0);
         }
-        let quota = tenants
+        let left = tenants
             .iter()
             .find(|r| r.id == t.tenant_id)
             .and_then(|r| clients.client(r).ok())
             .and_then(|c| c.pacer().budget().daily_remaining);
-        if let Some(left) = quota {
-            metrics::gauge!(QUOTA_LEFT, "app" => app).set(f64::from(left));
+        if let Some(left) = left {
+            quota.sample(app(), f64::from(left));
         }
     }
-    Ok(())
+    Ok(vec![jobs, stuck, last_post, last_sweep, quota, reconnect])
 }
 
 /// Counts the events a commit stored (duplicates are not new events).

@@ -2,9 +2,10 @@
 
 mod admin;
 mod audit;
+mod backup;
 mod config;
-#[cfg(feature = "demo")]
 mod demo;
+mod docs;
 mod doctor;
 mod events;
 mod provider;
@@ -27,6 +28,14 @@ use crate::config::{Overrides, Settings};
 pub use provider::ProviderCommand;
 pub use tenant::TenantCommand;
 
+/// The version and the git commit it was built from ("unknown" outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("OPTSYNC_GIT_COMMIT"),
+    ")"
+);
+
 /// Keeps the opt-out status of Email, Email 2 and Email 3 of every Keap contact in sync.
 ///
 /// Configuration: flags, then OPTSYNC_* environment variables, then optsync.toml (see
@@ -37,7 +46,7 @@ pub use tenant::TenantCommand;
 /// OPTSYNC_KEAP_API_KEY, a file, or standard input; the master key that encrypts them at rest
 /// from OPTSYNC_MASTER_KEY or DATA_DIR/master.key (created on first run, mode 0600).
 #[derive(Debug, Parser)]
-#[command(name = "optsync", version)]
+#[command(name = "optsync", version = VERSION)]
 pub struct Cli {
     #[command(flatten)]
     pub overrides: Overrides,
@@ -51,8 +60,10 @@ pub enum Command {
     /// Run the HTTP server (hook routes, /healthz, /readyz), the workers and the scheduled
     /// sweeps in one process. Applies migrations first. Stops gracefully on SIGTERM or Ctrl-C.
     Serve,
-    /// Apply the embedded database migrations and exit.
-    Migrate,
+    /// Apply the embedded database migrations and exit (only this and `serve` migrate; every
+    /// other command refuses an older schema). With --status, list applied and pending
+    /// migrations and change nothing.
+    Migrate(serve::MigrateArgs),
     /// Print the effective settings, each with where its value came from (default, file,
     /// env, flag); secrets are redacted. Exits non-zero when a value is not valid.
     Config,
@@ -73,6 +84,13 @@ pub enum Command {
     /// sweep ran within the week, full otherwise; a stopped full sweep resumes from its
     /// cursor. Exits 3 when the sweep could not finish (its budget share was spent).
     Reconcile(reconcile::ReconcileArgs),
+    /// Write a consistent copy of the SQLite database into the new directory DEST, also while
+    /// `serve` runs (SQLite's VACUUM INTO). The master key is left out unless --include-key.
+    /// On PostgreSQL it exits non-zero: use pg_dump.
+    Backup(backup::BackupArgs),
+    /// Restore a backup made by `optsync backup` into an empty data directory (refuses a
+    /// non-empty one). Start `serve` afterwards: the copy's pending jobs run.
+    Restore(backup::RestoreArgs),
     /// Show the audit log: each decision about each address, with when it was honoured.
     Audit(audit::AuditArgs),
     /// The console's accounts (the console and /metrics are on OPTSYNC_ADMIN_LISTEN).
@@ -90,14 +108,16 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Run the whole system against an in-process Keap emulator with seeded contacts, check
     /// the result against the rules, and print a report. Exits non-zero if anything is wrong.
-    #[cfg(feature = "demo")]
+    /// Only in builds with the `demo` feature (a source checkout's default; not the package).
     Demo(demo::DemoArgs),
+    /// Write man pages and shell completions generated from this command line into DIR.
+    #[command(hide = true)]
+    GenerateDocs(docs::GenerateDocsArgs),
 }
 
 impl Command {
     /// The demo prints its own progress and report; the service logs what it does.
     pub fn default_log_filter(&self) -> &'static str {
-        #[cfg(feature = "demo")]
         if matches!(self, Self::Demo(_)) {
             return "optsync=warn,keap=error,keap_sim=error";
         }
@@ -109,23 +129,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Config = cli.command {
         return config::run(&cli.overrides).map(|()| ExitCode::SUCCESS);
     }
-    let settings = Settings::load(&cli.overrides)?;
     let ok = Ok(ExitCode::SUCCESS);
+    // Neither reads settings nor state.
+    let settings = match cli.command {
+        Command::Demo(a) => return demo::run(a).await,
+        Command::GenerateDocs(a) => return docs::run(a).and(ok),
+        _ => Settings::load(&cli.overrides)?,
+    };
     match cli.command {
         Command::Serve => serve::run(settings).await.and(ok),
-        Command::Migrate => serve::migrate(settings).await.and(ok),
-        Command::Config => config::run(&cli.overrides).and(ok),
-        Command::Tenant(c) => tenant::run(&App::open(settings).await?, c).await.and(ok),
-        Command::Provider(c) => provider::run(&App::open(settings).await?, c).await.and(ok),
-        Command::Events(a) => events::events(&App::open(settings).await?, a).await.and(ok),
-        Command::Retry(a) => events::retry(&App::open(settings).await?, a).await.and(ok),
-        Command::Audit(a) => audit::run(&App::open(settings).await?, a).await.and(ok),
-        Command::Report(a) => report::run(&App::open(settings).await?, a).await.and(ok),
-        Command::Admin(c) => admin::run(&App::open(settings).await?, c).await.and(ok),
-        Command::Reconcile(a) => reconcile::run(&App::open(settings).await?, a).await,
-        Command::Doctor(a) => doctor::run(&App::open(settings).await?, a).await,
-        #[cfg(feature = "demo")]
-        Command::Demo(a) => demo::run(a).await,
+        Command::Migrate(a) => serve::migrate(settings, a).await.and(ok),
+        Command::Backup(a) => backup::backup(settings, a).await.and(ok),
+        Command::Restore(a) => backup::restore(settings, a).await.and(ok),
+        Command::Tenant(c) => tenant::run(&App::open_existing(settings).await?, c)
+            .await
+            .and(ok),
+        Command::Provider(c) => provider::run(&App::open_existing(settings).await?, c)
+            .await
+            .and(ok),
+        Command::Events(a) => events::events(&App::open_existing(settings).await?, a)
+            .await
+            .and(ok),
+        Command::Retry(a) => events::retry(&App::open_existing(settings).await?, a)
+            .await
+            .and(ok),
+        Command::Audit(a) => audit::run(&App::open_existing(settings).await?, a)
+            .await
+            .and(ok),
+        Command::Report(a) => report::run(&App::open_existing(settings).await?, a)
+            .await
+            .and(ok),
+        Command::Admin(c) => admin::run(&App::open_existing(settings).await?, c)
+            .await
+            .and(ok),
+        Command::Reconcile(a) => reconcile::run(&App::open_existing(settings).await?, a).await,
+        Command::Doctor(a) => doctor::run(&App::open_existing(settings).await?, a).await,
+        Command::Demo(_) | Command::GenerateDocs(_) | Command::Config => ok,
     }
 }
 

@@ -134,7 +134,7 @@ pub async fn run(app: &App, cmd: TenantCommand) -> anyhow::Result<()> {
             println!(
                 "tenant {name} added. In Keap: Marketing → Settings → Email Defaults → \"When Someone Opts Out of All Email Marketing\" → Actions → Send an http post to another server, with this Post URL:"
             );
-            println!("{}", tenants.post_url(&name).await?);
+            print_post_url(&tenants.post_url(&name).await?);
         }
         TenantCommand::List => {
             let mut t = Table::new(&[
@@ -162,7 +162,7 @@ pub async fn run(app: &App, cmd: TenantCommand) -> anyhow::Result<()> {
             }
             t.print();
         }
-        TenantCommand::Url { app: name } => println!("{}", tenants.post_url(&name).await?),
+        TenantCommand::Url { app: name } => print_post_url(&tenants.post_url(&name).await?),
         TenantCommand::RotateToken { app: name } => {
             let url = tenants.rotate_token(&name).await?;
             eprintln!(
@@ -183,4 +183,64 @@ pub async fn run(app: &App, cmd: TenantCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Prints a Post URL, with a warning on standard error when Keap could not post to it.
+fn print_post_url(url: &str) {
+    if let Some(why) = unreachable_by_keap(url) {
+        eprintln!(
+            "warning: Keap cannot post to this URL ({why}); set OPTSYNC_PUBLIC_URL (or \
+             public_url) to the https address Keap reaches this service at"
+        );
+    }
+    println!("{url}");
+}
+
+/// Why Keap (which posts only to public https URLs) could not reach `url`, if it could not.
+fn unreachable_by_keap(url: &str) -> Option<&'static str> {
+    let u = url::Url::parse(url).ok()?;
+    if u.scheme() != "https" {
+        return Some("it is not https");
+    }
+    let private = match u.host()? {
+        url::Host::Domain(d) => d == "localhost" || d.ends_with(".localhost"),
+        url::Host::Ipv4(ip) => {
+            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
+        }
+        url::Host::Ipv6(ip) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_unique_local()
+                || ip.is_unicast_link_local()
+        }
+    };
+    private.then_some("it names a loopback or private address")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unreachable_by_keap;
+
+    #[test]
+    fn post_urls_keap_cannot_reach_are_named() {
+        assert!(unreachable_by_keap("http://optsync.example.com/hooks/keap/x").is_some());
+        for private in [
+            "https://127.0.0.1:8443/hooks/keap/x",
+            "https://10.1.2.3/hooks/keap/x",
+            "https://192.168.0.9/hooks/keap/x",
+            "https://[::1]/hooks/keap/x",
+            "https://[fd00::1]/hooks/keap/x",
+            "https://localhost/hooks/keap/x",
+        ] {
+            assert_eq!(
+                unreachable_by_keap(private),
+                Some("it names a loopback or private address"),
+                "{private}"
+            );
+        }
+        assert_eq!(
+            unreachable_by_keap("https://optsync.example.com/hooks/keap/x"),
+            None
+        );
+    }
 }

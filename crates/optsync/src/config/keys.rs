@@ -72,8 +72,14 @@ pub const KEYS: &[Key] = &[
     key(
         "data_dir",
         Flag,
-        Value("optsync-data"),
-        "Directory for the SQLite database and the master key file",
+        // Installed and source-checkout binaries keep their state in different places.
+        Derived(|_| {
+            crate::layout::Layout::detect()
+                .default_data_dir()
+                .display()
+                .to_string()
+        }),
+        "Directory for the SQLite database and the master key file (default: /var/lib/optsync for an installed binary, ./optsync-data in a source checkout)",
     ),
     key(
         "database_url",
@@ -105,9 +111,23 @@ pub const KEYS: &[Key] = &[
         "Address of the console and /metrics, or off",
     ),
     key(
+        "tls_cert",
+        Plain,
+        Unset,
+        "PEM certificate chain: the HTTP server serves HTTPS (with tls_key; re-read on SIGHUP)",
+    ),
+    key("tls_key", Plain, Unset, "PEM private key of tls_cert"),
+    key(
         "public_url",
         Flag,
-        Derived(|v| format!("http://{}", v("listen"))),
+        Derived(|v| {
+            let scheme = if v("tls_cert").is_empty() {
+                "http"
+            } else {
+                "https"
+            };
+            format!("{scheme}://{}", v("listen"))
+        }),
         "The URL Keap and the providers reach this service at",
     ),
     key("workers", Flag, Value("4"), "Worker tasks per process"),

@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 
 pub use edge::ForwardedHeader;
-pub use values::{Overrides, Resolved, Source, Values, process_env};
+pub use values::{Overrides, Resolved, Source, Values, config_path, process_env};
 
 /// A secret setting: dereferences to its text, and never shows in `Debug`.
 #[derive(Clone, PartialEq, Eq)]
@@ -73,6 +73,8 @@ impl From<String> for DatabaseUrl {
 /// The settings, typed; built from [`Values`] only.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The configuration file read, if any.
+    pub config_file: Option<PathBuf>,
     pub data_dir: PathBuf,
     /// `postgres://…` or `sqlite://…`; default: `sqlite://DATA_DIR/optsync.db`.
     pub database_url: DatabaseUrl,
@@ -133,12 +135,16 @@ pub struct Settings {
     pub admin_public_url: Option<String>,
     /// A console session unused this long ends (besides its absolute lifetime).
     pub console_idle: Duration,
+    /// The HTTP server serves HTTPS with these (`tls_cert`, `tls_key`).
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl Settings {
     /// Flags, the process environment, the configuration file and defaults.
     pub fn load(o: &Overrides) -> Result<Self> {
-        Self::from_values(&Values::load(o, &process_env)?)
+        let mut s = Self::from_values(&Values::load(o, &process_env)?)?;
+        s.config_file = config_path(o, &process_env);
+        Ok(s)
     }
 
     /// The typed settings; values that parse but cannot be used are errors.
@@ -162,6 +168,8 @@ impl Settings {
                     .clamp(1, u64::MAX / 60)
                     * 60,
             ),
+            tls: tls_files(v)?,
+            config_file: None,
             data_dir: v.get("data_dir")?,
             database_url: DatabaseUrl(v.get("database_url")?),
             master_key: v.text("master_key")?.map(Secret),
@@ -225,6 +233,20 @@ impl Settings {
         v.set("reconcile", "false");
         // The declared defaults are held to parse by a unit test.
         Self::from_values(&v).expect("the declared defaults parse")
+    }
+}
+
+/// The certificate chain and key for HTTPS: both or neither.
+fn tls_files(v: &Values) -> Result<Option<crate::tls::TlsFiles>> {
+    match (v.text("tls_cert")?, v.text("tls_key")?) {
+        (Some(cert), Some(key)) => Ok(Some(crate::tls::TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+        })),
+        (None, None) => Ok(None),
+        _ => Err(Error::Config(
+            "tls_cert and tls_key (OPTSYNC_TLS_CERT, OPTSYNC_TLS_KEY) go together".into(),
+        )),
     }
 }
 
@@ -427,6 +449,23 @@ mod tests {
         let d = format!("{s:?}");
         assert!(!d.contains("hunter2") && !d.contains("AAECAwQF"), "{d}");
         assert!(d.contains("db.example"));
+    }
+
+    /// HTTPS needs both files; with them the default public URL is https.
+    #[test]
+    fn tls_files_go_together_and_make_the_default_url_https() {
+        let s = Settings::from_values(
+            &Values::from_file_text("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"").unwrap(),
+        )
+        .unwrap();
+        let tls = s.tls.expect("both files given");
+        assert_eq!((tls.cert, tls.key), ("c.pem".into(), "k.pem".into()));
+        assert_eq!(s.public_url, "https://127.0.0.1:8080");
+        assert!(check_file_text("tls_cert = \"c.pem\"").is_err());
+        assert!(check_file_text("tls_key = \"k.pem\"").is_err());
+        let plain = Settings::from_values(&Values::defaults()).unwrap();
+        assert!(plain.tls.is_none());
+        assert_eq!(plain.public_url, "http://127.0.0.1:8080");
     }
 
     #[test]

@@ -88,7 +88,7 @@ impl clap::Args for Overrides {
             .global(true)
             .value_name("FILE")
             .value_parser(clap::value_parser!(PathBuf))
-            .help("Path of the configuration file (default: ./optsync.toml if it exists) [env: OPTSYNC_CONFIG]");
+            .help("Path of the configuration file (default, if it exists: /etc/optsync/optsync.toml for an installed binary, ./optsync.toml in a source checkout) [env: OPTSYNC_CONFIG]");
         KEYS.iter().fold(cmd.arg(config), |cmd, k| match k.flag() {
             Some(flag) => cmd.arg(
                 Arg::new(k.name)
@@ -106,6 +106,15 @@ impl clap::Args for Overrides {
     }
 }
 
+/// The configuration file read: `--config`, else `OPTSYNC_CONFIG`, else the layout's default
+/// if it exists.
+pub fn config_path(o: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    o.config
+        .clone()
+        .or_else(|| env("OPTSYNC_CONFIG").map(PathBuf::from))
+        .or_else(|| Some(crate::layout::Layout::detect().default_config()).filter(|p| p.exists()))
+}
+
 /// Reads the process environment; empty values count as unset.
 pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -114,11 +123,7 @@ pub fn process_env(name: &str) -> Option<String> {
 impl Values {
     /// Flags, then `env`, then the configuration file, then defaults.
     pub fn load(o: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
-        let path = o
-            .config
-            .clone()
-            .or_else(|| env("OPTSYNC_CONFIG").map(PathBuf::from))
-            .or_else(|| Some(PathBuf::from("optsync.toml")).filter(|p| p.exists()));
+        let path = config_path(o, env);
         let file = match &path {
             Some(p) => {
                 let text = std::fs::read_to_string(p)

@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::config::edge::host_name;
-use crate::logfmt::one_line;
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -96,22 +95,18 @@ async fn own_host_and_origin(
     }
 }
 
-/// The Prometheus text exposition format (0.0.4).
+/// The Prometheus text exposition format (0.0.4); 200 even while the store is down
+/// (`optsync_store_up 0`), when it matters most.
 async fn metrics(State(state): State<AppState>) -> Response {
-    match crate::telemetry::render(&state.store, &state.clients).await {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %one_line(&e), "metrics: the store is unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
-        }
-    }
+    let text = crate::telemetry::render(&state.store, &state.clients).await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -141,20 +141,33 @@ pub fn redacted(uri: &Uri) -> String {
 /// keep-alive connections closed), a timeout on every request, and a cap on open
 /// connections (HTTP/1: one request at a time on each, so this caps requests too), in
 /// total and per client ([`per_client`]). On stop, connections finish the request in hand.
+///
+/// With `tls`, every connection is TLS, its handshake bounded by the header-read timeout.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
+    tls: Option<crate::tls::Tls>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let s = state.settings.clone();
-    serve_router(router(state), &s, listener, stop).await
+    serve_on(router(state), &s, listener, tls, stop).await
 }
 
-/// [`serve`] for any router: the hook listener's, or the admin listener's.
+/// [`serve`] for any router, in plain HTTP: the admin listener's.
 pub async fn serve_router(
     app: Router,
     s: &crate::config::Settings,
     listener: tokio::net::TcpListener,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    serve_on(app, s, listener, None, stop).await
+}
+
+async fn serve_on(
+    app: Router,
+    s: &crate::config::Settings,
+    listener: tokio::net::TcpListener,
+    tls: Option<crate::tls::Tls>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let app = app.layer(TimeoutLayer::with_status_code(
@@ -188,7 +201,18 @@ pub async fn serve_router(
             tracing::warn!(%peer, max = s.max_connections, "connection refused: too many open");
             continue;
         };
-        let conn = connection(app.clone(), stream, peer, s.header_timeout, closed.clone());
+        let acceptor = tls.as_ref().map(crate::tls::Tls::acceptor);
+        let (app, timeout, closed) = (app.clone(), s.header_timeout, closed.clone());
+        let conn = async move {
+            match acceptor {
+                None => connection(app, stream, peer, timeout, closed).await,
+                Some(a) => match tokio::time::timeout(timeout, a.accept(stream)).await {
+                    Ok(Ok(tls)) => connection(app, tls, peer, timeout, closed).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                },
+            }
+        };
         conns.spawn(async move {
             conn.await;
             drop((slot, own));
@@ -200,13 +224,15 @@ pub async fn serve_router(
 }
 
 /// One HTTP/1 connection, with the peer's address for the handlers.
-async fn connection(
+async fn connection<S>(
     app: Router,
-    stream: tokio::net::TcpStream,
+    stream: S,
     peer: SocketAddr,
     header_timeout: Duration,
     mut closed: watch::Receiver<bool>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
         tower_service::Service::call(&mut app.clone(), req)

@@ -22,6 +22,7 @@ mod payload;
 mod providers;
 mod push;
 mod records;
+mod schema;
 mod sweeps;
 mod tenants;
 
@@ -44,6 +45,7 @@ pub use oauth_tokens::{OAuthTokenRow, ReconnectNeeded};
 pub use overview::TenantOverview;
 pub use payload::{ContactSnapshot, EventPayload, ProviderEvent};
 pub use providers::{Delivery, DeliveryOutcome, SignatureToken};
+pub use schema::{MigrationState, SchemaStatus};
 pub use sweeps::{IndexedAddress, PageCommit, SweepRow};
 pub use tenants::{NewTenant, TenantRow};
 
@@ -85,11 +87,8 @@ impl Store {
         };
         let pool = match backend {
             Backend::Sqlite => {
-                let path = url
-                    .trim_start_matches("sqlite://")
-                    .trim_start_matches("sqlite:");
-                let path = path.split('?').next().unwrap_or(path);
-                if let Some(dir) = std::path::Path::new(path).parent()
+                let path = sqlite_path(url).unwrap_or(std::path::Path::new(""));
+                if let Some(dir) = path.parent()
                     && !dir.as_os_str().is_empty()
                     && !dir.exists()
                 {
@@ -134,18 +133,44 @@ impl Store {
         Ok(Self { pool, backend })
     }
 
-    /// Connects and applies the embedded migrations.
+    /// Connects and applies the embedded migrations (refusing a newer schema).
     pub async fn open(url: &str) -> Result<Self> {
         let s = Self::connect(url).await?;
         s.migrate().await?;
         Ok(s)
     }
 
+    /// Connects to a database whose schema must be exactly this binary's; migrates nothing.
+    pub async fn open_current(url: &str) -> Result<Self> {
+        let s = Self::connect(url).await?;
+        s.schema_status().await?.refuse_not_current()?;
+        Ok(s)
+    }
+
+    /// Applies pending migrations; refuses a schema newer than this binary knows.
     pub async fn migrate(&self) -> Result<()> {
+        self.schema_status().await?.refuse_newer()?;
+        self.migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
         }
+    }
+
+    /// A consistent copy of a SQLite database into the new file `dest`, read in one
+    /// transaction while the service goes on writing (`optsync backup`).
+    pub async fn vacuum_into(&self, dest: &std::path::Path) -> Result<()> {
+        let path = dest
+            .to_str()
+            .ok_or_else(|| Error::BadInput(format!("{} is not UTF-8", dest.display())))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(path)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -167,6 +192,15 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The file a `sqlite:` URL names (`None` for another scheme or an in-memory database).
+pub fn sqlite_path(url: &str) -> Option<&std::path::Path> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| std::path::Path::new(path))
 }
 
 /// A database URL with any password replaced, for messages.

@@ -76,16 +76,25 @@ fn the_master_key_file_is_the_master_key() {
     let dir = TempDir::new("keyfile");
     let key_file = dir.path().join("master-key");
     std::fs::write(&key_file, format!("{}\n", crate::MASTER_KEY)).unwrap();
-    let run = |env: &[(&str, &std::ffi::OsStr)]| {
+    let run_with = |args: &[&str], env: &[(&str, &std::ffi::OsStr)]| {
         let mut c = Command::new(BIN);
-        c.args(["tenant", "list"])
-            .env_clear()
-            .env("OPTSYNC_DATA_DIR", dir.path());
+        c.args(args).env_clear().env("OPTSYNC_DATA_DIR", dir.path());
         for (k, v) in env {
             c.env(k, v);
         }
         c.output().unwrap()
     };
+    let run = |env: &[(&str, &std::ffi::OsStr)]| run_with(&["tenant", "list"], env);
+    // Only `migrate` (or `serve`) makes the database; `tenant list` then opens it.
+    let migrated = run_with(
+        &["migrate"],
+        &[("OPTSYNC_MASTER_KEY_FILE", key_file.as_os_str())],
+    );
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
     let by_file = run(&[("OPTSYNC_MASTER_KEY_FILE", key_file.as_os_str())]);
     assert!(
         by_file.status.success(),

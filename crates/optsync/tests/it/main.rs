@@ -1,6 +1,7 @@
 //! optsync end to end: the real service on a real SQLite file and a real PostgreSQL server,
 //! against keap-sim, driven from the tests.
 
+mod backups;
 mod config_cmd;
 mod console;
 mod console_limits;
@@ -8,21 +9,25 @@ mod esp;
 mod fairness;
 mod fuzz_regressions;
 mod harness;
+mod https;
 mod intake;
 mod limits;
 mod metrics;
+mod metrics_outage;
 mod module_graph;
 mod oauth;
 mod outage;
 pub mod processes;
 mod promises;
 mod providers_posted;
+mod proxy;
 mod push;
 mod queue;
 mod reconcile;
 mod report;
 mod ses;
 mod sharing;
+mod state_and_schema;
 mod store;
 mod supervision;
 mod wake;

@@ -215,9 +215,7 @@ async fn a_revoked_grant_blocks_jobs_until_the_app_is_connected_again() {
             .iter()
             .any(|c| c.detail.contains("RECONNECT NEEDED"))
     );
-    let metrics = optsync::telemetry::render(&t.state.store, &t.state.clients)
-        .await
-        .unwrap();
+    let metrics = optsync::telemetry::render(&t.state.store, &t.state.clients).await;
     assert!(
         metrics.contains(&format!("optsync_keap_reconnect_needed{{app=\"{APP}\"}} 1")),
         "{metrics}"
@@ -236,9 +234,7 @@ async fn a_revoked_grant_blocks_jobs_until_the_app_is_connected_again() {
     assert_eq!(done.len(), 3, "{done:?}");
     assert!(done.iter().all(|o| matches!(o, JobOutcome::Done { .. })));
     assert!(opted_out(&t, &emails));
-    let metrics = optsync::telemetry::render(&t.state.store, &t.state.clients)
-        .await
-        .unwrap();
+    let metrics = optsync::telemetry::render(&t.state.store, &t.state.clients).await;
     assert!(metrics.contains(&format!("optsync_keap_reconnect_needed{{app=\"{APP}\"}} 0")));
 }
 

@@ -468,6 +468,9 @@ async fn the_cli_manages_tenants_without_secrets_in_argv(db: Db) {
         args.extend_from_slice(extra);
         args
     };
+    // Only `migrate` (or `serve`) creates the database and the master key.
+    let (ok, _, err) = cli(dir.path(), &url, &["migrate"], None);
+    assert!(ok, "{err}");
     // The key would travel in clear: http only for a local emulator, said explicitly.
     let (ok, _, err) = cli(dir.path(), &url, &add(&[]), Some(KEY));
     assert!(!ok && err.contains("must be https"), "{err}");

@@ -1,0 +1,84 @@
+//! HTTPS of its own: the hook listener terminates TLS (rustls) with the certificate chain and
+//! key in `OPTSYNC_TLS_CERT` and `OPTSYNC_TLS_KEY` (PEM), read again on SIGHUP so that a
+//! renewed certificate is taken up without a restart. A reload changes what new connections
+//! are offered; open ones keep theirs, so nothing is dropped. A reload that fails (a half
+//! written file) is logged and the previous certificate kept.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+
+/// Where the certificate chain and its key are (both PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The current server configuration, replaced on reload.
+#[derive(Clone)]
+pub struct Tls {
+    current: watch::Receiver<Arc<ServerConfig>>,
+}
+
+impl Tls {
+    /// Loads the files now (an error stops startup), then reloads them on every SIGHUP
+    /// for as long as a listener uses them.
+    pub fn start(files: TlsFiles) -> Result<Self> {
+        let (tx, rx) = watch::channel(load(&files)?);
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    got = hup.recv() => if got.is_none() { return },
+                }
+                match load(&files) {
+                    Ok(config) => {
+                        tx.send_replace(config);
+                        tracing::info!(cert = %files.cert.display(), "TLS certificate reloaded");
+                    }
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        "TLS certificate reload failed; still serving the previous one"
+                    ),
+                }
+            }
+        });
+        Ok(Self { current: rx })
+    }
+
+    /// What a connection accepted now is offered.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.current.borrow().clone())
+    }
+}
+
+/// A server configuration from the two files: HTTP/1.1 only (what the listener speaks).
+pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>> {
+    let bad =
+        |p: &Path, e: &dyn std::fmt::Display| Error::Config(format!("TLS: {}: {e}", p.display()));
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|e| bad(&files.cert, &e))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| bad(&files.cert, &e))?;
+    if certs.is_empty() {
+        return Err(bad(&files.cert, &"no certificate in it"));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| bad(&files.key, &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| bad(&files.cert, &e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
