@@ -1,49 +1,13 @@
-//! Where configuration and state live unless told otherwise, and the rule that keeps state in
-//! one place: an installed binary (under `/usr`) uses `/etc/optsync/optsync.toml` and
-//! `/var/lib/optsync`; one run from a source checkout uses `./optsync.toml` and
-//! `./optsync-data`. Only `serve` and `migrate` create a database or a master key: every other
-//! command run from the wrong directory, or without the service's environment, would otherwise
-//! start a second database and key that Keap's posts never reach.
+//! The rule that keeps state in one place (where it lives by default is `config::Layout`):
+//! only `serve` and `migrate` create a database or a master key. Every other command run from
+//! the wrong directory, or without the service's environment, would otherwise start a second
+//! database and key that Keap's posts never reach.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::config::Settings;
+use crate::config::{Layout, Settings};
 use crate::crypto::SecretBox;
 use crate::error::{Error, Result};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
-    /// The binary lives under `/usr` (the Debian package installs `/usr/bin/optsync`).
-    Installed,
-    /// Anywhere else: a build in a source checkout.
-    Checkout,
-}
-
-impl Layout {
-    /// Decided by where the running binary is.
-    pub fn detect() -> Self {
-        let exe = std::env::current_exe().and_then(|p| p.canonicalize());
-        match exe {
-            Ok(p) if p.starts_with("/usr/") => Self::Installed,
-            _ => Self::Checkout,
-        }
-    }
-
-    /// The configuration file read when `OPTSYNC_CONFIG` (or `--config`) names none.
-    pub fn default_config(self) -> PathBuf {
-        match self {
-            Self::Installed => PathBuf::from("/etc/optsync/optsync.toml"),
-            Self::Checkout => PathBuf::from("optsync.toml"),
-        }
-    }
-
-    pub fn default_data_dir(self) -> PathBuf {
-        match self {
-            Self::Installed => PathBuf::from("/var/lib/optsync"),
-            Self::Checkout => PathBuf::from("optsync-data"),
-        }
-    }
-}
 
 /// Refuses to go on unless the database and the master key the settings name already exist:
 /// for every command but `serve`, `migrate` and `demo`. Creates nothing.

@@ -74,7 +74,7 @@ pub const KEYS: &[Key] = &[
         Flag,
         // Installed and source-checkout binaries keep their state in different places.
         Derived(|_| {
-            crate::layout::Layout::detect()
+            super::Layout::detect()
                 .default_data_dir()
                 .display()
                 .to_string()

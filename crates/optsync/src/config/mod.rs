@@ -7,6 +7,7 @@
 
 pub mod edge;
 pub mod keys;
+mod layout;
 mod values;
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 
 pub use edge::ForwardedHeader;
+pub use layout::Layout;
 pub use values::{Overrides, Resolved, Source, Values, config_path, process_env};
 
 /// A secret setting: dereferences to its text, and never shows in `Debug`.

@@ -112,7 +112,7 @@ pub fn config_path(o: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Optio
     o.config
         .clone()
         .or_else(|| env("OPTSYNC_CONFIG").map(PathBuf::from))
-        .or_else(|| Some(crate::layout::Layout::detect().default_config()).filter(|p| p.exists()))
+        .or_else(|| Some(super::Layout::detect().default_config()).filter(|p| p.exists()))
 }
 
 /// Reads the process environment; empty values count as unset.
