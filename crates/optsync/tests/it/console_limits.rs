@@ -13,13 +13,24 @@ const PASSWORD: &str = "correct horse battery staple";
 const T0: u64 = 1_796_083_200_000;
 
 async fn console(db: Db, settings: fn(&mut optsync::config::Settings)) -> (TestApp, String) {
+    console_with(
+        db,
+        Options {
+            settings,
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+/// The service with its console on a fixed clock, and `admin` signing in with [`PASSWORD`].
+async fn console_with(db: Db, options: Options) -> (TestApp, String) {
     let t = TestApp::spawn_with(
         db,
         Options {
             admin: true,
             clock: Clock::manual(T0),
-            settings,
-            ..Options::default()
+            ..options
         },
     )
     .await;
@@ -277,3 +288,55 @@ async fn the_cookie_is_secure_when_the_console_is(db: Db) {
     assert_eq!(ok.status(), 200);
 }
 on_both_backends!(the_cookie_is_secure_when_the_console_is);
+
+/// Behind a trusted proxy, the client a sign-in is limited as is the one the proxy names:
+/// wrong passwords for `admin` from 203.0.113.7 hold that client back (for any account) and
+/// the account `admin` (from any client), while 198.51.100.9 still signs in to another
+/// account.
+async fn sign_ins_behind_a_proxy_are_limited_per_forwarded_client(db: Db) {
+    const ATTACKER: &str = "203.0.113.7";
+    const OTHER: &str = "198.51.100.9";
+    let (t, base) = console_with(
+        db,
+        Options {
+            trusted_proxies: "127.0.0.1/32",
+            settings: |s| s.forwarded_header = optsync::config::ForwardedHeader::XForwardedFor,
+            ..Options::default()
+        },
+    )
+    .await;
+    let hash = hash_password(PASSWORD).unwrap();
+    let now = t.state.clock.epoch_ms();
+    t.state
+        .store
+        .set_admin_password("other", &hash, now)
+        .await
+        .unwrap();
+    let sign_in_as = |user: &'static str, password: &'static str, from: &'static str| {
+        let req = http()
+            .post(format!("{base}/login"))
+            .header("x-forwarded-for", from)
+            .form(&[("user", user), ("password", password)]);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    for _ in 0..=optsync::console::sign_in::FREE_FAILURES {
+        assert_eq!(sign_in_as("admin", "guess", ATTACKER).await, 401);
+    }
+    assert_eq!(sign_in_as("admin", PASSWORD, ATTACKER).await, 429);
+    assert_eq!(
+        sign_in_as("other", PASSWORD, ATTACKER).await,
+        429,
+        "{ATTACKER} is held back whatever account it tries"
+    );
+    assert_eq!(
+        sign_in_as("other", PASSWORD, OTHER).await,
+        303,
+        "{OTHER} is another client"
+    );
+    assert_eq!(
+        sign_in_as("admin", PASSWORD, OTHER).await,
+        429,
+        "the account under attack is held back from {OTHER} too"
+    );
+}
+on_both_backends!(sign_ins_behind_a_proxy_are_limited_per_forwarded_client);

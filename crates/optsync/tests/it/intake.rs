@@ -501,6 +501,55 @@ async fn legacy_token_guesses_from_many_clients_close_the_legacy_token(db: Db) {
 }
 on_both_backends!(legacy_token_guesses_from_many_clients_close_the_legacy_token);
 
+/// `optsync serve` warns at start-up once for each tenant still accepting the legacy
+/// 6-character token, naming it, and says nothing of a tenant that does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_warns_once_per_tenant_on_the_legacy_token() {
+    use crate::processes::{cli_with, free_port, serve_env, wait_ready};
+    let dir = crate::TempDir::new("legacy-warn");
+    let url = crate::fresh_database(Db::Sqlite, dir.path()).await;
+    optsync::store::Store::open(&url).await.unwrap();
+    let add = |app: &str, key: &str, legacy: bool| {
+        let mut args = vec![
+            "tenant",
+            "add",
+            app,
+            "--keap-base-url",
+            "http://127.0.0.1:9/crm",
+            "--allow-http",
+        ];
+        if legacy {
+            args.push("--legacy-auth");
+        }
+        let env = [
+            ("OPTSYNC_KEAP_API_KEY", key),
+            ("OPTSYNC_MASTER_KEY", crate::MASTER_KEY),
+        ];
+        let (ok, _, err) = cli_with(dir.path(), &url, &args, &env);
+        assert!(ok, "{err}");
+    };
+    add("old", "7cf726d0e1legacykey", true);
+    add("modern", crate::KEY, false);
+    let port = free_port();
+    let mut child = serve_env(dir.path(), &url, port, "legacy", false, None, &[]);
+    wait_ready(port).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(dir.path().join("serve-legacy.log")).unwrap();
+    let warned: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| {
+            l["level"] == "WARN"
+                && l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("legacy 6-character token"))
+        })
+        .map(|l| l["fields"]["app"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(warned, vec!["old".to_string()], "{text}");
+}
+
 /// Behind a proxy that appends `X-Forwarded-For`, a client's own `Forwarded` header is
 /// passed through: it must not decide who the client is.
 async fn a_client_chosen_forwarded_header_does_not_change_the_client(db: Db) {
