@@ -92,7 +92,7 @@ impl AppBuilder {
                 &s.public_url,
             ),
             clients: KeapClients::new(store.clone(), secrets, self.clock.clone(), pacing),
-            queue: Queue::start(store.clone()),
+            queue: Queue::new(store.clone()),
             settings: Arc::new(s),
             clock: self.clock,
             store,
@@ -237,14 +237,25 @@ impl App {
         };
         let mut tasks = JoinSet::new();
         let s = &self.state;
-        let tls = s.settings.tls.clone();
-        let tls = tls.map(crate::tls::Tls::start).transpose()?;
-        tasks.spawn(crate::http::serve(
-            s.clone(),
-            listener,
-            tls,
-            stopped(rx.clone()),
-        ));
+        // Started first and stopped last: the listeners' requests wait on it.
+        let committer = s.queue.committer().map(|c| tokio::spawn(c.run()));
+        if let Some(files) = s.settings.tls.clone() {
+            let (tls, reload) = crate::tls::Tls::start(files)?;
+            tasks.spawn(reload.run(stopped(rx.clone())));
+            tasks.spawn(crate::http::serve(
+                s.clone(),
+                listener,
+                Some(tls),
+                stopped(rx.clone()),
+            ));
+        } else {
+            tasks.spawn(crate::http::serve(
+                s.clone(),
+                listener,
+                None,
+                stopped(rx.clone()),
+            ));
+        }
         if let Some(l) = opts.admin {
             let router = crate::http::admin::router(s.clone());
             let settings = s.settings.clone();
@@ -268,31 +279,46 @@ impl App {
             admin_addr,
             shutdown: tx,
             tasks,
+            queue: s.queue.clone(),
+            committer,
         })
     }
 }
 
-/// Everything [`App::serve`] started.
+/// Everything [`App::serve`] started, owned here and stopped by one signal.
 pub struct Serving {
     pub addr: SocketAddr,
     /// Where the admin listener (`/metrics`) is, if there is one.
     pub admin_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
-    /// The listeners, the workers' supervisor, housekeeping and the sweep scheduler.
+    /// The listeners, the TLS reloader, the workers' supervisor, housekeeping and the sweep
+    /// scheduler.
     tasks: JoinSet<()>,
+    queue: Queue,
+    /// The group committer (`None` if another `Serving` of the same application runs it).
+    committer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Serving {
-    /// Stops accepting, lets the workers finish the job in hand, and waits for every task.
+    /// Stops accepting, lets the workers finish the job in hand, waits for every task, then
+    /// for the group committer to commit what the listeners handed it.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
         while let Some(ended) = self.tasks.join_next().await {
-            if let Err(e) = ended
-                && e.is_panic()
-            {
-                tracing::error!("a task panicked while stopping");
-            }
+            note_panic(ended);
         }
+        if let Some(committer) = self.committer.take() {
+            self.queue.close_intake();
+            note_panic(committer.await);
+        }
+    }
+}
+
+fn note_panic(ended: std::result::Result<(), tokio::task::JoinError>) {
+    if let Err(e) = ended
+        && e.is_panic()
+    {
+        tracing::error!("a task panicked while stopping");
     }
 }
 

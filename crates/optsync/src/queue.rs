@@ -11,8 +11,8 @@ use tokio::sync::futures::Notified;
 
 use crate::error::{Error, Result};
 use crate::store::{
-    Accepted, ClaimedJob, Delivery, DeliveryOutcome, GroupCommit, JobId, JobReport, NewEvent,
-    Outcome, PageCommit, Requeue, Store,
+    Accepted, ClaimedJob, Committer, Delivery, DeliveryOutcome, GroupCommit, JobId, JobReport,
+    NewEvent, Outcome, PageCommit, Requeue, Store,
 };
 
 #[derive(Debug, Clone)]
@@ -23,13 +23,25 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// The queue on `store`, with its group committer (started here).
-    pub fn start(store: Store) -> Self {
+    /// The queue on `store`; its group committer runs while something serves
+    /// ([`Self::committer`]).
+    pub fn new(store: Store) -> Self {
         Self {
-            intake: GroupCommit::start(store.clone()),
+            intake: GroupCommit::new(store.clone()),
             store,
             wake: Arc::new(Notify::new()),
         }
+    }
+
+    /// The group committer for the requests from now on, for the caller to run (and end with
+    /// [`Self::close_intake`]); `None` if one runs already.
+    pub fn committer(&self) -> Option<Committer> {
+        self.intake.committer()
+    }
+
+    /// Ends the running committer once what it was handed is committed.
+    pub fn close_intake(&self) {
+        self.intake.close();
     }
 
     /// Stores what one request brought, in a transaction shared with the requests arriving

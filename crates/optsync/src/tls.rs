@@ -28,35 +28,48 @@ pub struct Tls {
 }
 
 impl Tls {
-    /// Loads the files now (an error stops startup), then reloads them on every SIGHUP
-    /// for as long as a listener uses them.
-    pub fn start(files: TlsFiles) -> Result<Self> {
+    /// Loads the files now (an error stops startup); the [`Reload`] returned reads them again
+    /// on every SIGHUP while it runs.
+    pub fn start(files: TlsFiles) -> Result<(Self, Reload)> {
         let (tx, rx) = watch::channel(load(&files)?);
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tx.closed() => return,
-                    got = hup.recv() => if got.is_none() { return },
-                }
-                match load(&files) {
-                    Ok(config) => {
-                        tx.send_replace(config);
-                        tracing::info!(cert = %files.cert.display(), "TLS certificate reloaded");
-                    }
-                    Err(e) => tracing::error!(
-                        error = %e,
-                        "TLS certificate reload failed; still serving the previous one"
-                    ),
-                }
-            }
-        });
-        Ok(Self { current: rx })
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        Ok((Self { current: rx }, Reload { files, tx, hup }))
     }
 
     /// What a connection accepted now is offered.
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.current.borrow().clone())
+    }
+}
+
+/// Reading the files again on SIGHUP: a task of its own, owned by whoever serves.
+pub struct Reload {
+    files: TlsFiles,
+    tx: watch::Sender<Arc<ServerConfig>>,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Reload {
+    /// Reloads on every SIGHUP until `stop` resolves or no listener uses the configuration.
+    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = self.tx.closed() => return,
+                got = self.hup.recv() => if got.is_none() { return },
+            }
+            match load(&self.files) {
+                Ok(config) => {
+                    self.tx.send_replace(config);
+                    tracing::info!(cert = %self.files.cert.display(), "TLS certificate reloaded");
+                }
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "TLS certificate reload failed; still serving the previous one"
+                ),
+            }
+        }
     }
 }
 

@@ -30,7 +30,7 @@ pub use claim::ClaimedJob;
 pub use compliance::JobAddress;
 pub use console::{AdminAction, SessionRow};
 pub use decision::{AddressDecision, AuditEntry, JobReport, Write};
-pub use group_commit::GroupCommit;
+pub use group_commit::{Committer, GroupCommit};
 pub use health::FailingJobs;
 pub use ids::{EventId, JobId};
 pub use intake::{Accepted, NewEvent};

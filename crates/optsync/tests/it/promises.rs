@@ -1,6 +1,8 @@
 //! Promises the README makes, one test each, named after the promise.
 
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use keap::EmailStatus;
@@ -177,7 +179,8 @@ async fn post_from(url: String, contact: i64, client: u32) -> u16 {
 on_both_backends!(rotate_token_takes_effect_within_a_second_on_a_running_server);
 
 /// "`optsync serve` ... graceful on SIGTERM": the process exits 0, having answered what it
-/// accepted, and stops listening.
+/// accepted, and stops listening; posts still arriving while it stops are either refused or
+/// stored, never answered 200 and lost (the group committer is stopped after the listeners).
 async fn serve_stops_cleanly_on_sigterm(db: Db) {
     let dir = TempDir::new("sigterm");
     let database_url = fresh_database(db, dir.path()).await;
@@ -206,11 +209,32 @@ async fn serve_stops_cleanly_on_sigterm(db: Db) {
             200
         );
     }
+    let ids: Vec<i64> = (0..400)
+        .map(|i| {
+            let email = format!("late{i}@example.com");
+            sim.add_contact(&email, None, None, EmailStatus::Manual)
+        })
+        .collect();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let posters: Vec<_> = ids
+        .chunks(100)
+        .map(|chunk| {
+            tokio::spawn(post_until_refused(
+                post_url.clone(),
+                chunk.to_vec(),
+                answered.clone(),
+            ))
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while answered.load(Ordering::SeqCst) < 20 {
+        assert!(Instant::now() < deadline, "the posts were not answered");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
@@ -226,9 +250,50 @@ async fn serve_stops_cleanly_on_sigterm(db: Db) {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "still listening"
     );
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM events").await, 5);
+    let mut accepted = Vec::new();
+    for p in posters {
+        accepted.extend(p.await.unwrap());
+    }
+    assert!(
+        accepted.len() >= 20 && accepted.len() < ids.len(),
+        "{} posts answered 200 of {}: SIGTERM did not land while posts arrived",
+        accepted.len(),
+        ids.len()
+    );
+    let stored: std::collections::HashSet<i64> =
+        sqlx::query_scalar("SELECT contact_id FROM events WHERE contact_id IS NOT NULL")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    let lost: Vec<_> = accepted.iter().filter(|id| !stored.contains(id)).collect();
+    assert!(lost.is_empty(), "answered 200 but not stored: {lost:?}");
+    assert!(count(&store, "SELECT COUNT(*) FROM events").await >= 5 + accepted.len() as i64);
 }
 on_both_backends!(serve_stops_cleanly_on_sigterm);
+
+/// Posts each contact in turn until the server stops answering; the contacts answered 200.
+async fn post_until_refused(url: String, ids: Vec<i64>, answered: Arc<AtomicUsize>) -> Vec<i64> {
+    let client = reqwest::Client::new();
+    let mut accepted = Vec::new();
+    for id in ids {
+        let sent = client
+            .post(&url)
+            .form(&[("contactId", id.to_string())])
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().as_u16() == 200 => {
+                accepted.push(id);
+                answered.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    accepted
+}
 
 /// "pages are served with a strict Content-Security-Policy, `X-Frame-Options: DENY` and
 /// `Cache-Control: no-store`": the sign-in page and a signed-in page alike.
