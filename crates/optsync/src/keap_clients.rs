@@ -3,6 +3,7 @@
 //! rotation does not change the row), and one pacer per credential: Keap counts a key's (or an OAuth
 //! client's) calls wherever they come from, so tenants sharing one share its pacer.
 
+use crate::store::TenantId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -21,7 +22,7 @@ pub struct KeapClients {
     store: Store,
     secrets: SecretBox,
     clock: Clock,
-    clients: Arc<Mutex<HashMap<i64, (i64, KeapClient)>>>,
+    clients: Arc<Mutex<HashMap<TenantId, (i64, KeapClient)>>>,
     pacers: Arc<Mutex<HashMap<String, Arc<Pacer>>>>,
     /// Pacing for every credential (default: Keap's published limits for its kind).
     pacing_override: Option<PacingConfig>,

@@ -3,6 +3,7 @@
 //! refresher at a time across instances, the new pair stored before it is used), and the
 //! connection of a new authorization.
 
+use crate::store::TenantId;
 use std::sync::Arc;
 
 use keap::{OAuthTokens, StoreFuture, StoredPair, TokenStore};
@@ -65,7 +66,7 @@ pub struct DbTokenStore {
     store: Store,
     seal: PairSeal,
     clock: Clock,
-    tenant_id: i64,
+    tenant_id: TenantId,
     /// The pair the tenant was added with: stored as generation 1 if none is stored yet.
     seed: Arc<OAuthTokens>,
 }
@@ -89,7 +90,7 @@ impl DbTokenStore {
         store: Store,
         seal: PairSeal,
         clock: Clock,
-        tenant_id: i64,
+        tenant_id: TenantId,
         seed: OAuthTokens,
     ) -> Self {
         Self {

@@ -12,7 +12,7 @@ use tokio::sync::futures::Notified;
 use crate::error::{Error, Result};
 use crate::store::{
     Accepted, ClaimedJob, Committer, Delivery, DeliveryOutcome, GroupCommit, JobId, JobReport,
-    NewEvent, Outcome, PageCommit, Requeue, Store,
+    NewEvent, Outcome, PageCommit, Requeue, Store, TenantId,
 };
 
 #[derive(Debug, Clone)]
@@ -77,7 +77,12 @@ impl Queue {
     }
 
     /// Commits a sweep's page with the jobs it found.
-    pub async fn commit_page(&self, tenant_id: i64, page: &PageCommit, now: i64) -> Result<()> {
+    pub async fn commit_page(
+        &self,
+        tenant_id: TenantId,
+        page: &PageCommit,
+        now: i64,
+    ) -> Result<()> {
         self.store.commit_page(tenant_id, page, now).await?;
         if !page.jobs.is_empty() {
             self.wake();

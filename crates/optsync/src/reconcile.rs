@@ -13,6 +13,7 @@
 //!   remaining daily quota (default half), then pauses until the budget returns.
 
 use crate::logfmt::one_line;
+use crate::store::TenantId;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use keap::{Address, Contact, ContactId, EmailAddress, EmailField, EmailStatus, KeapClient};
@@ -109,7 +110,7 @@ fn discrepancy(c: &Contact, decision: &rules::Decision) -> Option<(String, u64)>
     Some((status, writes))
 }
 
-fn reconcile_event(tenant_id: i64, c: &Contact, now: i64, snapshot: bool) -> NewEvent {
+fn reconcile_event(tenant_id: TenantId, c: &Contact, now: i64, snapshot: bool) -> NewEvent {
     let payload = EventPayload::Discrepancy {
         contact: c.id,
         snapshot: snapshot.then(|| ContactSnapshot::of(c, now)),
@@ -530,7 +531,7 @@ pub async fn schedule(
     opts: SweepOptions,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut last_cost: HashMap<i64, u64> = HashMap::new();
+    let mut last_cost: HashMap<TenantId, u64> = HashMap::new();
     loop {
         if *shutdown.borrow() {
             return;

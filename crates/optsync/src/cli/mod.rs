@@ -16,6 +16,7 @@ mod serve;
 mod table;
 mod tenant;
 
+use crate::store::TenantId;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -180,7 +181,7 @@ fn read_secret_file(p: impl AsRef<Path>) -> anyhow::Result<String> {
 }
 
 /// The id of the tenant named on the command line, if one was.
-async fn tenant_id(app: &App, name: Option<&str>) -> anyhow::Result<Option<i64>> {
+async fn tenant_id(app: &App, name: Option<&str>) -> anyhow::Result<Option<TenantId>> {
     match name {
         Some(name) => Ok(Some(app.tenants().get(name).await?.id)),
         None => Ok(None),

@@ -1,6 +1,7 @@
 //! `optsync provider push|unpush`: where an opted-out address is also written to the sending
 //! provider's own suppression list, and `provider list`'s lines for those.
 
+use crate::store::TenantId;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -138,7 +139,7 @@ pub async fn unpush(app: &App, name: &str, provider: &str) -> anyhow::Result<()>
 }
 
 /// `provider list`'s push lines: provider, scope, when (never the credential).
-pub async fn list(app: &App, tenant_id: i64) -> anyhow::Result<()> {
+pub async fn list(app: &App, tenant_id: TenantId) -> anyhow::Result<()> {
     for row in app.store().pushes(tenant_id).await? {
         println!(
             "{:<10} push to {} configured {}",

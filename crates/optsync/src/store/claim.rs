@@ -2,6 +2,7 @@
 //! job for its subject runs, so one contact is worked on by one worker at a time; a crashed
 //! worker's job is taken over when its lease runs out.
 
+use super::TenantId;
 use sqlx::Row;
 
 use super::ids::JobId;
@@ -12,7 +13,7 @@ use crate::error::Result;
 #[derive(Debug, Clone)]
 pub struct ClaimedJob {
     pub id: JobId,
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub subject: Subject,
     /// Including this run.
     pub attempts: i64,
@@ -75,7 +76,7 @@ impl Store {
         lease_ms: i64,
         per_tenant: i64,
     ) -> Result<Option<ClaimedJob>> {
-        let tenants: Vec<i64> = sqlx::query_scalar(TENANTS_DUE)
+        let tenants: Vec<TenantId> = sqlx::query_scalar(TENANTS_DUE)
             .bind(now)
             .bind(per_tenant)
             .fetch_all(self.pool())
@@ -95,7 +96,12 @@ impl Store {
         Ok(None)
     }
 
-    async fn claim_in(&self, tenant: i64, now: i64, lease_ms: i64) -> Result<Option<ClaimedJob>> {
+    async fn claim_in(
+        &self,
+        tenant: TenantId,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Option<ClaimedJob>> {
         let r = sqlx::query(claim_sql(self.backend()))
             .bind(now + lease_ms)
             .bind(now)
@@ -117,7 +123,7 @@ impl Store {
     }
 
     /// No job of the tenant is claimed before `until`: its Keap budget has no room.
-    pub async fn pace_tenant(&self, tenant: i64, until: i64) -> Result<()> {
+    pub async fn pace_tenant(&self, tenant: TenantId, until: i64) -> Result<()> {
         sqlx::query("UPDATE tenants SET paced_until = $2 WHERE id = $1 AND paced_until < $2")
             .bind(tenant)
             .bind(until)

@@ -3,6 +3,7 @@
 //! the audit listing, the console and the compliance report render from these fields, never
 //! from text.
 
+use super::TenantId;
 use std::fmt;
 use std::str::FromStr;
 
@@ -61,7 +62,7 @@ impl AddressDecision {
 /// Every decision of one job, recorded when it completes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobReport {
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub job_id: JobId,
     /// The events the job served.
     pub event_ids: Vec<EventId>,
@@ -75,7 +76,7 @@ pub struct JobReport {
 pub struct AuditEntry {
     pub id: i64,
     pub app: Option<String>,
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub job_id: Option<JobId>,
     pub event_ids: Vec<EventId>,
     pub decision: AddressDecision,

@@ -2,6 +2,7 @@
 //! when each source was last heard from.
 
 use super::Store;
+use super::TenantId;
 use super::model::{EventSource, JobState};
 use crate::error::Result;
 
@@ -15,7 +16,11 @@ pub struct FailingJobs {
 
 impl Store {
     /// When the tenant's last event from this source arrived.
-    pub async fn last_received(&self, tenant_id: i64, source: EventSource) -> Result<Option<i64>> {
+    pub async fn last_received(
+        &self,
+        tenant_id: TenantId,
+        source: EventSource,
+    ) -> Result<Option<i64>> {
         Ok(sqlx::query_scalar(
             "SELECT MAX(received_at) FROM events WHERE tenant_id = $1 AND source = $2",
         )
@@ -27,7 +32,7 @@ impl Store {
 
     /// A tenant's jobs that have failed and wait to be tried again: how many, since when the
     /// oldest was queued, and the newest error.
-    pub async fn failing_jobs(&self, tenant_id: i64) -> Result<FailingJobs> {
+    pub async fn failing_jobs(&self, tenant_id: TenantId) -> Result<FailingJobs> {
         let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
             "SELECT COUNT(*), MIN(created_at) FROM jobs WHERE tenant_id = $1 AND state = 'pending' AND attempts > 0 AND last_error IS NOT NULL",
         )

@@ -6,7 +6,7 @@ use std::fmt;
 macro_rules! row_id {
     ($(#[$m:meta])* $name:ident) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
         #[sqlx(transparent)]
         pub struct $name(pub i64);
 
@@ -45,4 +45,9 @@ row_id! {
 row_id! {
     /// An event (`events.id`).
     EventId
+}
+
+row_id! {
+    /// A tenant: one Keap app (`tenants.id`).
+    TenantId
 }

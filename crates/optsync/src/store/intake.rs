@@ -2,6 +2,7 @@
 //! event is accepted only when its job is committed with it. At most one pending job per
 //! subject: a new event joins it.
 
+use super::TenantId;
 use sqlx::Row;
 
 use super::ids::{EventId, JobId};
@@ -13,7 +14,7 @@ use crate::error::Result;
 /// An event as intake, provider hooks, fan-out and reconciliation hand it to the store.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub payload: EventPayload,
     /// SHA-256 (hex) of the raw body the event came in, for events that came in one.
     pub digest: Option<String>,
@@ -22,7 +23,7 @@ pub struct NewEvent {
 
 impl NewEvent {
     /// An event produced here (no body it came in).
-    pub fn new(tenant_id: i64, payload: EventPayload, received_at: i64) -> Self {
+    pub fn new(tenant_id: TenantId, payload: EventPayload, received_at: i64) -> Self {
         Self {
             tenant_id,
             payload,
@@ -32,7 +33,12 @@ impl NewEvent {
     }
 
     /// An event that came in a request with this raw body.
-    pub fn received(tenant_id: i64, payload: EventPayload, body: &[u8], received_at: i64) -> Self {
+    pub fn received(
+        tenant_id: TenantId,
+        payload: EventPayload,
+        body: &[u8],
+        received_at: i64,
+    ) -> Self {
         use sha2::Digest as _;
         Self {
             tenant_id,
@@ -111,7 +117,7 @@ pub(super) async fn insert_event(
 /// The subject's pending job, created if there is none.
 async fn join_pending_job(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    tenant_id: i64,
+    tenant_id: TenantId,
     subject: &Subject,
     at: i64,
 ) -> Result<JobId, sqlx::Error> {

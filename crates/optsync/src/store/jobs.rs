@@ -2,6 +2,7 @@
 //! back (merged into a newer pending job for its subject if one appeared), or re-driven by an
 //! operator.
 
+use super::TenantId;
 use sqlx::Row;
 
 use super::Store;
@@ -21,7 +22,7 @@ pub struct EventRow {
 
 impl Store {
     /// The tenant a job belongs to.
-    pub async fn job_tenant(&self, job_id: JobId) -> Result<Option<i64>> {
+    pub async fn job_tenant(&self, job_id: JobId) -> Result<Option<TenantId>> {
         Ok(
             sqlx::query_scalar("SELECT tenant_id FROM jobs WHERE id = $1")
                 .bind(job_id)
@@ -139,7 +140,7 @@ async fn requeue_in(
     let Some(job) = job else {
         return Ok(());
     };
-    let tenant_id: i64 = job.try_get("tenant_id")?;
+    let tenant_id: TenantId = job.try_get("tenant_id")?;
     let subject: Subject = job.try_get("subject")?;
     let (state, run_at, give_back) = match how {
         Requeue::Defer(at) | Requeue::Recheck(at) => (JobState::Pending, at, 1_i64),
@@ -178,7 +179,7 @@ async fn requeue_in(
 /// Another pending job for the same subject, if one appeared while this one ran.
 async fn pending_job(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    tenant_id: i64,
+    tenant_id: TenantId,
     subject: &Subject,
     except: JobId,
 ) -> Result<Option<JobId>> {

@@ -1,6 +1,7 @@
 //! Listings of events and jobs: `optsync events`, the console, the report, the job gauges.
 
 use super::Store;
+use super::TenantId;
 use super::ids::{EventId, JobId};
 use super::model::{EventKind, EventSource, JobState};
 use crate::error::Result;
@@ -44,7 +45,7 @@ impl Store {
     /// Events, newest first, with their job's state; filtered by tenant and job state.
     pub async fn events(
         &self,
-        tenant_id: Option<i64>,
+        tenant_id: Option<TenantId>,
         state: Option<JobState>,
         limit: i64,
     ) -> Result<Vec<EventSummary>> {
@@ -78,7 +79,7 @@ impl Store {
     }
 
     /// How many of a tenant's jobs are in each state.
-    pub async fn tenant_job_counts(&self, tenant_id: i64) -> Result<Vec<(JobState, i64)>> {
+    pub async fn tenant_job_counts(&self, tenant_id: TenantId) -> Result<Vec<(JobState, i64)>> {
         Ok(sqlx::query_as(
             "SELECT state, COUNT(*) AS n FROM jobs WHERE tenant_id = $1 GROUP BY state ORDER BY state",
         )

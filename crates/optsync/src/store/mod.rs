@@ -32,7 +32,7 @@ pub use console::{AdminAction, SessionRow};
 pub use decision::{AddressDecision, AuditEntry, JobReport, Write};
 pub use group_commit::{Committer, GroupCommit};
 pub use health::FailingJobs;
-pub use ids::{EventId, JobId};
+pub use ids::{EventId, JobId, TenantId};
 pub use intake::{Accepted, NewEvent};
 pub use jobs::EventRow;
 pub use listings::{EventSummary, HonouredEvent};

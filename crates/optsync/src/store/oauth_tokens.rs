@@ -2,6 +2,7 @@
 //! lease, and the "reconnect needed" mark. Every statement is a single conditional write, so
 //! instances sharing the database agree without holding a transaction across a Keap call.
 
+use super::TenantId;
 use sqlx::Row;
 
 use super::Store;
@@ -10,7 +11,7 @@ use crate::error::Result;
 /// An app's stored pair.
 #[derive(Debug, Clone)]
 pub struct OAuthTokenRow {
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub pair_sealed: String,
     pub generation: i64,
     pub reconnect_reason: Option<String>,
@@ -20,13 +21,13 @@ pub struct OAuthTokenRow {
 /// An app Keap refused for good.
 #[derive(Debug, Clone)]
 pub struct ReconnectNeeded {
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub reason: String,
     pub since: i64,
 }
 
 impl Store {
-    pub async fn oauth_tokens(&self, tenant_id: i64) -> Result<Option<OAuthTokenRow>> {
+    pub async fn oauth_tokens(&self, tenant_id: TenantId) -> Result<Option<OAuthTokenRow>> {
         let r = sqlx::query(
             "SELECT tenant_id, pair_sealed, generation, reconnect_reason, reconnect_since FROM oauth_tokens WHERE tenant_id = $1",
         )
@@ -44,7 +45,12 @@ impl Store {
     }
 
     /// Stores an app's first pair (generation 1) unless one is stored already.
-    pub async fn seed_oauth_tokens(&self, tenant_id: i64, sealed: &str, now: i64) -> Result<()> {
+    pub async fn seed_oauth_tokens(
+        &self,
+        tenant_id: TenantId,
+        sealed: &str,
+        now: i64,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO oauth_tokens (tenant_id, pair_sealed, generation, updated_at) VALUES ($1, $2, 1, $3)
              ON CONFLICT (tenant_id) DO NOTHING",
@@ -60,7 +66,7 @@ impl Store {
     /// Takes the refresh lease for `holder` until `until`, unless another's runs past `now`.
     pub async fn lease_oauth_tokens(
         &self,
-        tenant_id: i64,
+        tenant_id: TenantId,
         holder: &str,
         now: i64,
         until: i64,
@@ -82,7 +88,7 @@ impl Store {
     /// generation, or `None` when another pair was stored meanwhile (the lease is let go too).
     pub async fn save_oauth_tokens(
         &self,
-        tenant_id: i64,
+        tenant_id: TenantId,
         holder: &str,
         replaces: i64,
         sealed: &str,
@@ -108,7 +114,7 @@ impl Store {
         }
     }
 
-    pub async fn release_oauth_lease(&self, tenant_id: i64, holder: &str) -> Result<()> {
+    pub async fn release_oauth_lease(&self, tenant_id: TenantId, holder: &str) -> Result<()> {
         sqlx::query(
             "UPDATE oauth_tokens SET lease_holder = NULL, lease_until = NULL WHERE tenant_id = $1 AND lease_holder = $2",
         )
@@ -122,7 +128,7 @@ impl Store {
     /// Keap refused generation `generation` for good; lets `holder`'s lease go.
     pub async fn mark_oauth_reconnect(
         &self,
-        tenant_id: i64,
+        tenant_id: TenantId,
         holder: &str,
         generation: i64,
         reason: &str,
@@ -143,7 +149,12 @@ impl Store {
 
     /// Stores the pair of a new authorization (a newer generation, "reconnect needed"
     /// cleared) and wakes the app's blocked jobs, in one transaction.
-    pub async fn connect_oauth_tokens(&self, tenant_id: i64, sealed: &str, now: i64) -> Result<()> {
+    pub async fn connect_oauth_tokens(
+        &self,
+        tenant_id: TenantId,
+        sealed: &str,
+        now: i64,
+    ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO oauth_tokens (tenant_id, pair_sealed, generation, updated_at) VALUES ($1, $2, 1, $3)

@@ -2,6 +2,7 @@
 //! sharing one database reports the same: jobs by state, subjects stuck blocked or dead, the
 //! last Keap post and the last finished sweep. `/metrics` turns them into gauges.
 
+use super::TenantId;
 use std::collections::HashMap;
 
 use super::Store;
@@ -11,7 +12,7 @@ use crate::error::Result;
 /// One tenant's queue and freshness.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TenantOverview {
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub app: String,
     pub jobs: HashMap<JobState, i64>,
     /// Distinct subjects (contacts or addresses) with a blocked job.
@@ -27,7 +28,7 @@ pub struct TenantOverview {
 impl Store {
     /// Every tenant's overview, ordered by app.
     pub async fn overview(&self) -> Result<Vec<TenantOverview>> {
-        let tenants: Vec<(i64, String)> =
+        let tenants: Vec<(TenantId, String)> =
             sqlx::query_as("SELECT id, app FROM tenants ORDER BY app")
                 .fetch_all(self.pool())
                 .await?;
@@ -39,12 +40,12 @@ impl Store {
                 ..TenantOverview::default()
             })
             .collect();
-        let by_id: HashMap<i64, usize> = out
+        let by_id: HashMap<TenantId, usize> = out
             .iter()
             .enumerate()
             .map(|(i, t)| (t.tenant_id, i))
             .collect();
-        let jobs: Vec<(i64, JobState, i64, i64)> = sqlx::query_as(
+        let jobs: Vec<(TenantId, JobState, i64, i64)> = sqlx::query_as(
             "SELECT tenant_id, state, COUNT(*), COUNT(DISTINCT subject) FROM jobs GROUP BY tenant_id, state",
         )
         .fetch_all(self.pool())

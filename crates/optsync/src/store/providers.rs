@@ -2,6 +2,7 @@
 //! delivery, their jobs and (for Mailgun) its signature token — in one transaction.
 
 use super::Store;
+use super::TenantId;
 use super::intake::{Accepted, NewEvent, insert_event, is_duplicate_race};
 use crate::error::Result;
 use crate::providers::Provider;
@@ -42,7 +43,7 @@ pub struct Delivery {
 impl Store {
     pub async fn upsert_provider(
         &self,
-        tenant_id: i64,
+        tenant_id: TenantId,
         provider: Provider,
         sealed: &str,
         now: i64,
@@ -62,7 +63,7 @@ impl Store {
 
     pub async fn provider_config(
         &self,
-        tenant_id: i64,
+        tenant_id: TenantId,
         provider: Provider,
     ) -> Result<Option<String>> {
         Ok(sqlx::query_scalar(
@@ -75,7 +76,7 @@ impl Store {
     }
 
     /// (provider name, configured at) for a tenant.
-    pub async fn providers(&self, tenant_id: i64) -> Result<Vec<(String, i64)>> {
+    pub async fn providers(&self, tenant_id: TenantId) -> Result<Vec<(String, i64)>> {
         Ok(sqlx::query_as(
             "SELECT provider, updated_at FROM providers WHERE tenant_id = $1 ORDER BY provider",
         )

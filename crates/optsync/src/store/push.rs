@@ -2,6 +2,7 @@
 //! addresses to the provider's own suppression list, and its scope in clear for listing.
 
 use super::Store;
+use super::TenantId;
 use crate::error::Result;
 
 /// One stored push, as listed (no secret).
@@ -16,7 +17,7 @@ pub struct PushRow {
 impl Store {
     pub async fn upsert_push(
         &self,
-        tenant_id: i64,
+        tenant_id: TenantId,
         provider: &str,
         scope: &str,
         sealed: &str,
@@ -37,7 +38,7 @@ impl Store {
     }
 
     /// A tenant's pushes, by provider name.
-    pub async fn pushes(&self, tenant_id: i64) -> Result<Vec<PushRow>> {
+    pub async fn pushes(&self, tenant_id: TenantId) -> Result<Vec<PushRow>> {
         Ok(sqlx::query_as(
             "SELECT provider, scope, config_sealed, updated_at FROM push_settings WHERE tenant_id = $1 ORDER BY provider",
         )
@@ -47,7 +48,7 @@ impl Store {
     }
 
     /// Removes a push; whether there was one.
-    pub async fn delete_push(&self, tenant_id: i64, provider: &str) -> Result<bool> {
+    pub async fn delete_push(&self, tenant_id: TenantId, provider: &str) -> Result<bool> {
         Ok(
             sqlx::query("DELETE FROM push_settings WHERE tenant_id = $1 AND provider = $2")
                 .bind(tenant_id)

@@ -1,5 +1,6 @@
 //! The ledger of optsync's own writes, the record of fanned-out sources, and the audit log.
 
+use super::TenantId;
 use std::collections::HashMap;
 
 use keap::EmailStatus;
@@ -26,7 +27,7 @@ impl Store {
     /// between the write and the record, the next run still knows the status is its own.
     pub async fn ledger_intent(
         &self,
-        tenant_id: i64,
+        tenant_id: TenantId,
         email_key: &str,
         origin: LedgerOrigin,
         source: Option<&str>,
@@ -62,7 +63,7 @@ impl Store {
     /// What optsync last wrote to each of these addresses (keys: [`keap::EmailAddress::key`]).
     pub async fn own_writes(
         &self,
-        tenant_id: i64,
+        tenant_id: TenantId,
         keys: &[String],
     ) -> Result<HashMap<String, OwnWrite>> {
         let mut out = HashMap::new();
@@ -82,7 +83,12 @@ impl Store {
     }
 
     /// Marks a stop source as fanned out to its other holders; false if it already was.
-    pub async fn mark_fanned_out(&self, tenant_id: i64, email_key: &str, now: i64) -> Result<bool> {
+    pub async fn mark_fanned_out(
+        &self,
+        tenant_id: TenantId,
+        email_key: &str,
+        now: i64,
+    ) -> Result<bool> {
         let n = sqlx::query(
             "INSERT INTO fanned_out (tenant_id, email_key, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
@@ -95,7 +101,7 @@ impl Store {
         Ok(n == 1)
     }
 
-    pub async fn is_fanned_out(&self, tenant_id: i64, email_key: &str) -> Result<bool> {
+    pub async fn is_fanned_out(&self, tenant_id: TenantId, email_key: &str) -> Result<bool> {
         Ok(
             sqlx::query("SELECT 1 AS one FROM fanned_out WHERE tenant_id = $1 AND email_key = $2")
                 .bind(tenant_id)
@@ -109,7 +115,7 @@ impl Store {
     /// Audit rows, newest first; optionally one tenant's, or one address's.
     pub async fn audit(
         &self,
-        tenant_id: Option<i64>,
+        tenant_id: Option<TenantId>,
         email: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AuditEntry>> {

@@ -5,6 +5,7 @@
 //! committed together, so a sweep stopped at any point resumes from its last committed page
 //! and never queues the same page twice.
 
+use super::TenantId;
 use std::collections::HashMap;
 
 use sqlx::Row;
@@ -53,7 +54,7 @@ pub struct PageCommit {
 }
 
 impl Store {
-    pub async fn sweep(&self, tenant_id: i64) -> Result<Option<SweepRow>> {
+    pub async fn sweep(&self, tenant_id: TenantId) -> Result<Option<SweepRow>> {
         Ok(sqlx::query_as(
             "SELECT kind, state, cursor, started_at, finished_at, last_full_at, pages, contacts_scanned, calls, enqueued, discrepancies
                FROM sweeps WHERE tenant_id = $1",
@@ -65,7 +66,7 @@ impl Store {
 
     /// Starts a sweep from the beginning. A full sweep forgets the old index and seen set:
     /// it rebuilds both.
-    pub async fn begin_sweep(&self, tenant_id: i64, kind: SweepKind, now: i64) -> Result<()> {
+    pub async fn begin_sweep(&self, tenant_id: TenantId, kind: SweepKind, now: i64) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         if kind == SweepKind::Full {
             for sql in [
@@ -92,7 +93,12 @@ impl Store {
     }
 
     /// Commits one page's results and the cursor after it.
-    pub async fn commit_page(&self, tenant_id: i64, page: &PageCommit, now: i64) -> Result<()> {
+    pub async fn commit_page(
+        &self,
+        tenant_id: TenantId,
+        page: &PageCommit,
+        now: i64,
+    ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         for a in &page.index {
             sqlx::query(
@@ -139,7 +145,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn pause_sweep(&self, tenant_id: i64, now: i64) -> Result<()> {
+    pub async fn pause_sweep(&self, tenant_id: TenantId, now: i64) -> Result<()> {
         sqlx::query("UPDATE sweeps SET state = 'paused', updated_at = $1 WHERE tenant_id = $2")
             .bind(now)
             .bind(tenant_id)
@@ -148,7 +154,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn finish_sweep(&self, tenant_id: i64, full: bool, now: i64) -> Result<()> {
+    pub async fn finish_sweep(&self, tenant_id: TenantId, full: bool, now: i64) -> Result<()> {
         sqlx::query(
             "UPDATE sweeps SET state = 'finished', cursor = NULL, updated_at = $1, finished_at = $1,
                     last_full_at = CASE WHEN $2 = 1 THEN $1 ELSE last_full_at END
@@ -164,7 +170,11 @@ impl Store {
 
     /// The ids of the contacts the index says hold an address (one query; the worker's
     /// fan-out needs no more).
-    pub async fn indexed_holder_ids(&self, tenant_id: i64, email_key: &str) -> Result<Vec<i64>> {
+    pub async fn indexed_holder_ids(
+        &self,
+        tenant_id: TenantId,
+        email_key: &str,
+    ) -> Result<Vec<i64>> {
         Ok(sqlx::query_scalar(
             "SELECT DISTINCT contact_id FROM contact_addresses WHERE tenant_id = $1 AND email_key = $2 ORDER BY contact_id",
         )
@@ -177,7 +187,7 @@ impl Store {
     /// The contacts the index says hold an address, each with all its indexed addresses.
     pub async fn indexed_holders(
         &self,
-        tenant_id: i64,
+        tenant_id: TenantId,
         email_key: &str,
     ) -> Result<Vec<(i64, Vec<IndexedAddress>)>> {
         let ids = self.indexed_holder_ids(tenant_id, email_key).await?;
@@ -206,7 +216,7 @@ impl Store {
     }
 
     /// Replaces one contact's indexed addresses with what a fresh read showed.
-    pub async fn index_contact(&self, tenant_id: i64, c: &keap::Contact) -> Result<()> {
+    pub async fn index_contact(&self, tenant_id: TenantId, c: &keap::Contact) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         sqlx::query("DELETE FROM contact_addresses WHERE tenant_id = $1 AND contact_id = $2")
             .bind(tenant_id)
@@ -230,7 +240,7 @@ impl Store {
     }
 
     /// The not-marketable addresses the last sweep saw: email key → status.
-    pub async fn opted_out_seen(&self, tenant_id: i64) -> Result<HashMap<String, String>> {
+    pub async fn opted_out_seen(&self, tenant_id: TenantId) -> Result<HashMap<String, String>> {
         let rows = sqlx::query("SELECT email_key, status FROM opted_out_seen WHERE tenant_id = $1")
             .bind(tenant_id)
             .fetch_all(self.pool())
@@ -243,7 +253,7 @@ impl Store {
     /// Replaces the seen set (an incremental sweep's result), in one transaction.
     pub async fn replace_opted_out_seen(
         &self,
-        tenant_id: i64,
+        tenant_id: TenantId,
         seen: &HashMap<String, String>,
     ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
@@ -269,7 +279,7 @@ impl Store {
     /// the last one per address, and the highest row id seen.
     pub async fn own_writes_since(
         &self,
-        tenant_id: i64,
+        tenant_id: TenantId,
         after: i64,
     ) -> Result<(HashMap<String, OwnWrite>, i64)> {
         let rows = sqlx::query(

@@ -1,5 +1,6 @@
 //! Tenants: one Keap app each.
 
+use super::TenantId;
 use keap::OptOutMethod;
 use sqlx::Row;
 
@@ -9,7 +10,7 @@ use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
 pub struct TenantRow {
-    pub id: i64,
+    pub id: TenantId,
     pub app: String,
     pub keap_base_url: String,
     pub credential_kind: CredentialKind,
@@ -60,7 +61,7 @@ fn row(r: &sqlx::any::AnyRow) -> Result<TenantRow> {
 
 impl Store {
     /// Adds a tenant; its id. The app name is unique: a second add is refused.
-    pub async fn insert_tenant(&self, t: &NewTenant, now: i64) -> Result<i64> {
+    pub async fn insert_tenant(&self, t: &NewTenant, now: i64) -> Result<TenantId> {
         let res = sqlx::query(
             "INSERT INTO tenants (app, keap_base_url, credential_kind, credential_sealed, token_hash, token_sealed, legacy_prefix_hash, opt_out_method, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
@@ -94,7 +95,7 @@ impl Store {
         r.as_ref().map(row).transpose()
     }
 
-    pub async fn tenant(&self, id: i64) -> Result<Option<TenantRow>> {
+    pub async fn tenant(&self, id: TenantId) -> Result<Option<TenantRow>> {
         let r = sqlx::query(
             "SELECT id, app, keap_base_url, credential_kind, credential_sealed, token_hash, token_sealed, legacy_prefix_hash, opt_out_method, opt_out_path, opt_out_path_at, created_at, updated_at FROM tenants WHERE id = $1",
         )
@@ -115,7 +116,7 @@ impl Store {
 
     /// A new hook token; the legacy six-character credential goes with the old one.
     /// Switches a tenant's legacy 6-character token off.
-    pub async fn clear_legacy(&self, id: i64, now: i64) -> Result<()> {
+    pub async fn clear_legacy(&self, id: TenantId, now: i64) -> Result<()> {
         sqlx::query("UPDATE tenants SET legacy_prefix_hash = NULL, updated_at = $1 WHERE id = $2")
             .bind(now)
             .bind(id)
@@ -126,7 +127,7 @@ impl Store {
 
     pub async fn set_tenant_token(
         &self,
-        id: i64,
+        id: TenantId,
         hash: &str,
         sealed: &str,
         now: i64,
@@ -145,7 +146,7 @@ impl Store {
 
     /// Records the opt-out path that just worked for a tenant. `updated_at` is left alone:
     /// it stamps the tenant's settings, and the cached Keap client depends on it.
-    pub async fn record_opt_out_path(&self, id: i64, api: OptOutApi, now: i64) -> Result<()> {
+    pub async fn record_opt_out_path(&self, id: TenantId, api: OptOutApi, now: i64) -> Result<()> {
         sqlx::query("UPDATE tenants SET opt_out_path = $1, opt_out_path_at = $2 WHERE id = $3")
             .bind(api)
             .bind(now)
@@ -155,7 +156,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_tenant_credential(&self, id: i64, sealed: &str, now: i64) -> Result<()> {
+    pub async fn set_tenant_credential(&self, id: TenantId, sealed: &str, now: i64) -> Result<()> {
         sqlx::query("UPDATE tenants SET credential_sealed = $1, updated_at = $2 WHERE id = $3")
             .bind(sealed)
             .bind(now)
@@ -168,7 +169,7 @@ impl Store {
     /// Removes a tenant with everything it left but the audit log: its queue, events,
     /// ledger, sealed provider secrets and OAuth tokens, remembered signature tokens, sweep state and address
     /// index. The audit stays: it is the record of what was done while the tenant existed.
-    pub async fn remove_tenant(&self, id: i64) -> Result<()> {
+    pub async fn remove_tenant(&self, id: TenantId) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         for sql in [
             "DELETE FROM events WHERE tenant_id = $1",

@@ -98,7 +98,7 @@ impl Worker {
         let Some(job) = s.queue.claim(now, lease_ms, per_tenant).await? else {
             return Ok(None);
         };
-        let span = tracing::info_span!("job", job = job.id.get(), tenant = job.tenant_id, subject = %job.subject);
+        let span = tracing::info_span!("job", job = job.id.get(), tenant = job.tenant_id.get(), subject = %job.subject);
         let started = std::time::Instant::now();
         let outcome = self.run_claimed(&job).instrument(span).await?;
         metrics::histogram!(crate::telemetry::JOB_DURATION).record(started.elapsed());

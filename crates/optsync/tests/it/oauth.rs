@@ -238,6 +238,6 @@ async fn a_revoked_grant_blocks_jobs_until_the_app_is_connected_again() {
     assert!(metrics.contains(&format!("optsync_keap_reconnect_needed{{app=\"{APP}\"}} 0")));
 }
 
-async fn tenant_id(t: &TestApp) -> i64 {
+async fn tenant_id(t: &TestApp) -> optsync::store::TenantId {
     t.service.tenants().get(APP).await.unwrap().id
 }

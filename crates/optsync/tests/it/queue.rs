@@ -27,7 +27,7 @@ async fn enqueue(t: &TestApp, contact: i64) -> JobId {
 /// A report with no decisions, for a job completed by the test itself.
 fn no_report(job_id: JobId) -> JobReport {
     JobReport {
-        tenant_id: 1,
+        tenant_id: optsync::store::TenantId(1),
         job_id,
         event_ids: vec![],
         received_at: T0 as i64,
