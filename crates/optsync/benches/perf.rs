@@ -404,7 +404,9 @@ mod burst {
             .iter()
             .filter_map(|e| {
                 let c = clicked.get(&e.contact_id?)?;
-                Some(Duration::from_millis((e.honoured_at - c).max(0) as u64))
+                Some(Duration::from_millis(
+                    (e.honoured_at.as_i64() - c).max(0) as u64
+                ))
             })
             .collect();
         times.sort_unstable();
@@ -642,7 +644,7 @@ mod fairness {
             let id = sim.add_contact(&email, Some(&other), None, EmailStatus::SingleOptIn);
             sim.event(&email, SimEvent::ManualOptOut).unwrap();
             let subject = Subject::Contact(ContactId::new(id).unwrap());
-            let ev = NewEvent::new(tenant.id, EventPayload::KeapPost { subject }, now);
+            let ev = NewEvent::new(tenant.id, EventPayload::KeapPost { subject }, now.into());
             app.store().accept(&ev).await.unwrap();
         }
     }

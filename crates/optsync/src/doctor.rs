@@ -4,6 +4,8 @@
 //! credential is broken or no opt-out path is known to work; with a probe address, each path
 //! is tried on it and the one that works is recorded.
 
+use crate::clock::Millis;
+use crate::clock::Now as _;
 use crate::logfmt::one_line;
 use keap::{Api, EmailAddress, KeapClient, OptOutMethod};
 
@@ -136,7 +138,7 @@ async fn check_apis(state: &AppState, client: &KeapClient, d: &mut Diagnosis) ->
             format!("{left} of {limit} calls left today"),
         );
     }
-    let days = (XMLRPC_SUNSET_MS - state.clock.epoch_ms()).div_euclid(86_400_000);
+    let days = (Millis(XMLRPC_SUNSET_MS) - state.clock.now()).div_euclid(86_400_000);
     let sunset = if days > 0 {
         format!("Keap switches it off on 2026-12-31, in {days} days")
     } else {
@@ -222,7 +224,7 @@ async fn probe_paths(
         Some(p) => {
             state
                 .store
-                .record_opt_out_path(t.id, p, state.clock.epoch_ms())
+                .record_opt_out_path(t.id, p, state.clock.now())
                 .await?;
             d.say("opt-out path", Some(true), format!("{p}, proven just now"));
         }

@@ -1,6 +1,7 @@
 //! Hourly upkeep beside the workers: forgets webhook signature tokens too old to be replayed
 //! (they would be refused as stale anyway) and console sessions that have expired.
 
+use crate::clock::Now as _;
 use tokio::sync::watch;
 
 use crate::logfmt::one_line;
@@ -22,7 +23,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
 
 /// One round of upkeep; a failure is logged and tried again next round.
 pub async fn prune(state: &AppState) {
-    let now = state.clock.epoch_ms();
+    let now = state.clock.now();
     match state.store.prune_seen_tokens(now - TOKEN_MEMORY_MS).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(pruned = n, "forgot old webhook signature tokens"),

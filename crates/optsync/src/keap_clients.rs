@@ -3,6 +3,8 @@
 //! rotation does not change the row), and one pacer per credential: Keap counts a key's (or an OAuth
 //! client's) calls wherever they come from, so tenants sharing one share its pacer.
 
+use crate::clock::Millis;
+use crate::clock::Now as _;
 use crate::store::TenantId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,7 +24,7 @@ pub struct KeapClients {
     store: Store,
     secrets: SecretBox,
     clock: Clock,
-    clients: Arc<Mutex<HashMap<TenantId, (i64, KeapClient)>>>,
+    clients: Arc<Mutex<HashMap<TenantId, (Millis, KeapClient)>>>,
     pacers: Arc<Mutex<HashMap<String, Arc<Pacer>>>>,
     /// Pacing for every credential (default: Keap's published limits for its kind).
     pacing_override: Option<PacingConfig>,
@@ -173,7 +175,7 @@ impl KeapClients {
         let grant = client.exchange_code(code, redirect_uri).await?;
         let sealed = PairSeal::new(self.secrets.clone(), &t.app).seal(&grant.tokens)?;
         self.store
-            .connect_oauth_tokens(t.id, &sealed, self.clock.epoch_ms())
+            .connect_oauth_tokens(t.id, &sealed, self.clock.now())
             .await?;
         tracing::info!(app = %t.app, "Keap app connected through OAuth");
         Ok(grant.app().map(str::to_string))

@@ -3,6 +3,8 @@
 //! refresher at a time across instances, the new pair stored before it is used), and the
 //! connection of a new authorization.
 
+use crate::clock::Millis;
+use crate::clock::Now as _;
 use crate::store::TenantId;
 use std::sync::Arc;
 
@@ -106,7 +108,7 @@ impl DbTokenStore {
         let mut row = self.store.oauth_tokens(self.tenant_id).await?;
         if row.is_none() {
             let sealed = self.seal.seal(&self.seed)?;
-            let now = self.clock.epoch_ms();
+            let now = self.clock.now();
             self.store
                 .seed_oauth_tokens(self.tenant_id, &sealed, now)
                 .await?;
@@ -128,7 +130,7 @@ impl TokenStore for DbTokenStore {
 
     fn lease(&self, holder: &str, now_ms: u64, until_ms: u64) -> StoreFuture<'_, bool> {
         let holder = holder.to_string();
-        let ms = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
+        let ms = |t: u64| Millis(i64::try_from(t).unwrap_or(i64::MAX));
         Box::pin(async move {
             self.store
                 .lease_oauth_tokens(self.tenant_id, &holder, ms(now_ms), ms(until_ms))
@@ -146,7 +148,7 @@ impl TokenStore for DbTokenStore {
         let holder = holder.to_string();
         Box::pin(async move {
             let sealed = self.seal.seal(&tokens).map_err(text)?;
-            let now = self.clock.epoch_ms();
+            let now = self.clock.now();
             let saved = self
                 .store
                 .save_oauth_tokens(self.tenant_id, &holder, generation(replaces), &sealed, now)
@@ -174,7 +176,7 @@ impl TokenStore for DbTokenStore {
     ) -> StoreFuture<'_, ()> {
         let (holder, reason) = (holder.to_string(), reason.to_string());
         Box::pin(async move {
-            let now = self.clock.epoch_ms();
+            let now = self.clock.now();
             self.store
                 .mark_oauth_reconnect(
                     self.tenant_id,

@@ -4,6 +4,7 @@
 //! producer can forget to. Workers claim, complete and requeue through it; operators re-drive
 //! jobs through [`Queue::retry`], the CLI and the console alike.
 
+use crate::clock::Millis;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
@@ -81,7 +82,7 @@ impl Queue {
         &self,
         tenant_id: TenantId,
         page: &PageCommit,
-        now: i64,
+        now: Millis,
     ) -> Result<()> {
         self.store.commit_page(tenant_id, page, now).await?;
         if !page.jobs.is_empty() {
@@ -93,7 +94,7 @@ impl Queue {
     /// The next job due, taking tenants in turns (see [`Store::claim`]).
     pub async fn claim(
         &self,
-        now: i64,
+        now: Millis,
         lease_ms: i64,
         per_tenant: i64,
     ) -> Result<Option<ClaimedJob>> {
@@ -105,7 +106,7 @@ impl Queue {
     pub async fn complete(
         &self,
         job: &ClaimedJob,
-        now: i64,
+        now: Millis,
         outcome: Outcome,
         report: &JobReport,
     ) -> Result<bool> {
@@ -115,13 +116,13 @@ impl Queue {
     }
 
     /// Puts a job that did not complete back, or buries it.
-    pub async fn requeue(&self, job: JobId, how: Requeue, error: &str, now: i64) -> Result<()> {
+    pub async fn requeue(&self, job: JobId, how: Requeue, error: &str, now: Millis) -> Result<()> {
         self.store.requeue(job, how, error, now).await
     }
 
     /// Re-drives a job that is [`crate::store::RETRYABLE`]: pending now, attempts reset.
     /// An error names what it may not.
-    pub async fn retry(&self, job: JobId, now: i64) -> Result<()> {
+    pub async fn retry(&self, job: JobId, now: Millis) -> Result<()> {
         if !self.store.retry_job(job, now).await? {
             return Err(Error::BadInput(format!(
                 "job {job} is not {} (or does not exist)",
@@ -133,7 +134,7 @@ impl Queue {
     }
 
     /// Re-drives every dead job; how many.
-    pub async fn retry_dead(&self, now: i64) -> Result<usize> {
+    pub async fn retry_dead(&self, now: Millis) -> Result<usize> {
         let n = self.store.retry_dead(now).await?;
         if n > 0 {
             self.wake();

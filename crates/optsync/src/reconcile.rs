@@ -12,6 +12,8 @@
 //!   where it was and queues nothing twice. A sweep spends at most a share of the credential's
 //!   remaining daily quota (default half), then pauses until the budget returns.
 
+use crate::clock::Millis;
+use crate::clock::Now as _;
 use crate::logfmt::one_line;
 use crate::store::TenantId;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -110,7 +112,7 @@ fn discrepancy(c: &Contact, decision: &rules::Decision) -> Option<(String, u64)>
     Some((status, writes))
 }
 
-fn reconcile_event(tenant_id: TenantId, c: &Contact, now: i64, snapshot: bool) -> NewEvent {
+fn reconcile_event(tenant_id: TenantId, c: &Contact, now: Millis, snapshot: bool) -> NewEvent {
     let payload = EventPayload::Discrepancy {
         contact: c.id,
         snapshot: snapshot.then(|| ContactSnapshot::of(c, now)),
@@ -151,7 +153,13 @@ impl Sweeper<'_> {
         Ok(())
     }
 
-    fn take_decision(&mut self, c: &Contact, jobs: &mut Vec<NewEvent>, now: i64, snapshot: bool) {
+    fn take_decision(
+        &mut self,
+        c: &Contact,
+        jobs: &mut Vec<NewEvent>,
+        now: Millis,
+        snapshot: bool,
+    ) {
         let decision = rules::decide(&views(c, &self.own), &Signals::default());
         if let Some((kind, writes)) = discrepancy(c, &decision) {
             *self.report.discrepancies.entry(kind).or_default() += 1;
@@ -178,7 +186,7 @@ impl Sweeper<'_> {
             let before = self.client.calls_made();
             let page = self.client.contacts_page(cursor.as_deref(), size).await?;
             self.refresh_own_writes().await?;
-            let now = self.state.clock.epoch_ms();
+            let now = self.state.clock.now();
             let mut commit = PageCommit {
                 cursor: page.next.clone(),
                 contacts_scanned: page.contacts.len() as i64,
@@ -234,7 +242,7 @@ impl Sweeper<'_> {
         self.report.addresses_listed = current.len() as u64;
         let seen = self.state.store.opted_out_seen(self.tenant.id).await?;
         self.refresh_own_writes().await?;
-        let now = self.state.clock.epoch_ms();
+        let now = self.state.clock.now();
         let mut jobs = Vec::new();
         let mut done: HashSet<i64> = HashSet::new();
         for email in self.fresh_stops(&current, &seen) {
@@ -305,7 +313,7 @@ impl Sweeper<'_> {
         current: &HashMap<String, (EmailAddress, EmailStatus)>,
         jobs: &mut Vec<NewEvent>,
         done: &mut HashSet<i64>,
-        now: i64,
+        now: Millis,
     ) -> Result<bool> {
         let holders = self
             .state
@@ -364,7 +372,7 @@ impl Sweeper<'_> {
         &mut self,
         current: HashMap<String, (EmailAddress, EmailStatus)>,
         jobs: Vec<NewEvent>,
-        now: i64,
+        now: Millis,
     ) -> Result<()> {
         let commit = PageCommit {
             cursor: None,
@@ -412,7 +420,7 @@ pub async fn sweep(
         .budget()
         .daily_remaining
         .map(|r| (f64::from(r) * opts.budget_share).floor() as u64);
-    let now = state.clock.epoch_ms();
+    let now = state.clock.now();
     let previous = state.store.sweep(tenant.id).await?;
     let (kind, resumable) = choose_kind(previous.as_ref(), opts, now);
     let mut sw = Sweeper {
@@ -457,7 +465,7 @@ pub async fn sweep(
 fn choose_kind<'p>(
     previous: Option<&'p SweepRow>,
     opts: &SweepOptions,
-    now: i64,
+    now: Millis,
 ) -> (SweepKind, Option<&'p SweepRow>) {
     let resumable = previous.filter(|p| {
         p.kind == SweepKind::Full && p.state != SweepState::Finished && p.cursor.is_some()
@@ -482,7 +490,7 @@ async fn record_end(
     kind: SweepKind,
     dry_run: bool,
 ) -> Result<()> {
-    let end = state.clock.epoch_ms();
+    let end = state.clock.now();
     if !dry_run {
         if r.finished {
             state
@@ -560,7 +568,7 @@ pub async fn schedule(
                         opts.budget_share,
                     );
                     let last = prev.as_ref().map(|p| p.finished_at.unwrap_or(p.started_at));
-                    let due = last.is_none_or(|l| state.clock.epoch_ms() - l >= every);
+                    let due = last.is_none_or(|l| state.clock.now() - l >= every);
                     if !due {
                         continue;
                     }

@@ -10,6 +10,7 @@
 //! other contacts sharing an address is part of honouring the first, not a row of its own.
 //! Percentiles are nearest-rank over the honoured ones: p = the ⌈p·n⌉-th smallest.
 
+use crate::clock::Millis;
 use serde::Serialize;
 
 use crate::clock::rfc3339;
@@ -33,8 +34,8 @@ pub const OPT_OUT_KINDS: [EventKind; 6] = [
 #[derive(Debug, Clone)]
 pub struct Period {
     pub app: Option<String>,
-    pub since: i64,
-    pub until: i64,
+    pub since: Millis,
+    pub until: Millis,
 }
 
 /// One address of an opt-out and what was done about it.
@@ -55,8 +56,8 @@ pub struct OptOutLine {
     /// The address the event named, if it named one.
     pub email: Option<String>,
     pub addresses: Vec<AddressOutcome>,
-    pub received_at: i64,
-    pub honoured_at: Option<i64>,
+    pub received_at: Millis,
+    pub honoured_at: Option<Millis>,
     pub latency_ms: Option<i64>,
     /// For one not honoured: its job's state and last error.
     pub why_not: Option<String>,
@@ -90,8 +91,8 @@ pub struct Summary {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
-    pub since: i64,
-    pub until: i64,
+    pub since: Millis,
+    pub until: Millis,
     pub app: Option<String>,
     pub summary: Summary,
     pub opt_outs: Vec<OptOutLine>,
@@ -151,7 +152,7 @@ fn line(r: EventSummary, addresses: &[JobAddress]) -> OptOutLine {
 pub fn summarise(lines: &[OptOutLine]) -> Summary {
     let mut latencies: Vec<i64> = lines.iter().filter_map(|l| l.latency_ms).collect();
     latencies.sort_unstable();
-    let within = |ok: &dyn Fn(&OptOutLine, i64) -> bool| {
+    let within = |ok: &dyn Fn(&OptOutLine, Millis) -> bool| {
         lines
             .iter()
             .filter(|l| l.honoured_at.is_some_and(|h| ok(l, h)))
@@ -190,8 +191,8 @@ pub fn nearest_rank(sorted: &[i64], p: f64) -> Option<i64> {
 
 /// `days` business days (Monday to Friday, UTC) after `at`: the same time of day on the
 /// day reached by counting only weekdays.
-pub fn business_days_after(at: i64, days: u32) -> i64 {
-    let mut t = at;
+pub fn business_days_after(at: Millis, days: u32) -> Millis {
+    let mut t = at.as_i64();
     let mut left = days;
     while left > 0 {
         t += DAY_MS;
@@ -201,11 +202,11 @@ pub fn business_days_after(at: i64, days: u32) -> i64 {
             left -= 1;
         }
     }
-    t
+    Millis(t)
 }
 
 /// Epoch ms of a day (`YYYY-MM-DD`, from 00:00 UTC) or an RFC 3339 instant.
-pub fn parse_date(s: &str) -> Result<i64> {
+pub fn parse_date(s: &str) -> Result<Millis> {
     use time::OffsetDateTime;
     use time::format_description::well_known::Rfc3339;
     let s = s.trim();
@@ -218,7 +219,7 @@ pub fn parse_date(s: &str) -> Result<i64> {
             ))
         })?,
     };
-    Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
+    Ok(Millis((t.unix_timestamp_nanos() / 1_000_000) as i64))
 }
 
 /// Milliseconds as seconds with three decimals (empty for none).
@@ -338,7 +339,7 @@ mod tests {
     #[test]
     fn business_days_skip_weekends() {
         // 2026-11-27 was a Friday; ten business days later is Friday 2026-12-11.
-        let fri = 1_795_737_600_000; // 2026-11-27T00:00:00Z
+        let fri = Millis(1_795_737_600_000); // 2026-11-27T00:00:00Z
         assert_eq!(business_days_after(fri, 1), fri + 3 * DAY_MS, "Monday");
         assert_eq!(business_days_after(fri, 10), fri + 14 * DAY_MS);
     }

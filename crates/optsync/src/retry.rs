@@ -2,6 +2,7 @@
 //! console's retry button both call, so both accept the same jobs. The re-drive itself (and
 //! the workers' wake-up) is the queue service's [`crate::queue::Queue::retry`].
 
+use crate::clock::Now as _;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use crate::store::JobId;
@@ -36,7 +37,7 @@ pub async fn job(state: &AppState, job: JobId, app: Option<&str>) -> Result<Retr
             return Ok(Retried::NoSuchJob);
         }
     }
-    match state.queue.retry(job, state.clock.epoch_ms()).await {
+    match state.queue.retry(job, state.clock.now()).await {
         Ok(()) => Ok(Retried::Requeued),
         // The job exists (checked above), so the queue refused it for its state.
         Err(Error::BadInput(_)) => Ok(Retried::NotRetryable),
@@ -46,7 +47,7 @@ pub async fn job(state: &AppState, job: JobId, app: Option<&str>) -> Result<Retr
 
 /// Re-drives every dead job; how many.
 pub async fn dead(state: &AppState) -> Result<usize> {
-    state.queue.retry_dead(state.clock.epoch_ms()).await
+    state.queue.retry_dead(state.clock.now()).await
 }
 
 #[cfg(test)]

@@ -184,10 +184,10 @@ async fn store_gauges(store: &Store, clients: &KeapClients) -> Result<Vec<Gauge>
         stuck.sample(with("state", "blocked".into()), t.blocked_subjects as f64);
         stuck.sample(with("state", "dead".into()), t.dead_subjects as f64);
         if let Some(at) = t.last_post_at {
-            last_post.sample(app(), at as f64 / 1000.0);
+            last_post.sample(app(), at.as_i64() as f64 / 1000.0);
         }
         if let Some(at) = t.last_sweep_at {
-            last_sweep.sample(app(), at as f64 / 1000.0);
+            last_sweep.sample(app(), at.as_i64() as f64 / 1000.0);
         }
         let left = tenants
             .iter()

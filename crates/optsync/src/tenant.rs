@@ -1,6 +1,7 @@
 //! Tenants (one Keap app each): their hook tokens, their sealed Keap credentials, their Post
 //! URLs, and the Keap clients built from them.
 
+use crate::clock::Now as _;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -270,10 +271,7 @@ impl Tenants {
             legacy_prefix_hash,
             opt_out_method: spec.opt_out_method,
         };
-        let id = self
-            .store
-            .insert_tenant(&row, self.clock.epoch_ms())
-            .await?;
+        let id = self.store.insert_tenant(&row, self.clock.now()).await?;
         let t = self
             .store
             .tenant(id)
@@ -304,7 +302,7 @@ impl Tenants {
         let token = new_token();
         let sealed = self.secrets.seal(token.as_bytes(), &aad(&t.app, "token"))?;
         self.store
-            .set_tenant_token(t.id, &digest_hex(&token), &sealed, self.clock.epoch_ms())
+            .set_tenant_token(t.id, &digest_hex(&token), &sealed, self.clock.now())
             .await?;
         self.forget(&t.app);
         Ok(post_url(&self.public_url, &t.app, &token))
@@ -317,7 +315,7 @@ impl Tenants {
         if t.legacy_prefix_hash.is_none() {
             return Ok(false);
         }
-        self.store.clear_legacy(t.id, self.clock.epoch_ms()).await?;
+        self.store.clear_legacy(t.id, self.clock.now()).await?;
         self.forget(&t.app);
         Ok(true)
     }
@@ -379,7 +377,7 @@ impl Tenants {
             &aad(&t.app, &format!("provider:{}", provider.name())),
         )?;
         self.store
-            .upsert_provider(t.id, provider, &sealed, self.clock.epoch_ms())
+            .upsert_provider(t.id, provider, &sealed, self.clock.now())
             .await
     }
 

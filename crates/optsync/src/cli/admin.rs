@@ -1,5 +1,6 @@
 //! `optsync admin set-password`: the console's sign-in.
 
+use crate::clock::Now as _;
 use std::io::BufRead as _;
 
 use anyhow::bail;
@@ -34,7 +35,7 @@ pub async fn run(app: &App, cmd: AdminCommand) -> anyhow::Result<()> {
                 bail!("the password must be at least {MIN_PASSWORD_CHARS} characters");
             }
             let hash = hash_password(password)?;
-            let now = app.state().clock.epoch_ms();
+            let now = app.state().clock.now();
             app.store().set_admin_password(&user, &hash, now).await?;
             println!("password set for {user}; sign in at the admin listener's address");
         }

@@ -1,5 +1,6 @@
 //! `optsync report`: the compliance report for a period, as a table, CSV or JSON.
 
+use crate::clock::Now as _;
 use anyhow::bail;
 
 use super::table::Table;
@@ -30,7 +31,7 @@ pub async fn run(app: &App, a: ReportArgs) -> anyhow::Result<()> {
     let since = parse_date(&a.since)?;
     let until = match &a.until {
         Some(u) => parse_date(u)?,
-        None => app.state().clock.epoch_ms(),
+        None => app.state().clock.now(),
     };
     if until <= since {
         bail!("--until must be after --since");

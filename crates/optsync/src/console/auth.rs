@@ -3,6 +3,7 @@
 //! issued at every sign-in, so a planted cookie is never promoted), a CSRF token per session
 //! carried by every form, and sign-in attempts limited per account and per client.
 
+use crate::clock::Now as _;
 use std::net::IpAddr;
 
 use argon2::Argon2;
@@ -145,7 +146,7 @@ where
             return Err(to_sign_in());
         };
         let token_hash = digest(token);
-        let now = state.clock.epoch_ms();
+        let now = state.clock.now();
         let idle_ms = state.settings.console_idle.as_millis() as i64;
         match state
             .store

@@ -2,11 +2,12 @@
 //! Pure functions, shared by the pages' data gatherers.
 
 use super::views::EventView;
+use crate::clock::Millis;
 use crate::clock::rfc3339;
 use crate::store::{AuditAction, EventSource, EventSummary, JobState, Rule};
 
-pub fn when(ms: Option<i64>) -> String {
-    ms.map(rfc3339).unwrap_or_else(|| "—".into())
+pub fn when(at: Option<Millis>) -> String {
+    at.map(rfc3339).unwrap_or_else(|| "—".into())
 }
 
 pub fn dur(ms: Option<i64>) -> String {

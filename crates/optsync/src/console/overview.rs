@@ -3,6 +3,8 @@
 
 use super::format::{dur, when};
 use super::views::{ActionRow, OverviewRow};
+use crate::clock::Millis;
+use crate::clock::Now as _;
 use crate::error::Result;
 use crate::report::{self, Period};
 use crate::state::AppState;
@@ -13,7 +15,7 @@ const DAY_MS: i64 = 86_400_000;
 const QUIET_POSTS_MS: i64 = 7 * DAY_MS;
 
 /// The verdict and its reason: whatever leaves someone mailable comes first.
-fn health(t: &TenantOverview, now: i64) -> (bool, String) {
+fn health(t: &TenantOverview, now: Millis) -> (bool, String) {
     if t.dead_subjects > 0 {
         return (
             false,
@@ -46,7 +48,7 @@ fn health(t: &TenantOverview, now: i64) -> (bool, String) {
 }
 
 /// p50 / p99 of one tenant's opt-outs received in the last `days`.
-async fn percentiles(state: &AppState, app: &str, now: i64, days: i64) -> Result<String> {
+async fn percentiles(state: &AppState, app: &str, now: Millis, days: i64) -> Result<String> {
     let p = Period {
         app: Some(app.to_string()),
         since: now - days * DAY_MS,
@@ -65,7 +67,7 @@ async fn row(
     state: &AppState,
     t: &TenantOverview,
     tenants: &[TenantRow],
-    now: i64,
+    now: Millis,
 ) -> Result<OverviewRow> {
     let n = |s: JobState| t.jobs.get(&s).copied().unwrap_or(0);
     let row = tenants.iter().find(|r| r.id == t.tenant_id);
@@ -96,7 +98,7 @@ async fn row(
 }
 
 pub async fn rows(state: &AppState) -> Result<(Vec<OverviewRow>, Vec<ActionRow>)> {
-    let now = state.clock.epoch_ms();
+    let now = state.clock.now();
     let tenants = state.store.tenants().await?;
     let mut rows = Vec::new();
     for t in state.store.overview().await? {

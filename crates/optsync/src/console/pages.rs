@@ -2,6 +2,8 @@
 //! come typed, through [`CsrfForm`] when signed in; every failure is a [`ConsoleError`];
 //! every action is recorded with who and when.
 
+use crate::clock::Millis;
+use crate::clock::Now as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -59,7 +61,7 @@ pub async fn login(
 /// A new session (never one the browser brought: that would let a planted cookie in).
 async fn start_session(state: &AppState, user: &str) -> Answer {
     let token = auth::random_token();
-    let now = state.clock.epoch_ms();
+    let now = state.clock.now();
     state
         .store
         .create_session(
@@ -199,8 +201,8 @@ pub async fn address_live(State(state): State<AppState>, f: CsrfForm<AddressForm
 
 /// The period a report form asks for (default: the last 30 days), or what is wrong with it.
 fn period(state: &AppState, q: &ReportQuery) -> Result<Period, ConsoleError> {
-    let now = state.clock.epoch_ms();
-    let date = |v: &str| -> Result<Option<i64>, ConsoleError> {
+    let now = state.clock.now();
+    let date = |v: &str| -> Result<Option<Millis>, ConsoleError> {
         match v.trim() {
             "" => Ok(None),
             v => crate::report::parse_date(v)

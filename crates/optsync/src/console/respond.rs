@@ -1,6 +1,7 @@
 //! The console's one error type: every handler returns `Result<Response, ConsoleError>`,
 //! and each kind of failure is answered (and logged) in one place.
 
+use crate::clock::Now as _;
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -79,7 +80,7 @@ pub async fn record(
     target: &str,
     detail: Option<&str>,
 ) {
-    let now = state.clock.epoch_ms();
+    let now = state.clock.now();
     if let Err(e) = state
         .store
         .record_admin_action(now, user, action, target, detail)

@@ -4,6 +4,8 @@
 use super::chart;
 use super::format::{event_view, provider_source, stuck, when};
 use super::views::{EventView, ProviderView, StuckJob};
+use crate::clock::Millis;
+use crate::clock::Now as _;
 use crate::error::Result;
 use crate::report::{self, Period};
 use crate::state::AppState;
@@ -13,8 +15,8 @@ const DAY_MS: i64 = 86_400_000;
 
 pub type Parts = (String, Vec<StuckJob>, Vec<EventView>, Vec<ProviderView>);
 
-async fn chart_svg(state: &AppState, t: &TenantRow, now: i64) -> Result<String> {
-    let today = now - now.rem_euclid(DAY_MS);
+async fn chart_svg(state: &AppState, t: &TenantRow, now: Millis) -> Result<String> {
+    let today = now - now.as_i64().rem_euclid(DAY_MS);
     let p = Period {
         app: Some(t.app.clone()),
         since: today - 29 * DAY_MS,
@@ -24,9 +26,9 @@ async fn chart_svg(state: &AppState, t: &TenantRow, now: i64) -> Result<String> 
     let lat: Vec<(i64, i64)> = r
         .opt_outs
         .iter()
-        .filter_map(|l| l.latency_ms.map(|m| (l.received_at, m)))
+        .filter_map(|l| l.latency_ms.map(|m| (l.received_at.as_i64(), m)))
         .collect();
-    Ok(chart::svg(&chart::days(&lat, today)))
+    Ok(chart::svg(&chart::days(&lat, today.as_i64())))
 }
 
 async fn stuck_jobs(state: &AppState, t: &TenantRow) -> Result<Vec<StuckJob>> {
@@ -74,7 +76,7 @@ async fn providers(state: &AppState, t: &TenantRow) -> Result<Vec<ProviderView>>
 }
 
 pub async fn parts(state: &AppState, t: &TenantRow) -> Result<Parts> {
-    let now = state.clock.epoch_ms();
+    let now = state.clock.now();
     let events = state
         .store
         .events(Some(t.id), None, 50)

@@ -76,11 +76,12 @@ fn honoured_times(events: &[HonouredEvent]) -> (HashMap<i64, i64>, HashMap<Strin
     let mut by_email: HashMap<String, i64> = HashMap::new();
     for e in events {
         if let Some(c) = e.contact_id {
-            let at = by_contact.entry(c).or_insert(e.honoured_at);
-            *at = (*at).min(e.honoured_at);
+            let honoured = e.honoured_at.as_i64();
+            let at = by_contact.entry(c).or_insert(honoured);
+            *at = (*at).min(honoured);
         }
         if let (EventSource::Provider(_), Some(email)) = (e.source, &e.email) {
-            by_email.insert(email.to_lowercase(), e.honoured_at);
+            by_email.insert(email.to_lowercase(), e.honoured_at.as_i64());
         }
     }
     (by_contact, by_email)

@@ -109,7 +109,7 @@ async fn keep_running(app: &App) -> anyhow::Result<()> {
     let password = crate::console::auth::random_token()[..20].to_string();
     let hash = crate::console::auth::hash_password(&password)?;
     app.store()
-        .set_admin_password("admin", &hash, now_ms())
+        .set_admin_password("admin", &hash, now_ms().into())
         .await?;
     let opts = ServeOptions {
         workers: WORKERS,

@@ -8,6 +8,7 @@
 //! (a post for an unknown contact ends as `not_found`). A database failure answers 503 so
 //! that Keap tries again.
 
+use crate::clock::Now as _;
 use crate::logfmt::one_line;
 
 use axum::Json;
@@ -91,7 +92,7 @@ pub fn parse_post(body: &[u8]) -> Result<Subject, String> {
 }
 
 async fn receive(state: AppState, mut auth: KeapAuth, body: &[u8]) -> Answer {
-    let now = state.clock.epoch_ms();
+    let now = state.clock.now();
     let tenant = authenticate(&state, &mut auth).await?;
     tracing::Span::current().record("tenant", tenant.app.as_str());
     let subject = parse_post(body).map_err(|msg| {

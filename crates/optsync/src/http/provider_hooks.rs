@@ -3,6 +3,8 @@
 //! with their jobs in one transaction before the 2xx; a failure to store answers the status
 //! that makes that provider try again.
 
+use crate::clock::Millis;
+use crate::clock::Now as _;
 use crate::logfmt::one_line;
 use axum::Json;
 use axum::body::Bytes;
@@ -39,7 +41,7 @@ pub async fn receive(
 ) -> Result<Json<Value>, HttpError> {
     let provider = Provider::from_name(&provider)
         .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, "unknown provider"))?;
-    let now = state.clock.epoch_ms();
+    let now = state.clock.now();
     let ip = client_ip(&state.settings, peer.ip(), &headers);
     let mut gate = secret_gate(&failures, &state, provider, &app, ip)?;
     let (tenant, config) = settings_for(&state, ip, provider, &app)
@@ -49,7 +51,7 @@ pub async fn receive(
     let req = Request {
         headers: &headers,
         body: &body,
-        now: now / 1000,
+        now: now.as_i64() / 1000,
     };
     let verified = providers::verify_async(provider, &config, &req, state.sns.as_ref())
         .await
@@ -120,7 +122,7 @@ pub async fn sparkpost_token(
         }
         return Err(refused());
     }
-    let now = state.clock.epoch_ms() / 1000;
+    let now = state.clock.now().as_i64() / 1000;
     let token = providers::oauth::issue(&client_secret, &client_id, now);
     tracing::info!("SparkPost OAuth token issued");
     // A token must not be kept by any cache on the way (RFC 6749 §5.1).
@@ -246,7 +248,7 @@ fn events(
     provider: Provider,
     v: &Verified,
     body: &[u8],
-    now: i64,
+    now: Millis,
 ) -> Vec<NewEvent> {
     v.events
         .iter()
@@ -269,7 +271,7 @@ async fn store(
     verified: &Verified,
     token: Option<SignatureToken>,
     body: &[u8],
-    now: i64,
+    now: Millis,
 ) -> Result<Json<Value>, HttpError> {
     let events = events(tenant, provider, verified, body, now);
     let out = state

@@ -11,6 +11,7 @@ pub use aws::{AwsKeys, read_aws_credentials};
 pub use client::PushClient;
 pub use config::{PushConfig, PushCredential, Refusal};
 
+use crate::clock::Millis;
 use crate::crypto::SecretBox;
 use crate::error::Result;
 use crate::store::{Store, TenantRow};
@@ -26,7 +27,7 @@ pub async fn store(
     secrets: &SecretBox,
     tenant: &TenantRow,
     config: &PushConfig,
-    now: i64,
+    now: Millis,
 ) -> Result<()> {
     let json = serde_json::to_vec(config).map_err(|e| crate::Error::CorruptState(e.to_string()))?;
     let sealed = secrets.seal(&json, &aad(&tenant.app, config.provider()))?;

@@ -3,6 +3,7 @@
 //! worker's job is taken over when its lease runs out.
 
 use super::TenantId;
+use crate::clock::Millis;
 use sqlx::Row;
 
 use super::ids::JobId;
@@ -18,11 +19,11 @@ pub struct ClaimedJob {
     /// Including this run.
     pub attempts: i64,
     /// The lease this claim holds (epoch ms): completing checks it is still ours.
-    pub lease_until: i64,
+    pub lease_until: Millis,
     /// Since when no opt-out path could do this job, if it was blocked.
-    pub blocked_since: Option<i64>,
+    pub blocked_since: Option<Millis>,
     /// When the job was first queued: it is buried only after a horizon counted from here.
-    pub created_at: i64,
+    pub created_at: Millis,
 }
 
 /// The tenants with work due, the one served longest ago first, leaving out those whose
@@ -72,7 +73,7 @@ impl Store {
     /// to the back of the line.
     pub async fn claim(
         &self,
-        now: i64,
+        now: Millis,
         lease_ms: i64,
         per_tenant: i64,
     ) -> Result<Option<ClaimedJob>> {
@@ -99,7 +100,7 @@ impl Store {
     async fn claim_in(
         &self,
         tenant: TenantId,
-        now: i64,
+        now: Millis,
         lease_ms: i64,
     ) -> Result<Option<ClaimedJob>> {
         let r = sqlx::query(claim_sql(self.backend()))
@@ -123,7 +124,7 @@ impl Store {
     }
 
     /// No job of the tenant is claimed before `until`: its Keap budget has no room.
-    pub async fn pace_tenant(&self, tenant: TenantId, until: i64) -> Result<()> {
+    pub async fn pace_tenant(&self, tenant: TenantId, until: Millis) -> Result<()> {
         sqlx::query("UPDATE tenants SET paced_until = $2 WHERE id = $1 AND paced_until < $2")
             .bind(tenant)
             .bind(until)

@@ -5,6 +5,7 @@ use super::Store;
 use super::ids::JobId;
 use super::listings::{EVENT_SUMMARY, EventSummary};
 use super::model::{AuditAction, EventKind};
+use crate::clock::Millis;
 use crate::error::Result;
 
 /// One address a job acted on (or looked at).
@@ -31,8 +32,8 @@ impl Store {
         &self,
         app: Option<&str>,
         kinds: &[EventKind],
-        since: i64,
-        until: i64,
+        since: Millis,
+        until: Millis,
     ) -> Result<Vec<EventSummary>> {
         let sql = format!(
             "{EVENT_SUMMARY} WHERE {} ORDER BY e.received_at, e.id",
@@ -51,8 +52,8 @@ impl Store {
         &self,
         app: Option<&str>,
         kinds: &[EventKind],
-        since: i64,
-        until: i64,
+        since: Millis,
+        until: Millis,
     ) -> Result<Vec<JobAddress>> {
         let sql = format!(
             "SELECT a.job_id, a.email, a.action FROM audit a

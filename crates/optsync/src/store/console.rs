@@ -2,6 +2,7 @@
 
 use super::Store;
 use super::listings::{EVENT_SUMMARY, EventSummary};
+use crate::clock::Millis;
 use crate::error::Result;
 
 /// A console session as stored.
@@ -9,14 +10,14 @@ use crate::error::Result;
 pub struct SessionRow {
     pub user_name: String,
     pub csrf: String,
-    pub expires_at: i64,
+    pub expires_at: Millis,
 }
 
 /// One action taken in the console.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AdminAction {
     pub id: i64,
-    pub at: i64,
+    pub at: Millis,
     pub user_name: String,
     pub action: String,
     pub target: String,
@@ -24,7 +25,7 @@ pub struct AdminAction {
 }
 
 impl Store {
-    pub async fn set_admin_password(&self, name: &str, hash: &str, now: i64) -> Result<()> {
+    pub async fn set_admin_password(&self, name: &str, hash: &str, now: Millis) -> Result<()> {
         sqlx::query(
             "INSERT INTO admin_users (name, password_hash, updated_at) VALUES ($1, $2, $3)
              ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at",
@@ -56,8 +57,8 @@ impl Store {
         token_hash: &str,
         user: &str,
         csrf: &str,
-        now: i64,
-        expires_at: i64,
+        now: Millis,
+        expires_at: Millis,
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO admin_sessions (token_hash, user_name, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
@@ -73,7 +74,7 @@ impl Store {
     }
 
     /// The session, if it exists and has not expired.
-    pub async fn session(&self, token_hash: &str, now: i64) -> Result<Option<SessionRow>> {
+    pub async fn session(&self, token_hash: &str, now: Millis) -> Result<Option<SessionRow>> {
         Ok(sqlx::query_as(
             "SELECT user_name, csrf, expires_at FROM admin_sessions WHERE token_hash = $1 AND expires_at > $2",
         )
@@ -88,7 +89,7 @@ impl Store {
     pub async fn touch_session(
         &self,
         token_hash: &str,
-        now: i64,
+        now: Millis,
         idle_ms: i64,
         ttl_ms: i64,
     ) -> Result<Option<SessionRow>> {
@@ -115,7 +116,7 @@ impl Store {
     }
 
     /// Forgets sessions that expired before `now`.
-    pub async fn prune_sessions(&self, now: i64) -> Result<u64> {
+    pub async fn prune_sessions(&self, now: Millis) -> Result<u64> {
         Ok(
             sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= $1")
                 .bind(now)
@@ -127,7 +128,7 @@ impl Store {
 
     pub async fn record_admin_action(
         &self,
-        at: i64,
+        at: Millis,
         user: &str,
         action: &str,
         target: &str,

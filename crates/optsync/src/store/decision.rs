@@ -4,6 +4,7 @@
 //! from text.
 
 use super::TenantId;
+use crate::clock::Millis;
 use std::fmt;
 use std::str::FromStr;
 
@@ -67,7 +68,7 @@ pub struct JobReport {
     /// The events the job served.
     pub event_ids: Vec<EventId>,
     /// When the first of them arrived (epoch ms).
-    pub received_at: i64,
+    pub received_at: Millis,
     pub addresses: Vec<AddressDecision>,
 }
 
@@ -80,9 +81,9 @@ pub struct AuditEntry {
     pub job_id: Option<JobId>,
     pub event_ids: Vec<EventId>,
     pub decision: AddressDecision,
-    pub received_at: i64,
+    pub received_at: Millis,
     /// When the job that made the decision completed.
-    pub honoured_at: i64,
+    pub honoured_at: Millis,
 }
 
 /// The event ids as stored: a JSON array.
@@ -109,7 +110,7 @@ fn status(text: Option<String>) -> std::result::Result<Option<EmailStatus>, Unkn
 pub(super) async fn insert(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     r: &JobReport,
-    honoured_at: i64,
+    honoured_at: Millis,
 ) -> Result<()> {
     let event_ids = encode_ids(&r.event_ids);
     for a in &r.addresses {

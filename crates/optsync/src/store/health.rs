@@ -4,13 +4,14 @@
 use super::Store;
 use super::TenantId;
 use super::model::{EventSource, JobState};
+use crate::clock::Millis;
 use crate::error::Result;
 
 /// Jobs that failed and are waiting for their next try (`optsync doctor`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailingJobs {
     pub count: i64,
-    pub oldest_created_at: Option<i64>,
+    pub oldest_created_at: Option<Millis>,
     pub last_error: Option<String>,
 }
 
@@ -20,7 +21,7 @@ impl Store {
         &self,
         tenant_id: TenantId,
         source: EventSource,
-    ) -> Result<Option<i64>> {
+    ) -> Result<Option<Millis>> {
         Ok(sqlx::query_scalar(
             "SELECT MAX(received_at) FROM events WHERE tenant_id = $1 AND source = $2",
         )
@@ -33,7 +34,7 @@ impl Store {
     /// A tenant's jobs that have failed and wait to be tried again: how many, since when the
     /// oldest was queued, and the newest error.
     pub async fn failing_jobs(&self, tenant_id: TenantId) -> Result<FailingJobs> {
-        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+        let (count, oldest): (i64, Option<Millis>) = sqlx::query_as(
             "SELECT COUNT(*), MIN(created_at) FROM jobs WHERE tenant_id = $1 AND state = 'pending' AND attempts > 0 AND last_error IS NOT NULL",
         )
         .bind(tenant_id)

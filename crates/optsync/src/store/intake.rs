@@ -3,6 +3,7 @@
 //! subject: a new event joins it.
 
 use super::TenantId;
+use crate::clock::Millis;
 use sqlx::Row;
 
 use super::ids::{EventId, JobId};
@@ -18,12 +19,12 @@ pub struct NewEvent {
     pub payload: EventPayload,
     /// SHA-256 (hex) of the raw body the event came in, for events that came in one.
     pub digest: Option<String>,
-    pub received_at: i64,
+    pub received_at: Millis,
 }
 
 impl NewEvent {
     /// An event produced here (no body it came in).
-    pub fn new(tenant_id: TenantId, payload: EventPayload, received_at: i64) -> Self {
+    pub fn new(tenant_id: TenantId, payload: EventPayload, received_at: Millis) -> Self {
         Self {
             tenant_id,
             payload,
@@ -37,7 +38,7 @@ impl NewEvent {
         tenant_id: TenantId,
         payload: EventPayload,
         body: &[u8],
-        received_at: i64,
+        received_at: Millis,
     ) -> Self {
         use sha2::Digest as _;
         Self {
@@ -119,7 +120,7 @@ async fn join_pending_job(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     tenant_id: TenantId,
     subject: &Subject,
-    at: i64,
+    at: Millis,
 ) -> Result<JobId, sqlx::Error> {
     sqlx::query(
         "INSERT INTO jobs (tenant_id, subject, state, attempts, run_at, created_at, updated_at)

@@ -3,6 +3,7 @@
 //! operator.
 
 use super::TenantId;
+use crate::clock::Millis;
 use sqlx::Row;
 
 use super::Store;
@@ -17,7 +18,7 @@ use crate::error::Result;
 pub struct EventRow {
     pub id: EventId,
     pub payload: EventPayload,
-    pub received_at: i64,
+    pub received_at: Millis,
 }
 
 impl Store {
@@ -47,8 +48,8 @@ impl Store {
     pub async fn complete(
         &self,
         job_id: JobId,
-        lease_until_seen: Option<i64>,
-        now: i64,
+        lease_until_seen: Option<Millis>,
+        now: Millis,
         outcome: Outcome,
         report: &JobReport,
     ) -> Result<bool> {
@@ -84,7 +85,13 @@ impl Store {
 
     /// Puts a job back in the queue, or buries it. If another pending job for the subject
     /// appeared meanwhile, this job's events move to it and this one is `merged`.
-    pub async fn requeue(&self, job_id: JobId, how: Requeue, error: &str, now: i64) -> Result<()> {
+    pub async fn requeue(
+        &self,
+        job_id: JobId,
+        how: Requeue,
+        error: &str,
+        now: Millis,
+    ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         requeue_in(&mut tx, job_id, how, error, now).await?;
         tx.commit().await?;
@@ -93,7 +100,7 @@ impl Store {
 
     /// Re-drives a job in one of the [`RETRYABLE`] states: pending now, attempts reset, in
     /// one transaction. False when the job is in another state (or does not exist).
-    pub async fn retry_job(&self, job_id: JobId, now: i64) -> Result<bool> {
+    pub async fn retry_job(&self, job_id: JobId, now: Millis) -> Result<bool> {
         let mut tx = self.pool().begin().await?;
         let state: Option<JobState> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
             .bind(job_id)
@@ -113,7 +120,7 @@ impl Store {
     }
 
     /// Re-drives every dead job; how many.
-    pub async fn retry_dead(&self, now: i64) -> Result<usize> {
+    pub async fn retry_dead(&self, now: Millis) -> Result<usize> {
         let ids: Vec<JobId> =
             sqlx::query_scalar("SELECT id FROM jobs WHERE state = 'dead' ORDER BY id")
                 .fetch_all(self.pool())
@@ -131,7 +138,7 @@ async fn requeue_in(
     job_id: JobId,
     how: Requeue,
     error: &str,
-    now: i64,
+    now: Millis,
 ) -> Result<()> {
     let job = sqlx::query("SELECT tenant_id, subject FROM jobs WHERE id = $1")
         .bind(job_id)
@@ -198,9 +205,9 @@ async fn merge_into(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     job_id: JobId,
     into: JobId,
-    run_at: i64,
+    run_at: Millis,
     error: &str,
-    now: i64,
+    now: Millis,
 ) -> Result<()> {
     sqlx::query("UPDATE events SET job_id = $1 WHERE job_id = $2")
         .bind(into)

@@ -4,6 +4,7 @@ use super::Store;
 use super::TenantId;
 use super::ids::{EventId, JobId};
 use super::model::{EventKind, EventSource, JobState};
+use crate::clock::Millis;
 use crate::error::Result;
 
 /// The select every [`EventSummary`] listing starts from; each adds its WHERE and ORDER.
@@ -23,8 +24,8 @@ pub struct EventSummary {
     pub kind: EventKind,
     pub contact_id: Option<i64>,
     pub email: Option<String>,
-    pub received_at: i64,
-    pub honoured_at: Option<i64>,
+    pub received_at: Millis,
+    pub honoured_at: Option<Millis>,
     pub job_id: Option<JobId>,
     pub job_state: Option<JobState>,
     pub attempts: Option<i64>,
@@ -37,8 +38,8 @@ pub struct HonouredEvent {
     pub source: EventSource,
     pub contact_id: Option<i64>,
     pub email: Option<String>,
-    pub received_at: i64,
-    pub honoured_at: i64,
+    pub received_at: Millis,
+    pub honoured_at: Millis,
 }
 
 impl Store {

@@ -6,6 +6,7 @@
 //! mismatch further on. Intake, provider hooks and reconciliation produce these; the worker
 //! consumes them.
 
+use crate::clock::Millis;
 use std::fmt;
 use std::str::FromStr;
 
@@ -400,16 +401,16 @@ stored_as_text!(Subject);
 pub enum Requeue {
     /// Not tried for want of room in Keap's limits: run again at this time (epoch ms), the
     /// attempt the claim took given back.
-    Defer(i64),
+    Defer(Millis),
     /// Failed: run again at this time (epoch ms); the attempt counts.
-    Retry(i64),
+    Retry(Millis),
     /// No opt-out path works: blocked until this time (epoch ms), the attempt given back.
-    Block(i64),
+    Block(Millis),
     /// Failed too often: dead until an operator re-drives it.
     Bury,
     /// Keap showed no stop for the contact its post named: read it again at this time (epoch
     /// ms), the attempt given back.
-    Recheck(i64),
+    Recheck(Millis),
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! instances sharing the database agree without holding a transaction across a Keap call.
 
 use super::TenantId;
+use crate::clock::Millis;
 use sqlx::Row;
 
 use super::Store;
@@ -15,7 +16,7 @@ pub struct OAuthTokenRow {
     pub pair_sealed: String,
     pub generation: i64,
     pub reconnect_reason: Option<String>,
-    pub reconnect_since: Option<i64>,
+    pub reconnect_since: Option<Millis>,
 }
 
 /// An app Keap refused for good.
@@ -23,7 +24,7 @@ pub struct OAuthTokenRow {
 pub struct ReconnectNeeded {
     pub tenant_id: TenantId,
     pub reason: String,
-    pub since: i64,
+    pub since: Millis,
 }
 
 impl Store {
@@ -49,7 +50,7 @@ impl Store {
         &self,
         tenant_id: TenantId,
         sealed: &str,
-        now: i64,
+        now: Millis,
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO oauth_tokens (tenant_id, pair_sealed, generation, updated_at) VALUES ($1, $2, 1, $3)
@@ -68,8 +69,8 @@ impl Store {
         &self,
         tenant_id: TenantId,
         holder: &str,
-        now: i64,
-        until: i64,
+        now: Millis,
+        until: Millis,
     ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE oauth_tokens SET lease_holder = $2, lease_until = $4
@@ -92,7 +93,7 @@ impl Store {
         holder: &str,
         replaces: i64,
         sealed: &str,
-        now: i64,
+        now: Millis,
     ) -> Result<Option<i64>> {
         let r = sqlx::query(
             "UPDATE oauth_tokens SET pair_sealed = $3, generation = generation + 1, lease_holder = NULL,
@@ -132,7 +133,7 @@ impl Store {
         holder: &str,
         generation: i64,
         reason: &str,
-        now: i64,
+        now: Millis,
     ) -> Result<()> {
         sqlx::query(
             "UPDATE oauth_tokens SET reconnect_reason = $3, reconnect_since = COALESCE(reconnect_since, $4)
@@ -153,7 +154,7 @@ impl Store {
         &self,
         tenant_id: TenantId,
         sealed: &str,
-        now: i64,
+        now: Millis,
     ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         sqlx::query(

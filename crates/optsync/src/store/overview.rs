@@ -3,6 +3,7 @@
 //! last Keap post and the last finished sweep. `/metrics` turns them into gauges.
 
 use super::TenantId;
+use crate::clock::Millis;
 use std::collections::HashMap;
 
 use super::Store;
@@ -20,9 +21,9 @@ pub struct TenantOverview {
     /// Distinct subjects with a dead job.
     pub dead_subjects: i64,
     /// When the last Keap post arrived (epoch ms).
-    pub last_post_at: Option<i64>,
+    pub last_post_at: Option<Millis>,
     /// When the last sweep finished (epoch ms).
-    pub last_sweep_at: Option<i64>,
+    pub last_sweep_at: Option<Millis>,
 }
 
 impl Store {

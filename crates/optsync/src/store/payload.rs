@@ -6,6 +6,7 @@
 //! the columns listings filter on (`source`, `kind`, `contact_id`, `email`,
 //! `provider_event_id`) are derived from it in [`Columns`], never written by hand.
 
+use crate::clock::Millis;
 use keap::{Address, Contact, ContactId, EmailAddress, EmailField, EmailStatus};
 use serde::{Deserialize, Serialize};
 
@@ -49,12 +50,12 @@ pub struct ProviderEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactSnapshot {
     /// When the sweep read it (epoch ms).
-    pub taken_at: i64,
+    pub taken_at: Millis,
     pub addresses: Vec<Address>,
 }
 
 impl ContactSnapshot {
-    pub fn of(c: &Contact, taken_at: i64) -> Self {
+    pub fn of(c: &Contact, taken_at: Millis) -> Self {
         Self {
             taken_at,
             addresses: c.addresses.clone(),
@@ -177,7 +178,7 @@ enum Stored {
 
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
-    taken_at: i64,
+    taken_at: Millis,
     addresses: Vec<StoredAddress>,
 }
 
@@ -315,7 +316,7 @@ mod tests {
     fn every_payload_round_trips() {
         let id = ContactId::new(5).unwrap();
         let snapshot = ContactSnapshot {
-            taken_at: 7,
+            taken_at: Millis(7),
             addresses: vec![Address {
                 field: EmailField::Email2,
                 email: email("a@x.example"),

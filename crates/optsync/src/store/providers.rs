@@ -4,6 +4,7 @@
 use super::Store;
 use super::TenantId;
 use super::intake::{Accepted, NewEvent, insert_event, is_duplicate_race};
+use crate::clock::Millis;
 use crate::error::Result;
 use crate::providers::Provider;
 
@@ -37,7 +38,7 @@ pub struct Delivery {
     pub events: Vec<NewEvent>,
     pub token: Option<SignatureToken>,
     /// When it arrived (epoch ms): the token's time.
-    pub at: i64,
+    pub at: Millis,
 }
 
 impl Store {
@@ -46,7 +47,7 @@ impl Store {
         tenant_id: TenantId,
         provider: Provider,
         sealed: &str,
-        now: i64,
+        now: Millis,
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO providers (tenant_id, provider, config_sealed, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
@@ -76,7 +77,7 @@ impl Store {
     }
 
     /// (provider name, configured at) for a tenant.
-    pub async fn providers(&self, tenant_id: TenantId) -> Result<Vec<(String, i64)>> {
+    pub async fn providers(&self, tenant_id: TenantId) -> Result<Vec<(String, Millis)>> {
         Ok(sqlx::query_as(
             "SELECT provider, updated_at FROM providers WHERE tenant_id = $1 ORDER BY provider",
         )
@@ -118,7 +119,7 @@ impl Store {
 
     /// Forgets signature tokens older than `before` (they are outside the freshness window,
     /// so a replay of them is refused as stale anyway).
-    pub async fn prune_seen_tokens(&self, before: i64) -> Result<u64> {
+    pub async fn prune_seen_tokens(&self, before: Millis) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM seen_tokens WHERE seen_at < $1")
             .bind(before)
             .execute(self.pool())

@@ -3,6 +3,7 @@
 
 use super::Store;
 use super::TenantId;
+use crate::clock::Millis;
 use crate::error::Result;
 
 /// One stored push, as listed (no secret).
@@ -11,7 +12,7 @@ pub struct PushRow {
     pub provider: String,
     pub scope: String,
     pub config_sealed: String,
-    pub updated_at: i64,
+    pub updated_at: Millis,
 }
 
 impl Store {
@@ -21,7 +22,7 @@ impl Store {
         provider: &str,
         scope: &str,
         sealed: &str,
-        now: i64,
+        now: Millis,
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO push_settings (tenant_id, provider, scope, config_sealed, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)

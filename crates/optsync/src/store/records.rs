@@ -1,6 +1,7 @@
 //! The ledger of optsync's own writes, the record of fanned-out sources, and the audit log.
 
 use super::TenantId;
+use crate::clock::Millis;
 use std::collections::HashMap;
 
 use keap::EmailStatus;
@@ -32,7 +33,7 @@ impl Store {
         origin: LedgerOrigin,
         source: Option<&str>,
         job_id: JobId,
-        now: i64,
+        now: Millis,
     ) -> Result<i64> {
         let r = sqlx::query(
             "INSERT INTO ledger (tenant_id, email_key, origin, source_email, status_written, job_id, written_at)
@@ -50,7 +51,7 @@ impl Store {
     }
 
     /// Records the status Keap reported after the write.
-    pub async fn ledger_resolve(&self, id: i64, status: EmailStatus, now: i64) -> Result<()> {
+    pub async fn ledger_resolve(&self, id: i64, status: EmailStatus, now: Millis) -> Result<()> {
         sqlx::query("UPDATE ledger SET status_written = $1, written_at = $2 WHERE id = $3")
             .bind(status.type_name())
             .bind(now)
@@ -87,7 +88,7 @@ impl Store {
         &self,
         tenant_id: TenantId,
         email_key: &str,
-        now: i64,
+        now: Millis,
     ) -> Result<bool> {
         let n = sqlx::query(
             "INSERT INTO fanned_out (tenant_id, email_key, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",

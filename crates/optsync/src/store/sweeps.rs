@@ -6,6 +6,7 @@
 //! and never queues the same page twice.
 
 use super::TenantId;
+use crate::clock::Millis;
 use std::collections::HashMap;
 
 use sqlx::Row;
@@ -21,9 +22,9 @@ pub struct SweepRow {
     pub kind: SweepKind,
     pub state: SweepState,
     pub cursor: Option<String>,
-    pub started_at: i64,
-    pub finished_at: Option<i64>,
-    pub last_full_at: Option<i64>,
+    pub started_at: Millis,
+    pub finished_at: Option<Millis>,
+    pub last_full_at: Option<Millis>,
     pub pages: i64,
     pub contacts_scanned: i64,
     pub calls: i64,
@@ -66,7 +67,12 @@ impl Store {
 
     /// Starts a sweep from the beginning. A full sweep forgets the old index and seen set:
     /// it rebuilds both.
-    pub async fn begin_sweep(&self, tenant_id: TenantId, kind: SweepKind, now: i64) -> Result<()> {
+    pub async fn begin_sweep(
+        &self,
+        tenant_id: TenantId,
+        kind: SweepKind,
+        now: Millis,
+    ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         if kind == SweepKind::Full {
             for sql in [
@@ -97,7 +103,7 @@ impl Store {
         &self,
         tenant_id: TenantId,
         page: &PageCommit,
-        now: i64,
+        now: Millis,
     ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         for a in &page.index {
@@ -145,7 +151,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn pause_sweep(&self, tenant_id: TenantId, now: i64) -> Result<()> {
+    pub async fn pause_sweep(&self, tenant_id: TenantId, now: Millis) -> Result<()> {
         sqlx::query("UPDATE sweeps SET state = 'paused', updated_at = $1 WHERE tenant_id = $2")
             .bind(now)
             .bind(tenant_id)
@@ -154,7 +160,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn finish_sweep(&self, tenant_id: TenantId, full: bool, now: i64) -> Result<()> {
+    pub async fn finish_sweep(&self, tenant_id: TenantId, full: bool, now: Millis) -> Result<()> {
         sqlx::query(
             "UPDATE sweeps SET state = 'finished', cursor = NULL, updated_at = $1, finished_at = $1,
                     last_full_at = CASE WHEN $2 = 1 THEN $1 ELSE last_full_at END

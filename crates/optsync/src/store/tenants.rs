@@ -1,6 +1,7 @@
 //! Tenants: one Keap app each.
 
 use super::TenantId;
+use crate::clock::Millis;
 use keap::OptOutMethod;
 use sqlx::Row;
 
@@ -21,9 +22,9 @@ pub struct TenantRow {
     pub opt_out_method: OptOutMethod,
     /// The opt-out path that last worked for this app, and when.
     pub opt_out_path: Option<OptOutApi>,
-    pub opt_out_path_at: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
+    pub opt_out_path_at: Option<Millis>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
 }
 
 #[derive(Debug, Clone)]
@@ -61,7 +62,7 @@ fn row(r: &sqlx::any::AnyRow) -> Result<TenantRow> {
 
 impl Store {
     /// Adds a tenant; its id. The app name is unique: a second add is refused.
-    pub async fn insert_tenant(&self, t: &NewTenant, now: i64) -> Result<TenantId> {
+    pub async fn insert_tenant(&self, t: &NewTenant, now: Millis) -> Result<TenantId> {
         let res = sqlx::query(
             "INSERT INTO tenants (app, keap_base_url, credential_kind, credential_sealed, token_hash, token_sealed, legacy_prefix_hash, opt_out_method, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
@@ -116,7 +117,7 @@ impl Store {
 
     /// A new hook token; the legacy six-character credential goes with the old one.
     /// Switches a tenant's legacy 6-character token off.
-    pub async fn clear_legacy(&self, id: TenantId, now: i64) -> Result<()> {
+    pub async fn clear_legacy(&self, id: TenantId, now: Millis) -> Result<()> {
         sqlx::query("UPDATE tenants SET legacy_prefix_hash = NULL, updated_at = $1 WHERE id = $2")
             .bind(now)
             .bind(id)
@@ -130,7 +131,7 @@ impl Store {
         id: TenantId,
         hash: &str,
         sealed: &str,
-        now: i64,
+        now: Millis,
     ) -> Result<()> {
         sqlx::query(
             "UPDATE tenants SET token_hash = $1, token_sealed = $2, legacy_prefix_hash = NULL, updated_at = $3 WHERE id = $4",
@@ -146,7 +147,12 @@ impl Store {
 
     /// Records the opt-out path that just worked for a tenant. `updated_at` is left alone:
     /// it stamps the tenant's settings, and the cached Keap client depends on it.
-    pub async fn record_opt_out_path(&self, id: TenantId, api: OptOutApi, now: i64) -> Result<()> {
+    pub async fn record_opt_out_path(
+        &self,
+        id: TenantId,
+        api: OptOutApi,
+        now: Millis,
+    ) -> Result<()> {
         sqlx::query("UPDATE tenants SET opt_out_path = $1, opt_out_path_at = $2 WHERE id = $3")
             .bind(api)
             .bind(now)
@@ -156,7 +162,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_tenant_credential(&self, id: TenantId, sealed: &str, now: i64) -> Result<()> {
+    pub async fn set_tenant_credential(
+        &self,
+        id: TenantId,
+        sealed: &str,
+        now: Millis,
+    ) -> Result<()> {
         sqlx::query("UPDATE tenants SET credential_sealed = $1, updated_at = $2 WHERE id = $3")
             .bind(sealed)
             .bind(now)

@@ -1,6 +1,7 @@
 //! Fan-out: a stop source shared with other contacts makes their addresses targets too, so a
 //! job queues one for each other holder, once per source.
 
+use crate::clock::Now as _;
 use keap::{ContactId, EmailAddress};
 
 use super::job::JobRun;
@@ -43,11 +44,11 @@ impl JobRun<'_> {
                     contact: other,
                     source: source.clone(),
                 };
-                let ev = NewEvent::new(self.tenant.id, payload, s.clock.epoch_ms());
+                let ev = NewEvent::new(self.tenant.id, payload, s.clock.now());
                 s.queue.enqueue_one(&ev).await?;
             }
             s.store
-                .mark_fanned_out(self.tenant.id, &source.key(), s.clock.epoch_ms())
+                .mark_fanned_out(self.tenant.id, &source.key(), s.clock.now())
                 .await?;
         }
         Ok(())

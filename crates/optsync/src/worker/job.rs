@@ -2,6 +2,8 @@
 //! the rules, honour each address that must be opted out (verified by the client), and say
 //! per address what was decided and why, in the job's [`JobReport`].
 
+use crate::clock::Millis;
+use crate::clock::Now as _;
 use keap::{Contact, ContactId, EmailAddress, KeapClient, OptOutMethod};
 use rand::Rng;
 
@@ -36,7 +38,7 @@ pub(super) struct Work {
     /// Some event is Keap's post.
     pub keap_post: bool,
     /// Each event's source and arrival (epoch ms), for the time-to-honour histogram.
-    pub received: Vec<(EventSource, i64)>,
+    pub received: Vec<(EventSource, Millis)>,
 }
 
 /// One claimed job's context: its tenant, Keap client and events.
@@ -49,7 +51,7 @@ pub(super) struct JobRun<'a> {
     signals: Signals,
     /// Every event came from a reconcile sweep (which has looked at every holder already).
     pub reconcile_only: bool,
-    received_at: i64,
+    received_at: Millis,
     learned: LearnedPath,
     /// The local address index is recent enough to find other holders of an address.
     pub index_fresh: bool,
@@ -62,7 +64,7 @@ pub(super) async fn execute(state: &AppState, job: &ClaimedJob) -> Result<Work> 
             tenant_id: job.tenant_id,
             job_id: job.id,
             event_ids: Vec::new(),
-            received_at: state.clock.epoch_ms(),
+            received_at: state.clock.now(),
             addresses: Vec::new(),
         },
         writes: 0,
@@ -109,13 +111,13 @@ impl<'a> JobRun<'a> {
             .iter()
             .map(|e| e.received_at)
             .min()
-            .unwrap_or_else(|| state.clock.epoch_ms());
+            .unwrap_or_else(|| state.clock.now());
         let index_fresh = state
             .store
             .sweep(tenant.id)
             .await?
             .and_then(|s| s.last_full_at)
-            .is_some_and(|t| state.clock.epoch_ms() - t <= crate::reconcile::INDEX_FRESH_MS);
+            .is_some_and(|t| state.clock.now() - t <= crate::reconcile::INDEX_FRESH_MS);
         Ok(Some(Self {
             state,
             job,
@@ -173,7 +175,7 @@ impl<'a> JobRun<'a> {
     /// by reading back; a snapshot left waiting longer is stale and read again).
     /// `None` (recorded) when Keap has no such contact.
     async fn load_contact(&self, id: ContactId, work: &mut Work) -> Result<Option<Contact>> {
-        let fresh = self.state.clock.epoch_ms() - self.received_at <= SNAPSHOT_MAX_AGE_MS;
+        let fresh = self.state.clock.now() - self.received_at <= SNAPSHOT_MAX_AGE_MS;
         let snapshot = (self.reconcile_only && self.job.attempts == 1 && fresh)
             .then(|| {
                 self.events.iter().rev().find_map(|e| match &e.payload {
@@ -288,7 +290,7 @@ impl<'a> JobRun<'a> {
             Rule::Propagation { source } => Some(source.as_str()),
             Rule::Bounce => None,
         };
-        let now = s.clock.epoch_ms();
+        let now = s.clock.now();
         let intent = s
             .store
             .ledger_intent(
@@ -304,9 +306,7 @@ impl<'a> JobRun<'a> {
         let trust = self.trust_answer();
         let report = self.client.opt_out_via(email, &text, &order, trust).await?;
         if let Some(after) = report.status_after {
-            s.store
-                .ledger_resolve(intent, after, s.clock.epoch_ms())
-                .await?;
+            s.store.ledger_resolve(intent, after, s.clock.now()).await?;
         }
         let path = WritePath::from(report.path);
         if !report.verified {
@@ -362,7 +362,7 @@ impl<'a> JobRun<'a> {
         }
         self.state
             .store
-            .record_opt_out_path(self.tenant.id, api, self.state.clock.epoch_ms())
+            .record_opt_out_path(self.tenant.id, api, self.state.clock.now())
             .await
     }
 }

@@ -7,6 +7,8 @@ mod job;
 mod paths;
 pub mod policy;
 
+use crate::clock::Millis;
+use crate::clock::Now as _;
 use std::time::Duration;
 
 use rand::Rng;
@@ -42,7 +44,7 @@ pub enum JobOutcome {
     /// Keap's post named a contact that shows no stop status yet: read again at `at`.
     Rechecking {
         job_id: JobId,
-        at: i64,
+        at: Millis,
     },
     Retrying {
         job_id: JobId,
@@ -92,7 +94,7 @@ impl Worker {
     /// Claims and runs one job; `None` when nothing is due.
     pub async fn run_once(&self) -> Result<Option<JobOutcome>> {
         let s = &self.state;
-        let now = s.clock.epoch_ms();
+        let now = s.clock.now();
         let lease_ms = s.settings.lease.as_millis() as i64;
         let per_tenant = s.settings.tenant_workers as i64;
         let Some(job) = s.queue.claim(now, lease_ms, per_tenant).await? else {
@@ -118,7 +120,7 @@ impl Worker {
             Ok(work) => work,
             Err(e) => return self.fail(job, e).await,
         };
-        let now = s.clock.epoch_ms();
+        let now = s.clock.now();
         let seen = Seen {
             found: work.found,
             keap_post: work.keap_post,
@@ -130,7 +132,7 @@ impl Worker {
             Ending::Complete(outcome) => outcome,
             Ending::Recheck(at) => {
                 tracing::info!(
-                    recheck_at = at,
+                    recheck_at = at.as_i64(),
                     "Keap shows no opt-out for the post yet; reading again"
                 );
                 let why = "Keap shows no stop status yet; reading the contact again";
@@ -147,7 +149,7 @@ impl Worker {
         Ok(match outcome {
             Outcome::Done => {
                 for (source, received_at) in &work.received {
-                    let secs = (now - received_at).max(0) as f64 / 1000.0;
+                    let secs = (now - *received_at).max(0) as f64 / 1000.0;
                     metrics::histogram!(crate::telemetry::TIME_TO_HONOUR, "source" => source.to_string())
                         .record(secs);
                 }
@@ -207,7 +209,7 @@ impl Worker {
     /// Puts a failed job back where [`Policy::after_failure`] says, and says so.
     async fn fail(&self, job: &ClaimedJob, e: Error) -> Result<JobOutcome> {
         let s = &self.state;
-        let now = s.clock.epoch_ms();
+        let now = s.clock.now();
         let msg = e.to_string();
         let failure = failure(&e);
         let attempt = Attempt {

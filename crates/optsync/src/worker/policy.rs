@@ -2,6 +2,7 @@
 //! of one that ran — pure functions of what happened and the settings, so they are tested
 //! without a queue.
 
+use crate::clock::Millis;
 use std::time::Duration;
 
 use crate::store::{Outcome, Requeue};
@@ -34,7 +35,7 @@ pub struct Attempt {
     pub attempts: i64,
     /// How long ago the job was first queued.
     pub age: Duration,
-    pub now: i64,
+    pub now: Millis,
     /// A number in `[0.8, 1.2)` that spreads retries of jobs failed together.
     pub jitter: f64,
 }
@@ -79,8 +80,8 @@ pub struct Seen {
     /// Some contact showed a stop status (or a signal or write asked for one).
     pub stop: bool,
     /// When the first of the job's events arrived.
-    pub received_at: i64,
-    pub now: i64,
+    pub received_at: Millis,
+    pub now: Millis,
 }
 
 /// How a job that ran ends.
@@ -88,7 +89,7 @@ pub struct Seen {
 pub enum Ending {
     Complete(Outcome),
     /// Read the contact again at this time (epoch ms).
-    Recheck(i64),
+    Recheck(Millis),
 }
 
 /// "Honoured" means something was true in Keap: a post whose contact shows no stop is read
@@ -131,7 +132,7 @@ mod tests {
         Attempt {
             attempts,
             age,
-            now: 1_000,
+            now: Millis(1_000),
             jitter: 1.0,
         }
     }
@@ -141,11 +142,11 @@ mod tests {
         let p = policy();
         assert_eq!(
             p.after_failure(Failure::Failed, attempt(1, HOUR)),
-            Requeue::Retry(2_000)
+            Requeue::Retry(Millis(2_000))
         );
         assert_eq!(
             p.after_failure(Failure::Failed, attempt(2, HOUR)),
-            Requeue::Retry(3_000)
+            Requeue::Retry(Millis(3_000))
         );
         assert_eq!(p.backoff(4, 1.0), Duration::from_secs(8));
         assert_eq!(p.backoff(30, 1.0), Duration::from_secs(60), "capped");
@@ -174,14 +175,14 @@ mod tests {
         let p = policy();
         assert_eq!(
             p.after_failure(Failure::Blocked, attempt(9, 9 * HOUR)),
-            Requeue::Block(601_000)
+            Requeue::Block(Millis(601_000))
         );
         assert_eq!(
             p.after_failure(
                 Failure::RateLimited(Duration::from_secs(2)),
                 attempt(9, 9 * HOUR)
             ),
-            Requeue::Defer(3_000)
+            Requeue::Defer(Millis(3_000))
         );
     }
 
@@ -190,8 +191,8 @@ mod tests {
             found: 1,
             keap_post,
             stop,
-            received_at: 0,
-            now: ms(after),
+            received_at: Millis(0),
+            now: Millis(ms(after)),
         }
     }
 
@@ -200,11 +201,11 @@ mod tests {
         let minute = Duration::from_secs(60);
         assert_eq!(
             ending(seen(true, false, Duration::ZERO)),
-            Ending::Recheck(60_000)
+            Ending::Recheck(Millis(60_000))
         );
         assert_eq!(
             ending(seen(true, false, 4 * minute)),
-            Ending::Recheck(300_000)
+            Ending::Recheck(Millis(300_000))
         );
         assert_eq!(
             ending(seen(true, false, 5 * minute)),

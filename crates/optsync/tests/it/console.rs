@@ -6,6 +6,7 @@
 //! without a session, the console is not on the hook listener, a planted session cookie is
 //! never promoted, and the cookie's flags.
 
+use optsync::clock::Now as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -141,7 +142,7 @@ async fn with_history(db: Db) -> (TestApp, Vec<String>, i64) {
         },
     )
     .await;
-    let now = t.state.clock.epoch_ms();
+    let now = t.state.clock.now();
     let hash = hash_password(PASSWORD).unwrap();
     t.state
         .store
@@ -355,7 +356,7 @@ async fn console_security(db: Db) {
     .unwrap();
     assert_eq!(actions, 1, "the sign-in is recorded with who and when");
     // An expired session is refused, and housekeeping forgets it.
-    let now = t.state.clock.epoch_ms();
+    let now = t.state.clock.now();
     let stale = "b".repeat(64);
     let digest = optsync::console::auth::digest(&stale);
     t.state

@@ -1,6 +1,7 @@
 //! The admin listener under attack: a storm of concurrent wrong sign-ins, pages from other
 //! sites (DNS rebinding, cross-site forms), idle sessions, and the cookie's flags.
 
+use optsync::clock::{Millis, Now as _};
 use std::time::{Duration, Instant};
 
 use optsync::clock::Clock;
@@ -35,7 +36,7 @@ async fn console_with(db: Db, options: Options) -> (TestApp, String) {
     )
     .await;
     let hash = hash_password(PASSWORD).unwrap();
-    let now = t.state.clock.epoch_ms();
+    let now = t.state.clock.now();
     t.state
         .store
         .set_admin_password("admin", &hash, now)
@@ -87,7 +88,10 @@ async fn a_storm_of_wrong_sign_ins_neither_exhausts_memory_nor_locks_out_for_goo
     let url = crate::fresh_database(Db::Sqlite, dir.path()).await;
     let store = optsync::store::Store::open(&url).await.unwrap();
     let hash = hash_password(PASSWORD).unwrap();
-    store.set_admin_password("admin", &hash, 0).await.unwrap();
+    store
+        .set_admin_password("admin", &hash, Millis(0))
+        .await
+        .unwrap();
     let args = [
         "tenant",
         "add",
@@ -306,7 +310,7 @@ async fn sign_ins_behind_a_proxy_are_limited_per_forwarded_client(db: Db) {
     )
     .await;
     let hash = hash_password(PASSWORD).unwrap();
-    let now = t.state.clock.epoch_ms();
+    let now = t.state.clock.now();
     t.state
         .store
         .set_admin_password("other", &hash, now)

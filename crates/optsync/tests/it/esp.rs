@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use keap::EmailStatus;
+use optsync::clock::{Millis, Now as _};
 use optsync::providers::{
     HttpAuth, Kind, Provider, ProviderConfig, Reject, Request, Verified, verify,
 };
@@ -705,7 +706,7 @@ async fn signed_provider_events_are_honoured_per_the_rules(db: Db) {
     let (_, bob) = t.contact("bob", 3);
 
     // A SendGrid spam report for Ann's EMAIL1 → all her addresses.
-    let now = t.state.clock.epoch_ms() / 1000;
+    let now = t.state.clock.now().as_i64() / 1000;
     let body = format!(
         r#"[{{"email":"{}","timestamp":{now},"event":"spamreport","sg_event_id":"e2e-1"}}]"#,
         ann[0]
@@ -843,7 +844,14 @@ async fn signed_provider_events_are_honoured_per_the_rules(db: Db) {
     );
 
     // Tokens past the freshness window are forgotten (they would be refused as stale anyway).
-    assert_eq!(t.state.store.prune_seen_tokens(i64::MAX).await.unwrap(), 1);
+    assert_eq!(
+        t.state
+            .store
+            .prune_seen_tokens(Millis(i64::MAX))
+            .await
+            .unwrap(),
+        1
+    );
     // Store down → the status that makes the provider retry.
     t.state.store.close().await;
     let unsub = String::from_utf8(fixture("postmark-unsubscribe.json")).unwrap();

@@ -2,6 +2,7 @@
 //! beyond a job or two — claims take tenants in turns. On a fixed clock: each job "costs"
 //! a fixed step of time, so the time to honour is counted in jobs, not in machine speed.
 
+use optsync::clock::Now as _;
 use std::time::Duration;
 
 use keap::{ContactId, EmailStatus, OptOutMethod};
@@ -43,7 +44,7 @@ async fn flood(t: &TestApp, n: usize) {
         let ev = NewEvent::new(
             tenant.id,
             EventPayload::KeapPost { subject },
-            t.state.clock.epoch_ms(),
+            t.state.clock.now(),
         );
         t.state.store.accept(&ev).await.unwrap();
     }
@@ -119,7 +120,7 @@ async fn one_tenant_holds_at_most_its_share_of_workers(db: Db) {
     flood(&t, 5).await;
     let flood_id = t.state.tenants.get("flood").await.unwrap().id;
     let store = &t.state.store;
-    let now = clock.epoch_ms();
+    let now = clock.now();
     let first = store.claim(now, 60_000, 1).await.unwrap().unwrap();
     assert_eq!(first.tenant_id, flood_id);
     assert!(

@@ -1,5 +1,6 @@
 //! Promises the README makes, one test each, named after the promise.
 
+use optsync::clock::Now as _;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -307,7 +308,7 @@ async fn console_pages_carry_a_strict_csp_and_no_store(db: Db) {
     )
     .await;
     let hash = optsync::console::auth::hash_password("correct horse battery staple").unwrap();
-    let now = t.state.clock.epoch_ms();
+    let now = t.state.clock.now();
     t.state
         .store
         .set_admin_password("admin", &hash, now)

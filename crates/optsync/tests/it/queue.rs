@@ -5,6 +5,7 @@ use keap::ContactId;
 use keap::EmailStatus;
 use keap_sim::{FaultKind, SimEvent};
 use optsync::clock::Clock;
+use optsync::clock::{Millis, Now as _};
 use optsync::store::{EventPayload, JobId, JobReport, JobState, NewEvent, Outcome, Subject};
 use optsync::worker::JobOutcome;
 use sqlx::Row;
@@ -19,7 +20,7 @@ async fn enqueue(t: &TestApp, contact: i64) -> JobId {
     let ev = NewEvent::new(
         tenant.id,
         EventPayload::KeapPost { subject },
-        t.state.clock.epoch_ms(),
+        t.state.clock.now(),
     );
     t.state.store.accept(&ev).await.unwrap().job_id.unwrap()
 }
@@ -30,7 +31,7 @@ fn no_report(job_id: JobId) -> JobReport {
         tenant_id: optsync::store::TenantId(1),
         job_id,
         event_ids: vec![],
-        received_at: T0 as i64,
+        received_at: Millis(T0 as i64),
         addresses: vec![],
     }
 }
@@ -94,13 +95,7 @@ async fn failures_back_off_then_die_and_can_be_re_driven(db: Db) {
         dead[0].last_error
     );
 
-    assert!(
-        t.state
-            .store
-            .retry_job(job_id, clock.epoch_ms())
-            .await
-            .unwrap()
-    );
+    assert!(t.state.store.retry_job(job_id, clock.now()).await.unwrap());
     assert_eq!(job(&t, job_id).await.0, JobState::Pending);
     assert!(
         matches!(
@@ -115,7 +110,7 @@ async fn failures_back_off_then_die_and_can_be_re_driven(db: Db) {
         Some(JobOutcome::Done { writes: 1, .. })
     ));
     assert_eq!(t.sim.status(&emails[1]), Some(EmailStatus::Admin));
-    assert_eq!(t.state.store.retry_dead(clock.epoch_ms()).await.unwrap(), 0);
+    assert_eq!(t.state.store.retry_dead(clock.now()).await.unwrap(), 0);
 }
 on_both_backends!(failures_back_off_then_die_and_can_be_re_driven);
 
@@ -174,7 +169,7 @@ async fn events_for_one_contact_coalesce_and_one_job_runs_at_a_time(db: Db) {
     let claimed = t
         .state
         .store
-        .claim(clock.epoch_ms(), lease, i64::MAX)
+        .claim(clock.now(), lease, i64::MAX)
         .await
         .unwrap()
         .unwrap();
@@ -185,7 +180,7 @@ async fn events_for_one_contact_coalesce_and_one_job_runs_at_a_time(db: Db) {
     assert!(
         t.state
             .store
-            .claim(clock.epoch_ms(), lease, i64::MAX)
+            .claim(clock.now(), lease, i64::MAX)
             .await
             .unwrap()
             .is_none(),
@@ -196,7 +191,7 @@ async fn events_for_one_contact_coalesce_and_one_job_runs_at_a_time(db: Db) {
     let again = t
         .state
         .store
-        .claim(clock.epoch_ms(), lease, i64::MAX)
+        .claim(clock.now(), lease, i64::MAX)
         .await
         .unwrap()
         .unwrap();
@@ -208,8 +203,8 @@ async fn events_for_one_contact_coalesce_and_one_job_runs_at_a_time(db: Db) {
             .store
             .complete(
                 a,
-                Some(T0 as i64 + lease),
-                clock.epoch_ms(),
+                Some(Millis(T0 as i64) + lease),
+                clock.now(),
                 Outcome::Done,
                 &no_report(a)
             )
@@ -221,8 +216,8 @@ async fn events_for_one_contact_coalesce_and_one_job_runs_at_a_time(db: Db) {
             .store
             .complete(
                 a,
-                Some(clock.epoch_ms() + lease),
-                clock.epoch_ms(),
+                Some(clock.now() + lease),
+                clock.now(),
                 Outcome::Done,
                 &no_report(a)
             )
@@ -232,7 +227,7 @@ async fn events_for_one_contact_coalesce_and_one_job_runs_at_a_time(db: Db) {
     let next = t
         .state
         .store
-        .claim(clock.epoch_ms(), lease, i64::MAX)
+        .claim(clock.now(), lease, i64::MAX)
         .await
         .unwrap()
         .unwrap();
@@ -315,8 +310,8 @@ async fn a_post_is_honoured_only_when_keap_shows_a_stop(db: Db) {
 
     let period = optsync::report::Period {
         app: None,
-        since: 0,
-        until: clock.epoch_ms() + 1,
+        since: Millis(0),
+        until: clock.now() + 1,
     };
     let report = optsync::report::build(&t.state.store, &period)
         .await

@@ -2,6 +2,7 @@
 //! are the ones this test computes on its own, and the CLI's JSON, CSV and table say the
 //! same as the library.
 
+use optsync::clock::{Millis, Now as _};
 use std::time::Duration;
 
 use keap::EmailStatus;
@@ -59,11 +60,11 @@ async fn the_report_counts_what_happened(db: Db) {
     honoured.extend(opt_out(&t, &clock, "late", Some(Duration::from_millis(50 * HOUR))).await);
     // Left waiting: not honoured.
     opt_out(&t, &clock, "waiting", None).await;
-    let until = clock.epoch_ms() + 1;
+    let until = clock.now() + 1;
 
     let period = Period {
         app: Some(t.app.clone()),
-        since: T0 as i64,
+        since: Millis(T0 as i64),
         until,
     };
     let r = build(&t.state.store, &period).await.unwrap();
@@ -144,8 +145,8 @@ async fn csv_cells_are_neutralised_against_formulas(db: Db) {
     assert_eq!(s, 200, "{body}");
     let period = Period {
         app: Some(t.app.clone()),
-        since: T0 as i64,
-        until: clock.epoch_ms() + 1,
+        since: Millis(T0 as i64),
+        until: clock.now() + 1,
     };
     let r = build(&t.state.store, &period).await.unwrap();
     assert_eq!(
@@ -200,10 +201,10 @@ async fn ten_business_days_are_counted_across_weekends(db: Db) {
     t.worker.drain().await.unwrap();
     assert_eq!(honoured(&t).await, vec![fri, sat]);
 
-    let until = clock.epoch_ms() + 1;
+    let until = clock.now() + 1;
     let period = Period {
         app: Some(t.app.clone()),
-        since: T0 as i64,
+        since: Millis(T0 as i64),
         until,
     };
     let s = build(&t.state.store, &period).await.unwrap().summary;
