@@ -314,6 +314,16 @@ impl Serving {
     }
 }
 
+impl Drop for Serving {
+    /// Dropped without [`Serving::stop`] (its tasks are aborted with it): the committer ends
+    /// once it has committed what it holds, so a later `serve` of the application runs its own.
+    fn drop(&mut self) {
+        if self.committer.is_some() {
+            self.queue.close_intake();
+        }
+    }
+}
+
 fn note_panic(ended: std::result::Result<(), tokio::task::JoinError>) {
     if let Err(e) = ended
         && e.is_panic()

@@ -12,13 +12,11 @@
 //!   where it was and queues nothing twice. A sweep spends at most a share of the credential's
 //!   remaining daily quota (default half), then pauses until the budget returns.
 
-use crate::clock::Millis;
-use crate::clock::Now as _;
+use crate::clock::{Millis, Now as _};
 use crate::logfmt::one_line;
-use crate::store::TenantId;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use keap::{Address, Contact, ContactId, EmailAddress, EmailField, EmailStatus, KeapClient};
+use keap::{Address, Contact, EmailAddress, EmailField, EmailStatus, KeapClient};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -27,7 +25,7 @@ use crate::state::AppState;
 pub use crate::store::SweepKind;
 use crate::store::{
     ContactSnapshot, EventPayload, IndexedAddress, NewEvent, PageCommit, SweepRow, SweepState,
-    TenantRow,
+    TenantId, TenantRow,
 };
 
 #[derive(Debug, Clone)]
@@ -153,19 +151,13 @@ impl Sweeper<'_> {
         Ok(())
     }
 
-    fn take_decision(
-        &mut self,
-        c: &Contact,
-        jobs: &mut Vec<NewEvent>,
-        now: Millis,
-        snapshot: bool,
-    ) {
+    fn take_decision(&mut self, c: &Contact, jobs: &mut Vec<NewEvent>, now: Millis, snap: bool) {
         let decision = rules::decide(&views(c, &self.own), &Signals::default());
         if let Some((kind, writes)) = discrepancy(c, &decision) {
             *self.report.discrepancies.entry(kind).or_default() += 1;
             self.report.addresses_to_write += writes;
             self.report.contacts_queued += 1;
-            jobs.push(reconcile_event(self.tenant.id, c, now, snapshot));
+            jobs.push(reconcile_event(self.tenant.id, c, now, snap));
         }
     }
 
@@ -196,7 +188,7 @@ impl Sweeper<'_> {
             for c in &page.contacts {
                 for a in &c.addresses {
                     commit.index.push(IndexedAddress {
-                        contact_id: c.id.get(),
+                        contact_id: c.id,
                         field: a.field.rest_name().into(),
                         email: a.email.as_str().into(),
                     });
@@ -342,10 +334,10 @@ impl Sweeper<'_> {
             }
             return Ok(true);
         }
-        for (id, addrs) in holders {
-            let Some(cid) = ContactId::new(id).filter(|_| done.insert(id)) else {
+        for (cid, addrs) in holders {
+            if !done.insert(cid.get()) {
                 continue;
-            };
+            }
             // What is not in the list just read is marketable.
             let addresses = addrs
                 .iter()

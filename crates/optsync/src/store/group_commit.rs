@@ -22,6 +22,9 @@ const MAX_BATCH: usize = 256;
 
 type Reply = oneshot::Sender<Result<DeliveryOutcome>>;
 
+/// Where requests hand their deliveries to the running committer.
+type Intake = mpsc::Sender<(Delivery, Reply)>;
+
 /// Requests still queued, with where each waits for its outcome.
 type Queued = mpsc::Receiver<(Delivery, Reply)>;
 
@@ -31,7 +34,7 @@ type Queued = mpsc::Receiver<(Delivery, Reply)>;
 #[derive(Debug, Clone)]
 pub struct GroupCommit {
     store: Store,
-    running: Arc<Mutex<Option<mpsc::Sender<(Delivery, Reply)>>>>,
+    running: Arc<Mutex<Option<Intake>>>,
 }
 
 /// The running committer: [`Committer::run`] commits until [`GroupCommit::close`] and every

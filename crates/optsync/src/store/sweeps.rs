@@ -7,6 +7,7 @@
 
 use super::TenantId;
 use crate::clock::Millis;
+use keap::ContactId;
 use std::collections::HashMap;
 
 use sqlx::Row;
@@ -35,7 +36,7 @@ pub struct SweepRow {
 /// One contact's address as indexed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexedAddress {
-    pub contact_id: i64,
+    pub contact_id: ContactId,
     pub field: String,
     pub email: String,
 }
@@ -112,7 +113,7 @@ impl Store {
                  ON CONFLICT (tenant_id, contact_id, field) DO UPDATE SET email = excluded.email, email_key = excluded.email_key",
             )
             .bind(tenant_id)
-            .bind(a.contact_id)
+            .bind(a.contact_id.get())
             .bind(&a.field)
             .bind(&a.email)
             .bind(a.email.to_lowercase())
@@ -180,14 +181,16 @@ impl Store {
         &self,
         tenant_id: TenantId,
         email_key: &str,
-    ) -> Result<Vec<i64>> {
-        Ok(sqlx::query_scalar(
+    ) -> Result<Vec<ContactId>> {
+        let ids: Vec<i64> = sqlx::query_scalar(
             "SELECT DISTINCT contact_id FROM contact_addresses WHERE tenant_id = $1 AND email_key = $2 ORDER BY contact_id",
         )
         .bind(tenant_id)
         .bind(email_key)
         .fetch_all(self.pool())
-        .await?)
+        .await?;
+        // The index holds only what Keap listed, and Keap's ids are positive.
+        Ok(ids.into_iter().filter_map(ContactId::new).collect())
     }
 
     /// The contacts the index says hold an address, each with all its indexed addresses.
@@ -195,7 +198,7 @@ impl Store {
         &self,
         tenant_id: TenantId,
         email_key: &str,
-    ) -> Result<Vec<(i64, Vec<IndexedAddress>)>> {
+    ) -> Result<Vec<(ContactId, Vec<IndexedAddress>)>> {
         let ids = self.indexed_holder_ids(tenant_id, email_key).await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
@@ -203,7 +206,7 @@ impl Store {
                 "SELECT field, email FROM contact_addresses WHERE tenant_id = $1 AND contact_id = $2 ORDER BY field",
             )
             .bind(tenant_id)
-            .bind(id)
+            .bind(id.get())
             .fetch_all(self.pool())
             .await?;
             let addrs = rows

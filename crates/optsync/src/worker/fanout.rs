@@ -15,12 +15,10 @@ impl JobRun<'_> {
         if !self.index_fresh {
             return Ok(self.client.contacts_with_address(email).await?);
         }
-        let ids = self
-            .state
+        self.state
             .store
             .indexed_holder_ids(self.tenant.id, &email.key())
-            .await?;
-        Ok(ids.into_iter().filter_map(ContactId::new).collect())
+            .await
     }
 
     /// Queues a job for each other holder of each stop source not fanned out before.
