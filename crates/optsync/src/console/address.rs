@@ -3,7 +3,10 @@
 
 use keap::EmailAddress;
 
-use super::format::{event_view, rule_in_words, when};
+use super::format::{
+    KnownAddresses, change_in_words, contact_in_words, decision_in_words, event_view, moment,
+    rule_in_words, status_in_words,
+};
 use super::views::{DecisionView, EventView, LiveView};
 use crate::error::{Error, Result};
 use crate::state::AppState;
@@ -12,27 +15,25 @@ use crate::state::AppState;
 const MAX_LIVE_CONTACTS: usize = 10;
 
 pub async fn history(state: &AppState, email: &str) -> Result<(Vec<EventView>, Vec<DecisionView>)> {
+    let audit = state.store.audit(None, Some(email), 200).await?;
+    let known = KnownAddresses::from_audit(&audit);
     let events = state
         .store
         .events_for_email(email, 200)
         .await?
         .iter()
-        .map(event_view)
+        .map(|e| event_view(e, &known))
         .collect();
-    let decisions = state
-        .store
-        .audit(None, Some(email), 200)
-        .await?
+    let decisions = audit
         .into_iter()
         .map(|a| {
             let d = a.decision;
-            let status = |s: Option<keap::EmailStatus>| s.map_or("—", |s| s.type_name());
             DecisionView {
-                at: when(Some(a.honoured_at)),
+                at: moment(Some(a.honoured_at)),
                 app: a.app.unwrap_or_default(),
-                contact: d.contact.map(|c| c.to_string()).unwrap_or_default(),
-                change: format!("{} → {}", status(d.before), status(d.after)),
-                action: d.action.to_string(),
+                contact: contact_in_words(d.contact.map(|c| c.get())),
+                change: change_in_words(d.before, d.after),
+                action: decision_in_words(d.action).to_string(),
                 rule: rule_in_words(d.action, d.rule.as_ref()),
             }
         })
@@ -65,13 +66,13 @@ pub async fn live(state: &AppState, email: &str) -> Result<Vec<LiveView>> {
                     .iter()
                     .find(|a| a.email.key() == address.key())
                     .map_or("not on the contact any more".into(), |a| {
-                        a.status.to_string()
+                        status_in_words(a.status)
                     }),
                 Err(e) => format!("could not read: {e}"),
             };
             out.push(LiveView {
                 app: t.app.clone(),
-                contact: id.to_string(),
+                contact: contact_in_words(Some(id.get())),
                 status,
             });
         }

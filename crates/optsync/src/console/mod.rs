@@ -1,5 +1,6 @@
 //! The operator's console, on the admin listener beside `/metrics`: server-rendered pages
-//! (templates checked at compile time, no JavaScript), signed in with a password set by
+//! (templates checked at compile time; one small static script, `/console.js`, only puts
+//! times in the viewer's time zone and age), signed in with a password set by
 //! `optsync admin set-password`. [`auth`] signs in and out; [`pages`] are the handlers,
 //! which take [`forms`] (the CSRF check is an extractor) and answer through [`respond`];
 //! [`overview`], [`tenant`], [`address`] and [`report_page`] gather what each page shows,
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
 use crate::state::AppState;
@@ -66,11 +68,21 @@ pub fn router(state: AppState) -> Router {
         .route("/address/live", post(pages::address_live))
         .route("/report", get(pages::report))
         .route("/report.csv", get(pages::report_csv))
+        .route("/console.js", get(script))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
 
-/// No framing, no scripts, nothing cached, no referrer leaving the console.
+/// The console's one script: it rewrites each `<time>` to the viewer's time zone and its
+/// age. A file of the console's own, because the CSP allows no inline script.
+async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/console.js"),
+    )
+}
+
+/// No framing, no script but the console's own file, nothing cached, no referrer leaving the console.
 async fn security_headers(
     req: axum::extract::Request,
     next: axum::middleware::Next,
@@ -80,7 +92,7 @@ async fn security_headers(
     for (name, value) in [
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),

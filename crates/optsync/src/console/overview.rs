@@ -1,7 +1,7 @@
 //! The overview: one row per tenant with its queue, time to honour, quota, learned path,
 //! last sweep and a verdict in plain words; and the console's recent actions.
 
-use super::format::{dur, when};
+use super::format::{console_action_in_words, dur, moment, path_in_words};
 use super::views::{ActionRow, OverviewRow};
 use crate::clock::Millis;
 use crate::clock::Now as _;
@@ -75,16 +75,16 @@ async fn row(
         .and_then(|r| state.clients.client(r).ok())
         .and_then(|c| c.pacer().budget().daily_remaining)
         .map_or_else(|| "unlimited".into(), |q| q.to_string());
-    let path = match row.and_then(|r| r.opt_out_path.map(|p| (p, r.opt_out_path_at))) {
-        Some((p, at)) => format!("{p}, last worked {}", when(at)),
-        None => "not learned yet".into(),
+    let (path, path_at) = match row.and_then(|r| r.opt_out_path.map(|p| (p, r.opt_out_path_at))) {
+        Some((p, at)) => (path_in_words(p).to_string(), moment(at)),
+        None => ("not learned yet".into(), moment(None)),
     };
     let (healthy, health) = health(t, now);
     Ok(OverviewRow {
         app: t.app.clone(),
         healthy,
         health,
-        last_post: when(t.last_post_at),
+        last_post: moment(t.last_post_at),
         pending: n(JobState::Pending),
         running: n(JobState::Running),
         blocked: n(JobState::Blocked),
@@ -93,7 +93,8 @@ async fn row(
         month: percentiles(state, &t.app, now, 30).await?,
         quota,
         path,
-        last_sweep: when(t.last_sweep_at),
+        path_at,
+        last_sweep: moment(t.last_sweep_at),
     })
 }
 
@@ -110,9 +111,9 @@ pub async fn rows(state: &AppState) -> Result<(Vec<OverviewRow>, Vec<ActionRow>)
         .await?
         .into_iter()
         .map(|a| ActionRow {
-            at: when(Some(a.at)),
+            at: moment(Some(a.at)),
             user: a.user_name,
-            action: a.action,
+            action: console_action_in_words(&a.action),
             target: a.target,
             detail: a.detail.unwrap_or_default(),
         })

@@ -2,7 +2,6 @@
 //! come typed, through [`CsrfForm`] when signed in; every failure is a [`ConsoleError`];
 //! every action is recorded with who and when.
 
-use crate::clock::Millis;
 use crate::clock::Now as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,12 +15,10 @@ use super::auth::{self, Session, SignInLimiter};
 use super::forms::{AddressForm, AddressQuery, CsrfForm, Empty, ReportQuery, SignIn};
 use super::respond::{Answer, ConsoleError, page, record};
 use super::views::*;
-use crate::report::{self, Period};
+use crate::report;
 use crate::retry::Retried;
 use crate::state::AppState;
 use crate::store::JobId;
-
-const DAY_MS: i64 = 86_400_000;
 
 // ---------------------------------------------------------------- signing in and out
 
@@ -199,34 +196,19 @@ pub async fn address_live(State(state): State<AppState>, f: CsrfForm<AddressForm
 
 // ---------------------------------------------------------------- the compliance report
 
-/// The period a report form asks for (default: the last 30 days), or what is wrong with it.
-fn period(state: &AppState, q: &ReportQuery) -> Result<Period, ConsoleError> {
-    let now = state.clock.now();
-    let date = |v: &str| -> Result<Option<Millis>, ConsoleError> {
-        match v.trim() {
-            "" => Ok(None),
-            v => crate::report::parse_date(v)
-                .map(Some)
-                .map_err(|e| ConsoleError::BadRequest(e.to_string())),
-        }
-    };
-    let since = date(&q.since)?.unwrap_or(now - 30 * DAY_MS);
-    let until = date(&q.until)?.unwrap_or(now + 1);
-    if until <= since {
-        return Err(ConsoleError::BadRequest(
-            "the period must end after it starts".into(),
-        ));
-    }
-    let app = Some(q.app.trim().to_string()).filter(|a| !a.is_empty());
-    Ok(Period { app, since, until })
-}
-
 pub async fn report(
     State(state): State<AppState>,
     s: Session,
     Query(q): Query<ReportQuery>,
 ) -> Answer {
-    let p = period(&state, &q)?;
+    let p = match super::report_page::period(state.clock.now(), &q) {
+        Ok(p) => p,
+        Err(why) => {
+            let mut r = page(super::report_page::refused(s, &q, why))?;
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            return Ok(r);
+        }
+    };
     let r = report::build(&state.store, &p).await?;
     let query = serde_urlencoded::to_string(&q).unwrap_or_default();
     page(super::report_page::page(s, &p, &r, query))
@@ -237,7 +219,8 @@ pub async fn report_csv(
     _s: Session,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ConsoleError> {
-    let p = period(&state, &q)?;
+    let p = super::report_page::period(state.clock.now(), &q)
+        .map_err(ConsoleError::BadRequest)?;
     let csv = report::build(&state.store, &p)
         .await
         .and_then(|r| report::to_csv(&r))?;

@@ -2,7 +2,10 @@
 //! the providers configured with their last delivery.
 
 use super::chart;
-use super::format::{event_view, provider_source, stuck, when};
+use super::format::{
+    KnownAddresses, contact_in_words, event_view, moment, provider_name, provider_source,
+    state_in_words, stuck,
+};
 use super::views::{EventView, ProviderView, StuckJob};
 use crate::clock::Millis;
 use crate::clock::Now as _;
@@ -31,7 +34,11 @@ async fn chart_svg(state: &AppState, t: &TenantRow, now: Millis) -> Result<Strin
     Ok(chart::svg(&chart::days(&lat, today.as_i64())))
 }
 
-async fn stuck_jobs(state: &AppState, t: &TenantRow) -> Result<Vec<StuckJob>> {
+async fn stuck_jobs(
+    state: &AppState,
+    t: &TenantRow,
+    known: &KnownAddresses,
+) -> Result<Vec<StuckJob>> {
     let mut out: Vec<StuckJob> = Vec::new();
     for e in state.store.events(Some(t.id), None, 500).await? {
         let (Some(job), Some(st)) = (e.job_id, e.job_state) else {
@@ -42,12 +49,9 @@ async fn stuck_jobs(state: &AppState, t: &TenantRow) -> Result<Vec<StuckJob>> {
         }
         out.push(StuckJob {
             job_id: job,
-            state: st.to_string(),
-            subject: e
-                .contact_id
-                .map(|c| format!("contact {c}"))
-                .or(e.email.clone())
-                .unwrap_or_default(),
+            state: state_in_words(st).to_string(),
+            subject: contact_in_words(e.contact_id),
+            addresses: known.of(e.email.as_deref(), e.contact_id),
             attempts: e.attempts.unwrap_or_default(),
             why: e.last_error.clone().unwrap_or_default(),
         });
@@ -62,13 +66,14 @@ async fn providers(state: &AppState, t: &TenantRow) -> Result<Vec<ProviderView>>
             Some(src) => state.store.last_received(t.id, src).await?,
             None => None,
         };
-        let url = crate::providers::Provider::from_name(&name)
+        let provider = crate::providers::Provider::from_name(&name);
+        let url = provider
             .map(|p| state.tenants.provider_url(&t.app, p))
             .unwrap_or_default();
         out.push(ProviderView {
-            name,
-            configured: when(Some(at)),
-            last: when(last),
+            name: provider.map_or(name, |p| provider_name(p).to_string()),
+            configured: moment(Some(at)),
+            last: moment(last),
             url,
         });
     }
@@ -77,16 +82,17 @@ async fn providers(state: &AppState, t: &TenantRow) -> Result<Vec<ProviderView>>
 
 pub async fn parts(state: &AppState, t: &TenantRow) -> Result<Parts> {
     let now = state.clock.now();
+    let known = KnownAddresses::from_audit(&state.store.audit(Some(t.id), None, 1000).await?);
     let events = state
         .store
         .events(Some(t.id), None, 50)
         .await?
         .iter()
-        .map(event_view)
+        .map(|e| event_view(e, &known))
         .collect();
     Ok((
         chart_svg(state, t, now).await?,
-        stuck_jobs(state, t).await?,
+        stuck_jobs(state, t, &known).await?,
         events,
         providers(state, t).await?,
     ))

@@ -3,6 +3,7 @@
 
 use askama::Template;
 
+use super::format::Moment;
 use crate::store::JobId;
 
 #[derive(Template)]
@@ -17,7 +18,7 @@ pub struct OverviewRow {
     pub app: String,
     pub healthy: bool,
     pub health: String,
-    pub last_post: String,
+    pub last_post: Moment,
     pub pending: i64,
     pub running: i64,
     pub blocked: i64,
@@ -25,12 +26,14 @@ pub struct OverviewRow {
     pub day: String,
     pub month: String,
     pub quota: String,
+    /// The way opt-outs are written, in words, and when it last worked.
     pub path: String,
-    pub last_sweep: String,
+    pub path_at: Moment,
+    pub last_sweep: Moment,
 }
 
 pub struct ActionRow {
-    pub at: String,
+    pub at: Moment,
     pub user: String,
     pub action: String,
     pub target: String,
@@ -50,6 +53,7 @@ pub struct StuckJob {
     pub job_id: JobId,
     pub state: String,
     pub subject: String,
+    pub addresses: Vec<String>,
     pub attempts: i64,
     pub why: String,
 }
@@ -57,19 +61,20 @@ pub struct StuckJob {
 pub struct EventView {
     pub id: i64,
     pub app: String,
-    pub received: String,
-    pub source: String,
-    pub kind: String,
+    pub received: Moment,
+    /// Where it came from and what it says, in words.
+    pub what: String,
     pub contact: String,
-    pub email: String,
+    /// The event's address, or those its contact was seen holding.
+    pub addresses: Vec<String>,
     pub job: String,
-    pub honoured: String,
+    pub honoured: Moment,
 }
 
 pub struct ProviderView {
     pub name: String,
-    pub configured: String,
-    pub last: String,
+    pub configured: Moment,
+    pub last: Moment,
     pub url: String,
 }
 
@@ -88,7 +93,7 @@ pub struct TenantPage {
 }
 
 pub struct DecisionView {
-    pub at: String,
+    pub at: Moment,
     pub app: String,
     pub contact: String,
     pub change: String,
@@ -114,14 +119,14 @@ pub struct AddressPage {
 }
 
 pub struct ReportRow {
-    pub received: String,
-    pub honoured: String,
+    pub received: Moment,
+    pub honoured: Moment,
     pub latency: String,
     pub app: String,
-    pub source: String,
-    pub kind: String,
+    pub what: String,
     pub contact: String,
-    pub addresses: String,
+    /// Each address and what was done about it, in words.
+    pub addresses: Vec<(String, &'static str)>,
     pub why: String,
 }
 
@@ -130,9 +135,12 @@ pub struct ReportRow {
 pub struct ReportPage {
     pub csrf: String,
     pub user: String,
+    /// The period's first and last day, as the date pickers hold them.
     pub since: String,
     pub until: String,
     pub app: String,
+    /// Why the period asked for was refused (nothing else is shown then).
+    pub error: Option<String>,
     pub query: String,
     pub summary: Vec<String>,
     pub rows: Vec<ReportRow>,
