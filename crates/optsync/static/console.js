@@ -5,9 +5,18 @@
 // allows no inline script.
 (function () {
   "use strict";
-  var local = new Intl.DateTimeFormat(undefined, {
-    year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit"
-  });
+  var thisYear = new Date().getFullYear();
+  var formats = {};
+  // The year only when it is not this one.
+  function local(at) {
+    var key = new Date(at).getFullYear() === thisYear ? "short" : "long";
+    if (!formats[key]) {
+      var o = { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" };
+      if (key === "long") o.year = "numeric";
+      formats[key] = new Intl.DateTimeFormat(undefined, o);
+    }
+    return formats[key].format(at);
+  }
 
   function age(ms) {
     var future = ms < 0;
@@ -26,7 +35,7 @@
       var at = Date.parse(el.getAttribute("datetime"));
       if (isNaN(at)) continue;
       if (!el.title) el.title = el.textContent;
-      el.textContent = local.format(at) + " · " + age(now - at);
+      el.textContent = local(at) + " · " + age(now - at);
       el.setAttribute("data-local", "");
     }
   }

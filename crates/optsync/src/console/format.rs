@@ -97,6 +97,7 @@ pub fn when(at: Option<Millis>) -> String {
 pub fn dur(ms: Option<i64>) -> String {
     match ms {
         None => "—".into(),
+        Some(m) if m < 1000 => format!("{m} ms"),
         Some(m) if m < 60_000 => format!("{:.1} s", m as f64 / 1000.0),
         Some(m) if m < 3_600_000 => format!("{:.1} min", m as f64 / 60_000.0),
         Some(m) => format!("{:.1} h", m as f64 / 3_600_000.0),

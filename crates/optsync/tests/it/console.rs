@@ -1,8 +1,11 @@
 //! The console in a real headless Chromium (Debian's `chromium` and `chromium-driver`,
 //! which scripts/test installs), driven over WebDriver: sign in, the overview's counts, a
-//! dead job retried from its button, the address page's decisions, a form without its CSRF
-//! token refused, wrong passwords refused and slowed. Each page's screenshot is saved under
-//! `target/console-screenshots/`. Then, over plain HTTP: every page redirects to sign-in
+//! dead job retried from its button, the address page's decisions, the report's date
+//! pickers, a form without its CSRF token refused, wrong passwords refused and slowed.
+//! Every page is checked as a customer reads it (see [`Browser::check_page`]: no sideways
+//! scrolling at 1280 and 390 px, times in the viewer's zone, no ISO timestamp or stored
+//! identifier) and its screenshot saved under `target/console-screenshots/` (and under
+//! `docs/screenshots/` with `OPTSYNC_UPDATE_SCREENSHOTS=1`). Then, over plain HTTP: every page redirects to sign-in
 //! without a session, the console is not on the hook listener, a planted session cookie is
 //! never promoted, and the cookie's flags.
 
@@ -19,6 +22,42 @@ use crate::processes::free_port;
 use crate::{Db, Options, TempDir, TestApp, on_both_backends};
 
 const PASSWORD: &str = "correct horse battery staple";
+/// The browser's time zone: UTC+05:30 all year.
+const VIEWER_TZ: &str = "Asia/Kolkata";
+const VIEWER_OFFSET_MS: i64 = 330 * 60_000;
+
+/// `2026-11-30T12:17:07` (with `.514` after it, when `millis`) somewhere in `s`.
+fn has_iso(s: &str, millis: bool) -> bool {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    (0..b.len().saturating_sub(20)).any(|i| {
+        digits(i..i + 4)
+            && b[i + 4] == b'-'
+            && digits(i + 5..i + 7)
+            && b[i + 7] == b'-'
+            && digits(i + 8..i + 10)
+            && b[i + 10] == b'T'
+            && digits(i + 11..i + 13)
+            && b[i + 13] == b':'
+            && (!millis || (b[i + 19] == b'.' && b[i + 20].is_ascii_digit()))
+    })
+}
+
+/// The stored words a page must put in a sentence instead.
+fn raw_identifiers() -> Vec<String> {
+    use optsync::store::{AuditAction, EventKind, JobState};
+    let stored = AuditAction::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .chain(EventKind::ALL.iter().map(|k| k.as_str()))
+        .chain(JobState::ALL.iter().map(|s| s.as_str()))
+        .filter(|w| w.contains('_'));
+    let more = [
+        "keap_post", "esp:", "fanout", "discrepancy", "sign_in", "sign_out", "retry_job",
+        "reveal_post_url", "live_status", "xmlrpc",
+    ];
+    stored.chain(more).map(String::from).collect()
+}
 
 /// chromedriver and a headless Chromium session; chromedriver is stopped when dropped.
 struct Browser {
@@ -30,8 +69,10 @@ struct Browser {
 impl Browser {
     async fn start() -> Self {
         let port = free_port();
+        // The viewer's zone is not UTC, so that the pages' times are seen to be rewritten.
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .env("TZ", VIEWER_TZ)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -50,7 +91,7 @@ impl Browser {
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                          "--disable-quic", "--no-first-run", "--disable-background-networking",
-                         "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                         "--disable-component-update", "--disable-sync", "--window-size=1280,900", "--lang=en-GB",
                          format!("--user-data-dir={}", profile.path().display())]
             }),
         );
@@ -71,13 +112,68 @@ impl Browser {
         self.client.as_ref().unwrap()
     }
 
-    /// Saves what the browser shows as target/console-screenshots/NAME.png.
-    async fn shot(&self, name: &str) {
+    /// Saves what the browser shows as target/console-screenshots/NAME.png, and, for the
+    /// README's pictures (`readme`) with `OPTSYNC_UPDATE_SCREENSHOTS=1`, as
+    /// docs/screenshots/NAME.png.
+    async fn shot(&self, name: &str, readme: bool) {
         let png = self.c().screenshot().await.unwrap();
-        let dir =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut dirs = vec![root.join("target/console-screenshots")];
+        if readme && std::env::var_os("OPTSYNC_UPDATE_SCREENSHOTS").is_some() {
+            dirs.push(root.join("docs/screenshots"));
+        }
+        for dir in dirs {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("{name}.png")), &png).unwrap();
+        }
+    }
+
+    async fn js(&self, script: &str) -> serde_json::Value {
+        self.c().execute(script, Vec::new()).await.unwrap()
+    }
+
+    /// Resizes the window and waits until the page's viewport is `width` wide.
+    async fn width(&self, width: u32) {
+        self.c().set_window_size(width, 900).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let inner = self.js("return window.innerWidth").await;
+            if inner.as_u64() == Some(u64::from(width)) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the viewport stays {inner}, not {width}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The page as a customer reads it, at 1280 px then 390 px: nothing scrolls sideways
+    /// (at 1280 px not even a table inside its box); no ISO timestamp in the text and none
+    /// with milliseconds even in the markup; no stored identifier; every time rewritten by
+    /// the page's script. Saves NAME and NAME-390 screenshots.
+    async fn check_page(&self, name: &str) {
+        self.width(1280).await;
+        let source = self.c().source().await.unwrap();
+        assert!(!has_iso(&source, true), "{name}: an ISO time with milliseconds");
+        let text = self.text("body").await;
+        assert!(!has_iso(&text, false), "{name}: a raw ISO time: {text}");
+        for id in raw_identifiers() {
+            assert!(!text.contains(&id), "{name} shows {id:?}: {text}");
+        }
+        let unrewritten = self
+            .js("return document.querySelectorAll('time:not([data-local])').length")
+            .await;
+        assert_eq!(unrewritten, 0, "{name}: a time not in the viewer's zone");
+        let overflow = "return [\
+            Math.max(0, document.documentElement.scrollWidth - window.innerWidth), \
+            Array.from(document.querySelectorAll('.wrap')) \
+                .filter(w => w.scrollWidth > w.clientWidth).length]";
+        assert_eq!(self.js(overflow).await, serde_json::json!([0, 0]), "{name} at 1280 px");
+        self.shot(name, true).await;
+        self.width(390).await;
+        let page = self.js(overflow).await;
+        assert_eq!(page[0], 0, "{name} scrolls sideways at 390 px");
+        self.shot(&format!("{name}-390"), false).await;
+        self.width(1280).await;
     }
 
     /// The text of the first element matching `css`, waiting for it to appear (a click's
@@ -193,7 +289,7 @@ async fn the_console_in_a_browser(db: Db) {
         "/login",
         "no session: sign in first"
     );
-    b.shot("01-sign-in").await;
+    b.check_page("sign-in").await;
     b.sign_in(&base, "admin", PASSWORD).await;
     assert_eq!(c.current_url().await.unwrap().path(), "/");
     let row = "tr[data-app=acme]";
@@ -204,11 +300,18 @@ async fn the_console_in_a_browser(db: Db) {
             .await
             .contains("dead")
     );
-    b.shot("02-overview").await;
+    b.check_page("overview").await;
+    times_are_in_the_viewers_zone(&b, &format!("{row} td:nth-child(3) time")).await;
 
-    // Retry the dead job from its button: it is pending again.
+    // The app's page: each contact with its addresses; the dead job, retried from its
+    // button, is pending again and the page says nothing is stuck.
     c.goto(&format!("{base}/tenants/acme")).await.unwrap();
-    b.shot("03-tenant").await;
+    let events = b.text("#events").await;
+    for a in &ann {
+        assert!(events.contains(a.as_str()), "Ann's {a} beside her contact: {events}");
+    }
+    assert!(events.contains("Keap's opt-out post"), "{events}");
+    b.check_page("app").await;
     let button = format!("tr[data-job='{dead_job}'] button.retry");
     c.find(Locator::Css(&button))
         .await
@@ -216,7 +319,10 @@ async fn the_console_in_a_browser(db: Db) {
         .click()
         .await
         .unwrap();
-    b.settle("#events").await;
+    assert_eq!(
+        b.text("#no-stuck").await,
+        "Nothing blocked or dead — every opt-out went through."
+    );
     let state: String = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
         .bind(dead_job)
         .fetch_one(t.state.store.pool())
@@ -241,11 +347,9 @@ async fn the_console_in_a_browser(db: Db) {
         - 1;
     // This test caused one decision about it: Ann's Manual Email made the job opt it out.
     assert_eq!(decisions, 1);
-    assert_eq!(b.text("#decisions td.action").await, "opted_out");
-    b.shot("04-address").await;
-    c.goto(&format!("{base}/report")).await.unwrap();
-    assert!(b.text("#summary").await.contains("opt-outs: 5"));
-    b.shot("05-report").await;
+    assert_eq!(b.text("#decisions td.action").await, "opted out");
+    b.check_page("address").await;
+    the_report_by_date_pickers(&b, &t, &base).await;
 
     // A form posted without the session's CSRF token is refused.
     let cookie = c.get_named_cookie("optsync_session").await.unwrap();
@@ -278,10 +382,59 @@ async fn the_console_in_a_browser(db: Db) {
             .starts_with("Too many failed sign-ins");
     }
     assert!(slowed, "repeated failures are slowed");
-    b.shot("06-slowed").await;
+    b.shot("sign-in-slowed", false).await;
     b.stop().await;
 }
 on_both_backends!(the_console_in_a_browser);
+
+/// The time in `css` reads in the viewer's zone (UTC+05:30) with its age; its tooltip keeps
+/// the UTC time the server wrote.
+async fn times_are_in_the_viewers_zone(b: &Browser, css: &str) {
+    let el = b.settle(css).await;
+    let at = el.attr("datetime").await.unwrap().unwrap();
+    let ms = optsync::report::parse_date(&at).unwrap();
+    let local = optsync::clock::rfc3339(ms + VIEWER_OFFSET_MS);
+    let text = el.text().await.unwrap();
+    // 24-hour or 12-hour, as the browser's locale has it.
+    let (h, m): (u32, &str) = (local[11..13].parse().unwrap(), &local[14..16]);
+    let twelve = format!("{:02}:{m} {}", (h + 11) % 12 + 1, if h < 12 { "AM" } else { "PM" });
+    assert!(
+        text.contains(&local[11..16]) || text.contains(&twelve),
+        "{text} is not {local} local"
+    );
+    assert!(text.ends_with(" ago") || text.ends_with("just now"), "{text}");
+    let title = el.attr("title").await.unwrap().unwrap_or_default();
+    assert!(title.ends_with(" UTC"), "{title}");
+}
+
+/// The report for today alone, picked in the date pickers, holds today's opt-outs; a day
+/// that is not a date is refused in a sentence, with nothing else shown.
+async fn the_report_by_date_pickers(b: &Browser, t: &TestApp, base: &str) {
+    let c = b.c();
+    c.goto(&format!("{base}/report")).await.unwrap();
+    let today = optsync::clock::rfc3339(t.state.clock.epoch_ms())[..10].to_string();
+    let until = b.settle("input[name=until][type=date]").await;
+    assert_eq!(until.prop("value").await.unwrap().unwrap(), today);
+    b.js(&format!(
+        "document.querySelector('input[name=since]').value = '{today}'; \
+         document.querySelector('form.fields').submit()"
+    ))
+    .await;
+    b.settle("#opt-outs").await;
+    assert!(b.text("#summary").await.contains("opt-outs: 5"));
+    let url = c.current_url().await.unwrap();
+    assert!(url.query().unwrap().contains(&format!("since={today}")), "{url}");
+    b.check_page("report").await;
+    c.goto(&format!("{base}/report?since=2026-02-30&until={today}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.text("#error").await,
+        "The first date “2026-02-30” is not a date: pick one from the calendar."
+    );
+    assert!(c.find(Locator::Css("#summary")).await.is_err());
+    assert!(c.find(Locator::Css("#opt-outs")).await.is_err());
+}
 
 /// Without a browser: sessions, cookies and where the console is not.
 async fn console_security(db: Db) {
