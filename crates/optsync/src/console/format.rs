@@ -14,7 +14,8 @@ use super::views::EventView;
 use crate::clock::Millis;
 use crate::providers::Provider;
 use crate::store::{
-    AddressDecision, AuditAction, AuditEntry, EventKind, EventSource, EventSummary, JobState, OptOutApi, Rule,
+    AddressDecision, AuditAction, AuditEntry, EventKind, EventSource, EventSummary, JobState,
+    OptOutApi, Rule,
 };
 
 /// A moment as a page shows it: a `<time>` element whose `datetime` is the instant to the

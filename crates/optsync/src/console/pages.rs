@@ -219,8 +219,7 @@ pub async fn report_csv(
     _s: Session,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ConsoleError> {
-    let p = super::report_page::period(state.clock.now(), &q)
-        .map_err(ConsoleError::BadRequest)?;
+    let p = super::report_page::period(state.clock.now(), &q).map_err(ConsoleError::BadRequest)?;
     let csv = report::build(&state.store, &p)
         .await
         .and_then(|r| report::to_csv(&r))?;

@@ -5,10 +5,10 @@ use time::Date;
 use time::macros::format_description;
 
 use super::auth::Session;
-use super::forms::ReportQuery;
 use super::format::{
     contact_in_words, day, decision_in_words, dur, event_in_words, moment, why_not_in_words,
 };
+use super::forms::ReportQuery;
 use super::views::{ReportPage, ReportRow};
 use crate::clock::Millis;
 use crate::report::{Period, Report, summary_lines};
@@ -65,7 +65,11 @@ pub fn page(s: Session, p: &Period, r: &Report, query: String) -> ReportPage {
                 .iter()
                 .map(|a| (a.email.clone(), decision_in_words(a.action)))
                 .collect(),
-            why: l.why_not.as_deref().map(why_not_in_words).unwrap_or_default(),
+            why: l
+                .why_not
+                .as_deref()
+                .map(why_not_in_words)
+                .unwrap_or_default(),
         })
         .collect();
     ReportPage {

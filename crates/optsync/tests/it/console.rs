@@ -53,8 +53,16 @@ fn raw_identifiers() -> Vec<String> {
         .chain(JobState::ALL.iter().map(|s| s.as_str()))
         .filter(|w| w.contains('_'));
     let more = [
-        "keap_post", "esp:", "fanout", "discrepancy", "sign_in", "sign_out", "retry_job",
-        "reveal_post_url", "live_status", "xmlrpc",
+        "keap_post",
+        "esp:",
+        "fanout",
+        "discrepancy",
+        "sign_in",
+        "sign_out",
+        "retry_job",
+        "reveal_post_url",
+        "live_status",
+        "xmlrpc",
     ];
     stored.chain(more).map(String::from).collect()
 }
@@ -141,7 +149,10 @@ impl Browser {
             if inner.as_u64() == Some(u64::from(width)) {
                 return;
             }
-            assert!(Instant::now() < deadline, "the viewport stays {inner}, not {width}");
+            assert!(
+                Instant::now() < deadline,
+                "the viewport stays {inner}, not {width}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -153,7 +164,10 @@ impl Browser {
     async fn check_page(&self, name: &str) {
         self.width(1280).await;
         let source = self.c().source().await.unwrap();
-        assert!(!has_iso(&source, true), "{name}: an ISO time with milliseconds");
+        assert!(
+            !has_iso(&source, true),
+            "{name}: an ISO time with milliseconds"
+        );
         let text = self.text("body").await;
         assert!(!has_iso(&text, false), "{name}: a raw ISO time: {text}");
         for id in raw_identifiers() {
@@ -167,7 +181,11 @@ impl Browser {
             Math.max(0, document.documentElement.scrollWidth - window.innerWidth), \
             Array.from(document.querySelectorAll('.wrap')) \
                 .filter(w => w.scrollWidth > w.clientWidth).length]";
-        assert_eq!(self.js(overflow).await, serde_json::json!([0, 0]), "{name} at 1280 px");
+        assert_eq!(
+            self.js(overflow).await,
+            serde_json::json!([0, 0]),
+            "{name} at 1280 px"
+        );
         self.shot(name, true).await;
         self.width(390).await;
         let page = self.js(overflow).await;
@@ -308,7 +326,10 @@ async fn the_console_in_a_browser(db: Db) {
     c.goto(&format!("{base}/tenants/acme")).await.unwrap();
     let events = b.text("#events").await;
     for a in &ann {
-        assert!(events.contains(a.as_str()), "Ann's {a} beside her contact: {events}");
+        assert!(
+            events.contains(a.as_str()),
+            "Ann's {a} beside her contact: {events}"
+        );
     }
     assert!(events.contains("Keap's opt-out post"), "{events}");
     b.check_page("app").await;
@@ -397,12 +418,19 @@ async fn times_are_in_the_viewers_zone(b: &Browser, css: &str) {
     let text = el.text().await.unwrap();
     // 24-hour or 12-hour, as the browser's locale has it.
     let (h, m): (u32, &str) = (local[11..13].parse().unwrap(), &local[14..16]);
-    let twelve = format!("{:02}:{m} {}", (h + 11) % 12 + 1, if h < 12 { "AM" } else { "PM" });
+    let twelve = format!(
+        "{:02}:{m} {}",
+        (h + 11) % 12 + 1,
+        if h < 12 { "AM" } else { "PM" }
+    );
     assert!(
         text.contains(&local[11..16]) || text.contains(&twelve),
         "{text} is not {local} local"
     );
-    assert!(text.ends_with(" ago") || text.ends_with("just now"), "{text}");
+    assert!(
+        text.ends_with(" ago") || text.ends_with("just now"),
+        "{text}"
+    );
     let title = el.attr("title").await.unwrap().unwrap_or_default();
     assert!(title.ends_with(" UTC"), "{title}");
 }
@@ -423,7 +451,10 @@ async fn the_report_by_date_pickers(b: &Browser, t: &TestApp, base: &str) {
     b.settle("#opt-outs").await;
     assert!(b.text("#summary").await.contains("opt-outs: 5"));
     let url = c.current_url().await.unwrap();
-    assert!(url.query().unwrap().contains(&format!("since={today}")), "{url}");
+    assert!(
+        url.query().unwrap().contains(&format!("since={today}")),
+        "{url}"
+    );
     b.check_page("report").await;
     c.goto(&format!("{base}/report?since=2026-02-30&until={today}"))
         .await
