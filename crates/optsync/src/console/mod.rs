@@ -4,14 +4,15 @@
 //! `optsync admin set-password`. [`auth`] signs in and out; [`pages`] are the handlers,
 //! which take [`forms`] (the CSRF check is an extractor) and answer through [`respond`];
 //! [`overview`], [`tenant`], [`address`] and [`report_page`] gather what each page shows,
-//! worded by [`format`]; [`chart`] draws the time-to-honour chart; [`views`] are the
-//! templates' structs.
+//! worded by [`format`] (times as [`moment`]s); [`chart`] draws the time-to-honour chart;
+//! [`views`] are the templates' structs.
 
 pub mod address;
 pub mod auth;
 pub mod chart;
 pub mod format;
 pub mod forms;
+pub mod moment;
 pub mod overview;
 pub mod pages;
 pub mod report_page;

@@ -3,7 +3,7 @@
 
 use askama::Template;
 
-use super::format::Moment;
+use super::moment::Moment;
 use crate::store::JobId;
 
 #[derive(Template)]
