@@ -6,6 +6,7 @@
 //! other header would let the client choose who it is.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::http::HeaderMap;
 use ipnet::IpNet;
@@ -35,6 +36,19 @@ impl From<IpAddr> for ClientKey {
 
 /// The client behind `peer`, as the settings say to find it.
 pub fn client_ip(settings: &Settings, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    if untrusted_local_proxy(peer, headers, &settings.trusted_proxies)
+        && !PROXY_WARNED.swap(true, Ordering::Relaxed)
+    {
+        // Once per process: a proxy in front sends every request, and the log must not fill.
+        tracing::warn!(
+            peer = %peer,
+            "requests from a loopback peer carry forwarding headers, but that peer is not in \
+             OPTSYNC_TRUSTED_PROXIES: a proxy on this machine is counted as one client for all \
+             the clients behind it (the auth gate will refuse Keap's posts once anyone guesses \
+             tokens); set OPTSYNC_TRUSTED_PROXIES to its address (127.0.0.1/32, ::1/128) and \
+             OPTSYNC_FORWARDED_HEADER to the header it sets"
+        );
+    }
     client_address(
         peer,
         headers,
@@ -80,6 +94,25 @@ pub fn client_address(
         .unwrap_or(peer)
 }
 
+/// Whether the warning about an untrusted local proxy was logged in this process.
+static PROXY_WARNED: AtomicBool = AtomicBool::new(false);
+
+/// Every header a proxy may forward the client's address in.
+const FORWARDING_HEADERS: [&str; 3] = ["x-forwarded-for", "x-real-ip", "forwarded"];
+
+/// A request that looks forwarded by a proxy on this machine that is not trusted: its peer is
+/// loopback, not among `trusted`, and it carries a forwarding header. (A client elsewhere
+/// sending such headers is only talking; loopback means a local proxy is the likely sender.)
+fn untrusted_local_proxy(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> bool {
+    let peer = match peer {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
+        v4 => v4,
+    };
+    peer.is_loopback()
+        && !trusted.iter().any(|n| n.contains(&peer))
+        && FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h))
+}
+
 /// One hop of a forwarding header: `1.2.3.4`, `1.2.3.4:5678`, `"[2001:db8::1]:443"`.
 fn parse_hop(raw: &str) -> Option<IpAddr> {
     let s = raw.trim().trim_matches('"');
@@ -114,6 +147,22 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_loopback_peer_with_forwarding_headers_is_an_untrusted_local_proxy() {
+        let xff = headers(&[("x-forwarded-for", "198.51.100.7")]);
+        let fwd = headers(&[("forwarded", "for=198.51.100.7")]);
+        let loopback = ip("127.0.0.1");
+        assert!(untrusted_local_proxy(loopback, &xff, &[]));
+        assert!(untrusted_local_proxy(ip("::1"), &fwd, &[]));
+        assert!(untrusted_local_proxy(ip("::ffff:127.0.0.1"), &xff, &[]));
+        let trusted: Vec<IpNet> = vec!["127.0.0.1/32".parse().unwrap()];
+        assert!(!untrusted_local_proxy(loopback, &xff, &trusted));
+        let other: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        assert!(untrusted_local_proxy(loopback, &xff, &other));
+        assert!(!untrusted_local_proxy(loopback, &HeaderMap::new(), &[]));
+        assert!(!untrusted_local_proxy(ip("203.0.113.5"), &xff, &[]));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::processes::{BIN, add_tenant, free_port};
 use crate::{Db, KEY, MASTER_KEY, TempDir, fresh_database};
 
 /// A CA, and a certificate for `localhost` it signed with its key: (CA, chain, key) in PEM.
-fn ca_and_certificate(name: &str) -> (String, String, String) {
+pub fn ca_and_certificate(name: &str) -> (String, String, String) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

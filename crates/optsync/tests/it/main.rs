@@ -15,6 +15,7 @@ mod limits;
 mod metrics;
 mod metrics_outage;
 mod module_graph;
+mod nginx;
 mod oauth;
 mod outage;
 pub mod processes;

@@ -52,8 +52,8 @@ fn start_caddy(dir: &Path, config: &str) -> Option<Child> {
         .ok()
 }
 
-/// A client from `source` (any 127/8 address is this machine) trusting Caddy's CA only.
-fn client_from(source: [u8; 4], ca: &[u8], port: u16) -> reqwest::Client {
+/// A client from `source` (any 127/8 address is this machine) trusting the proxy's CA only.
+pub fn client_from(source: [u8; 4], ca: &[u8], port: u16) -> reqwest::Client {
     reqwest::Client::builder()
         .local_address(IpAddr::from(source))
         .tls_built_in_root_certs(false)
@@ -87,7 +87,6 @@ async fn through_the_caddy_recipe_the_gate_sees_each_real_client() {
     let mut caddy = start_caddy(dir.path(), &caddyfile(port, &upstream)).expect("start caddy");
     let root = dir.path().join("data/caddy/pki/authorities/local/root.crt");
     let public = format!("https://localhost:{port}");
-    let post_url = t.post_url.replacen(&t.base, &public, 1);
     let deadline = Instant::now() + Duration::from_secs(30);
     let ca = loop {
         if let Ok(ca) = std::fs::read(&root)
@@ -102,8 +101,18 @@ async fn through_the_caddy_recipe_the_gate_sees_each_real_client() {
         assert!(Instant::now() < deadline, "caddy did not come up");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let guesser = client_from([127, 0, 0, 2], &ca, port);
-    let keap = client_from([127, 0, 0, 3], &ca, port);
+    gate_sees_each_real_client(&t, &public, &ca, port).await;
+    caddy.kill().unwrap();
+    caddy.wait().unwrap();
+}
+
+/// Through a proxy at `public` (port `port`, its certificate signed by `ca`) in front of `t`:
+/// one client guessing tokens is stopped by the gate, a spoofed forwarding header gains it
+/// nothing, and Keap, another client behind the same proxy, is still answered.
+pub async fn gate_sees_each_real_client(t: &TestApp, public: &str, ca: &[u8], port: u16) {
+    let post_url = t.post_url.replacen(&t.base, public, 1);
+    let guesser = client_from([127, 0, 0, 2], ca, port);
+    let keap = client_from([127, 0, 0, 3], ca, port);
     let post = |c: &reqwest::Client, url: &str| c.post(url).form(&[("contactId", "7")]).send();
 
     // One client guesses tokens until the gate stops it, valid token or not.
@@ -114,7 +123,7 @@ async fn through_the_caddy_recipe_the_gate_sees_each_real_client() {
         assert!(code == 401 || code == 403, "a wrong token: {code}");
     }
     assert_eq!(post(&guesser, &post_url).await.unwrap().status(), 429);
-    // Naming another client in the header gains it nothing: Caddy replaces it.
+    // Naming another client in the header gains it nothing: the proxy replaces it.
     let spoofed = guesser
         .post(&post_url)
         .header("x-forwarded-for", "198.51.100.9")
@@ -126,6 +135,43 @@ async fn through_the_caddy_recipe_the_gate_sees_each_real_client() {
     // Keap, another client behind the same proxy, is not refused for the guesser's sake.
     assert_eq!(post(&keap, &post_url).await.unwrap().status(), 200);
     assert_eq!(t.count("SELECT COUNT(*) FROM events").await, 1);
-    caddy.kill().unwrap();
-    caddy.wait().unwrap();
+}
+
+/// A proxy on this machine that optsync does not trust: `optsync serve` says so in its log,
+/// once, however many forwarded requests arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_warns_once_of_forwarded_requests_from_an_untrusted_loopback_peer() {
+    use crate::processes::{serve_env, wait_ready};
+    let dir = TempDir::new("proxy-warn");
+    let url = crate::fresh_database(Db::Sqlite, dir.path()).await;
+    optsync::store::Store::open(&url).await.unwrap();
+    let port = free_port();
+    let mut child = serve_env(dir.path(), &url, port, "proxy-warn", false, None, &[]);
+    wait_ready(port).await;
+    let http = reqwest::Client::new();
+    let post = format!("http://127.0.0.1:{port}/process_optout.php?app=acme&auth=guess");
+    for header in ["x-forwarded-for", "forwarded", "x-forwarded-for"] {
+        let r = http
+            .post(&post)
+            .header(header, "for=198.51.100.7")
+            .form(&[("contactId", "7")])
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{}", r.status());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(dir.path().join("serve-proxy-warn.log")).unwrap();
+    let warnings = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| {
+            l["level"] == "WARN"
+                && l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("OPTSYNC_TRUSTED_PROXIES"))
+        })
+        .count();
+    assert_eq!(warnings, 1, "{text}");
 }
