@@ -29,6 +29,7 @@ pub mod providers;
 pub mod push;
 pub mod queue;
 pub mod reconcile;
+pub mod reconcile_run;
 pub mod report;
 pub mod retry;
 pub mod rules;

@@ -101,6 +101,16 @@ impl Queue {
         self.store.claim(now, lease_ms, per_tenant).await
     }
 
+    /// Claims the next job due of `tenant` alone (see [`Store::claim_tenant`]).
+    pub async fn claim_tenant(
+        &self,
+        tenant: TenantId,
+        now: Millis,
+        lease_ms: i64,
+    ) -> Result<Option<ClaimedJob>> {
+        self.store.claim_tenant(tenant, now, lease_ms).await
+    }
+
     /// Ends a claimed job with a terminal outcome and its report; false if its lease ran out
     /// and another worker has it.
     pub async fn complete(

@@ -8,6 +8,7 @@ mod demo;
 mod docs;
 mod doctor;
 mod events;
+mod progress;
 mod provider;
 mod push;
 mod reconcile;

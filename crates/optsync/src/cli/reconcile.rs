@@ -1,10 +1,12 @@
-//! `optsync reconcile APP`: one sweep now, its jobs run to completion, and a report.
+//! `optsync reconcile APP`: one sweep now, that app's jobs run to completion (waiting out
+//! Keap's rate limits), progress on standard error, and a report.
 
 use std::process::ExitCode;
 
+use super::progress::Shown;
 use crate::app::App;
-use crate::reconcile::{SweepKind, SweepOptions, SweepReport, sweep};
-use crate::worker::JobOutcome;
+use crate::reconcile::{SweepKind, SweepOptions};
+use crate::reconcile_run::{self, RunReport};
 
 #[derive(Debug, clap::Args)]
 pub struct ReconcileArgs {
@@ -25,26 +27,20 @@ pub async fn run(app: &App, a: ReconcileArgs) -> anyhow::Result<ExitCode> {
         budget_share: app.settings().reconcile_budget_share,
         ..SweepOptions::default()
     };
-    let report = sweep(app.state(), &tenant, &opts).await?;
-    let (mut writes, mut dead) = (0, 0);
-    if !a.dry_run {
-        for o in app.worker().drain().await? {
-            match o {
-                JobOutcome::Done { writes: w, .. } => writes += w,
-                JobOutcome::Dead { .. } => dead += 1,
-                _ => {}
-            }
-        }
-    }
-    print_report(&a.app, &report, writes, dead);
-    Ok(if report.finished {
+    let mut shown = Shown::for_stderr(&a.app);
+    let done = reconcile_run::run(app.state(), &tenant, &opts, &mut |p| shown.update(p)).await;
+    shown.finish();
+    let report = done?;
+    print_report(&a.app, &report);
+    Ok(if report.sweep.finished {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)
     })
 }
 
-fn print_report(app: &str, r: &SweepReport, writes: usize, dead: usize) {
+fn print_report(app: &str, run: &RunReport) {
+    let r = &run.sweep;
     let kind = r.kind.unwrap_or(SweepKind::Incremental);
     println!(
         "reconcile {app}: {kind} sweep{}{}",
@@ -65,9 +61,15 @@ fn print_report(app: &str, r: &SweepReport, writes: usize, dead: usize) {
     if r.dry_run {
         println!("  writes that would be made  {}", r.addresses_to_write);
     } else {
-        println!("  writes made           {writes}");
-        if dead > 0 {
-            println!("  jobs dead             {dead} (see `optsync events --state dead`)");
+        println!("  jobs run              {}", run.jobs_run);
+        println!("  writes made           {}", run.writes);
+        if run.dead > 0 {
+            let n = run.dead;
+            println!("  jobs dead             {n} (see `optsync events --state dead`)");
+        }
+        if run.blocked > 0 {
+            let n = run.blocked;
+            println!("  jobs blocked          {n} (see `optsync doctor {app}`)");
         }
     }
     match &r.paused {

@@ -13,7 +13,7 @@ mod providers;
 mod scenario;
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -281,8 +281,11 @@ async fn act(demo: &Demo) -> anyhow::Result<Acted> {
     })
 }
 
-/// Waits for every Keap post to be honoured, showing progress; how many were.
+/// Waits for every Keap post to be honoured, showing progress — one line redrawn in place on
+/// a terminal, only the final line when standard error is not one (no carriage returns in a
+/// log); how many were.
 async fn wait_for_posts(demo: &Demo, expected: usize, deadline: Instant) -> anyhow::Result<usize> {
+    let terminal = std::io::stderr().is_terminal();
     loop {
         let n = demo
             .app
@@ -293,14 +296,22 @@ async fn wait_for_posts(demo: &Demo, expected: usize, deadline: Instant) -> anyh
             .filter(|e| e.source == EventSource::KeapPost)
             .count();
         let stats = demo.sim.stats();
-        eprint!(
-            "\r  honoured {n}/{expected} posts · Keap calls {} · 429s {}   ",
+        let line = format!(
+            "  honoured {n}/{expected} posts · Keap calls {} · 429s {}",
             stats.total_calls(),
             stats.throttled
         );
-        let _ = std::io::stderr().flush();
-        if n >= expected || Instant::now() > deadline {
-            eprintln!();
+        let last = n >= expected || Instant::now() > deadline;
+        if terminal {
+            eprint!("\r{line}   ");
+            let _ = std::io::stderr().flush();
+        }
+        if last {
+            if terminal {
+                eprintln!();
+            } else {
+                eprintln!("{line}");
+            }
             return Ok(n);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

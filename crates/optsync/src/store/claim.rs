@@ -97,6 +97,25 @@ impl Store {
         Ok(None)
     }
 
+    /// Claims the next job due of one tenant alone (`optsync reconcile APP` runs that app's
+    /// jobs and no other's), unless its Keap budget has no room before `paced_until`.
+    pub async fn claim_tenant(
+        &self,
+        tenant: TenantId,
+        now: Millis,
+        lease_ms: i64,
+    ) -> Result<Option<ClaimedJob>> {
+        let paced_until: Option<Millis> =
+            sqlx::query_scalar("SELECT paced_until FROM tenants WHERE id = $1")
+                .bind(tenant)
+                .fetch_optional(self.pool())
+                .await?;
+        match paced_until {
+            Some(until) if until <= now => self.claim_in(tenant, now, lease_ms).await,
+            _ => Ok(None),
+        }
+    }
+
     async fn claim_in(
         &self,
         tenant: TenantId,

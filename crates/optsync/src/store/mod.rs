@@ -46,7 +46,7 @@ pub use overview::TenantOverview;
 pub use payload::{ContactSnapshot, EventPayload, ProviderEvent};
 pub use providers::{Delivery, DeliveryOutcome, SignatureToken};
 pub use schema::{MigrationState, SchemaStatus};
-pub use sweeps::{IndexedAddress, PageCommit, SweepRow};
+pub use sweeps::{IndexedAddress, PageCommit, SweepJobsLeft, SweepRow};
 pub use tenants::{NewTenant, TenantRow};
 
 use std::time::Duration;

@@ -55,7 +55,49 @@ pub struct PageCommit {
     pub discrepancies: String,
 }
 
+/// A tenant's sweep jobs not yet ended: how many, and when the first of them may run next
+/// (its time, a running one's lease, or the tenant's pacing, whichever is later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SweepJobsLeft {
+    pub left: i64,
+    pub next_at: Option<Millis>,
+}
+
+/// Pending or running jobs holding a sweep's event (`source = 'reconcile'`).
+const SWEEP_JOBS_LEFT: &str = "SELECT COUNT(*) AS left_count,
+  MIN(CASE WHEN j.state = 'running' THEN j.lease_until ELSE j.run_at END) AS next_at,
+  (SELECT paced_until FROM tenants WHERE id = $1) AS paced_until
+ FROM jobs j WHERE j.tenant_id = $1 AND j.state IN ('pending', 'running')
+  AND EXISTS (SELECT 1 FROM events e WHERE e.job_id = j.id AND e.source = 'reconcile')";
+
 impl Store {
+    /// The tenant's sweep jobs still to run (blocked ones are not: they wait for a working
+    /// opt-out path, not for time).
+    pub async fn sweep_jobs_left(&self, tenant: TenantId) -> Result<SweepJobsLeft> {
+        let r = sqlx::query(SWEEP_JOBS_LEFT)
+            .bind(tenant)
+            .fetch_one(self.pool())
+            .await?;
+        let left: i64 = r.try_get("left_count")?;
+        let next: Option<Millis> = r.try_get("next_at")?;
+        let paced: Option<Millis> = r.try_get("paced_until")?;
+        Ok(SweepJobsLeft {
+            left,
+            next_at: next.map(|at| at.max(paced.unwrap_or(at))),
+        })
+    }
+
+    /// How many contacts the address index knows for the tenant (the last full sweep's
+    /// count; zero before the first).
+    pub async fn indexed_contacts(&self, tenant: TenantId) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT contact_id) FROM contact_addresses WHERE tenant_id = $1",
+        )
+        .bind(tenant)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     pub async fn sweep(&self, tenant_id: TenantId) -> Result<Option<SweepRow>> {
         Ok(sqlx::query_as(
             "SELECT kind, state, cursor, started_at, finished_at, last_full_at, pages, contacts_scanned, calls, enqueued, discrepancies

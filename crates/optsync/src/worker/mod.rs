@@ -17,7 +17,7 @@ use tracing::Instrument as _;
 use crate::error::{Error, Result};
 use crate::logfmt::one_line;
 use crate::state::AppState;
-use crate::store::{ClaimedJob, JobId, Outcome, Requeue};
+use crate::store::{ClaimedJob, JobId, Outcome, Requeue, TenantId};
 use policy::{Attempt, Ending, Failure, Policy, Seen};
 
 /// What one job did.
@@ -100,12 +100,27 @@ impl Worker {
         let Some(job) = s.queue.claim(now, lease_ms, per_tenant).await? else {
             return Ok(None);
         };
+        self.run_job(&job).await.map(Some)
+    }
+
+    /// Claims and runs one job of `tenant` alone; `None` when none of its jobs is due.
+    pub async fn run_once_in(&self, tenant: TenantId) -> Result<Option<JobOutcome>> {
+        let s = &self.state;
+        let now = s.clock.now();
+        let lease_ms = s.settings.lease.as_millis() as i64;
+        let Some(job) = s.queue.claim_tenant(tenant, now, lease_ms).await? else {
+            return Ok(None);
+        };
+        self.run_job(&job).await.map(Some)
+    }
+
+    async fn run_job(&self, job: &ClaimedJob) -> Result<JobOutcome> {
         let span = tracing::info_span!("job", job = job.id.get(), tenant = job.tenant_id.get(), subject = %job.subject);
         let started = std::time::Instant::now();
-        let outcome = self.run_claimed(&job).instrument(span).await?;
+        let outcome = self.run_claimed(job).instrument(span).await?;
         metrics::histogram!(crate::telemetry::JOB_DURATION).record(started.elapsed());
         metrics::counter!(crate::telemetry::JOBS_RUN, "outcome" => outcome.name()).increment(1);
-        Ok(Some(outcome))
+        Ok(outcome)
     }
 
     async fn run_claimed(&self, job: &ClaimedJob) -> Result<JobOutcome> {

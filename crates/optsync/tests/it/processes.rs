@@ -728,6 +728,17 @@ fn the_demo_runs_and_everything_is_correct() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("all correct"), "{stdout}");
+    // Piped, the progress line is written once, when it is final: never redrawn.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains('\r'),
+        "a redrawn line in a pipe: {stderr:?}"
+    );
+    assert_eq!(
+        stderr.matches("  honoured ").count(),
+        1,
+        "one final progress line: {stderr}"
+    );
     for row in [
         "unsubscribe link, EMAIL1",
         "manual opt-out (Admin)",

@@ -351,3 +351,96 @@ async fn a_sweep_keeps_within_its_share_of_the_daily_budget(db: Db) {
     );
 }
 on_both_backends!(a_sweep_keeps_within_its_share_of_the_daily_budget);
+
+/// `optsync reconcile APP`'s run (`reconcile_run`) on a 3,000-contact app at a service
+/// account key's real limits (10/s, 240/min: the emulator's and the client's pacing, on a
+/// manual clock that the run moves forward when it waits): every write its sweep queued is
+/// made before it returns, another app's job due meanwhile is not run, and a second run
+/// writes nothing.
+async fn a_reconcile_run_makes_every_write_at_the_keys_real_limits(db: Db) {
+    use keap_sim::Throttle;
+    use optsync::clock::Clock;
+    use optsync::reconcile_run::{self, Phase};
+    use optsync::store::{EventPayload, NewEvent, Subject};
+    use optsync::tenant::{StoredCredential, TenantSpec};
+    const OTHER_KEY: &str = "KeapAK-0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e";
+    let clock = Clock::manual(1_800_000_000_000);
+    let sim = KeapSim::builder()
+        .clock(clock.clone())
+        .api_key(KEY)
+        .api_key(OTHER_KEY)
+        .throttle(Throttle::Real)
+        .seed(3_000, 19)
+        .start()
+        .await
+        .unwrap();
+    let t = TestApp::spawn_with(
+        db,
+        Options {
+            clock: clock.clone(),
+            sim: Some(sim),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (want, writes) = expected(&t);
+    assert!(writes > 300, "a seed with work to do: {writes}");
+    let (other, _) = t
+        .service
+        .tenants()
+        .add(TenantSpec {
+            app: "other".into(),
+            keap_base_url: t.sim.crm_url(),
+            credential: StoredCredential::ApiKey {
+                key: OTHER_KEY.into(),
+            },
+            legacy_auth: false,
+            opt_out_method: keap::OptOutMethod::Auto,
+            allow_http: true,
+        })
+        .await
+        .unwrap();
+    let subject = Subject::Contact(keap::ContactId::new(1).unwrap());
+    let ev = NewEvent::new(
+        other.id,
+        EventPayload::KeapPost { subject },
+        optsync::clock::Millis(clock.epoch_ms()),
+    );
+    t.state.store.accept(&ev).await.unwrap();
+    let state = optsync::state::AppState {
+        clients: t.state.clients.with_pacing(PacingConfig::service_account()),
+        ..t.state.clone()
+    };
+    let tenant = state.tenants.get(&t.app).await.unwrap();
+    let opts = SweepOptions {
+        full: true,
+        ..SweepOptions::default()
+    };
+    let mut waits = 0;
+    let run = reconcile_run::run(&state, &tenant, &opts, &mut |p| {
+        waits += usize::from(matches!(p.phase, Phase::Waiting { .. }));
+    })
+    .await
+    .unwrap();
+    assert!(run.sweep.finished);
+    assert_eq!(run.writes, run.sweep.addresses_to_write);
+    assert_eq!(run.writes as usize, writes);
+    assert!(waits > 0, "the key's limits made the run wait");
+    assert_same(&statuses(&t), &want);
+    let left = state.store.sweep_jobs_left(tenant.id).await.unwrap();
+    assert_eq!(left.left, 0);
+    let other_pending: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE tenant_id = $1 AND state = 'pending'")
+            .bind(other.id)
+            .fetch_one(state.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(other_pending, 1, "another app's job is not this run's");
+    // Later (the key's minute window has passed), a second run has nothing to write.
+    clock.advance(std::time::Duration::from_secs(60));
+    let again = reconcile_run::run(&state, &tenant, &opts, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!((again.writes, again.sweep.contacts_queued), (0, 0));
+}
+on_both_backends!(a_reconcile_run_makes_every_write_at_the_keys_real_limits);
