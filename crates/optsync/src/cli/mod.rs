@@ -84,7 +84,11 @@ pub enum Command {
     /// Run one reconciliation sweep of a tenant to completion, writes included, and print a
     /// report. Incremental (the opted-out list diffed against the last sweep) when a full
     /// sweep ran within the week, full otherwise; a stopped full sweep resumes from its
-    /// cursor. Exits 3 when the sweep could not finish (its budget share was spent).
+    /// cursor. Then runs that tenant's jobs (no other tenant's) until every job the sweep
+    /// queued has ended, waiting out Keap's rate limits; the report counts that tenant's
+    /// writes. Progress goes to standard error: one line redrawn in place on a terminal, a
+    /// plain line per phase otherwise. Exits 3 when the sweep could not finish (its budget
+    /// share was spent).
     Reconcile(reconcile::ReconcileArgs),
     /// Write a consistent copy of the SQLite database into the new directory DEST, also while
     /// `serve` runs (SQLite's VACUUM INTO). The master key is left out unless --include-key.
