@@ -152,10 +152,9 @@ pub async fn render(store: &Store, clients: &KeapClients) -> String {
     out
 }
 
-/// The per-tenant gauges, from the store (and each tenant's pacer) at this scrape: a removed
-/// tenant has none.
+/// The per-tenant gauges, from one read of the store (and each tenant's pacer) at this
+/// scrape: a removed tenant has none.
 async fn store_gauges(store: &Store, clients: &KeapClients) -> Result<Vec<Gauge>> {
-    let tenants = store.tenants().await?;
     let mut jobs = Gauge::new(JOBS, "Jobs in the store, by tenant and state.");
     let mut stuck = Gauge::new(
         STUCK_SUBJECTS,
@@ -171,12 +170,10 @@ async fn store_gauges(store: &Store, clients: &KeapClients) -> Result<Vec<Gauge>
         RECONNECT_NEEDED,
         "1 while Keap refuses the app's OAuth grant (its jobs are blocked until it is connected again).",
     );
-    let reconnects = store.oauth_reconnects_needed().await?;
     for t in store.overview().await? {
-        let app = || vec![("app", t.app.clone())];
-        let with = |k: &'static str, v: String| vec![("app", t.app.clone()), (k, v)];
-        let refused = reconnects.iter().any(|r| r.tenant_id == t.tenant_id);
-        reconnect.sample(app(), if refused { 1.0 } else { 0.0 });
+        let app = || vec![("app", t.app().to_string())];
+        let with = |k: &'static str, v: String| vec![("app", t.app().to_string()), (k, v)];
+        reconnect.sample(app(), if t.reconnect_needed { 1.0 } else { 0.0 });
         for &s in JobState::ALL {
             let n = t.jobs.get(&s).copied().unwrap_or(0);
             jobs.sample(with("state", s.to_string()), n as f64);
@@ -189,10 +186,9 @@ async fn store_gauges(store: &Store, clients: &KeapClients) -> Result<Vec<Gauge>
         if let Some(at) = t.last_sweep_at {
             last_sweep.sample(app(), at.as_i64() as f64 / 1000.0);
         }
-        let left = tenants
-            .iter()
-            .find(|r| r.id == t.tenant_id)
-            .and_then(|r| clients.client(r).ok())
+        let left = clients
+            .client(&t.tenant)
+            .ok()
             .and_then(|c| c.pacer().budget().daily_remaining);
         if let Some(left) = left {
             quota.sample(app(), f64::from(left));

@@ -41,12 +41,18 @@ pub async fn history(state: &AppState, email: &str) -> Result<(Vec<EventView>, V
     Ok((events, decisions))
 }
 
-/// The address's status in every tenant's Keap, read now.
+/// The address's status, read now, in the Keap of every tenant where it has been seen (an
+/// event or decision naming it, a sweep that indexed it, a write of ours): an instance
+/// serving a thousand apps asks the few that know the address, not all of them.
 pub async fn live(state: &AppState, email: &str) -> Result<Vec<LiveView>> {
     let address = EmailAddress::parse(email)
         .map_err(|_| Error::BadInput(format!("{email:?} is not an email address")))?;
     let mut out = Vec::new();
-    for t in state.store.tenants().await? {
+    let seen_in = state
+        .store
+        .tenants_that_saw(&address.to_string(), &address.key())
+        .await?;
+    for t in seen_in {
         let client = state.clients.client(&t)?.scoped();
         let holders = match client.contacts_with_address(&address).await {
             Ok(h) => h,

@@ -1,14 +1,16 @@
 //! The overview: one row per tenant with its queue, time to honour, quota, learned path,
 //! last sweep and a verdict in plain words; and the console's recent actions.
 
+use std::collections::HashMap;
+
 use super::format::{console_action_in_words, dur, moment, path_in_words};
 use super::views::{ActionRow, OverviewRow};
 use crate::clock::Millis;
 use crate::clock::Now as _;
 use crate::error::Result;
-use crate::report::{self, Period};
+use crate::report;
 use crate::state::AppState;
-use crate::store::{JobState, TenantOverview, TenantRow};
+use crate::store::{HonourTimes, JobState, TenantId, TenantOverview};
 
 const DAY_MS: i64 = 86_400_000;
 /// A tenant whose Keap posts stopped this long ago is flagged.
@@ -47,41 +49,45 @@ fn health(t: &TenantOverview, now: Millis) -> (bool, String) {
     }
 }
 
-/// p50 / p99 of one tenant's opt-outs received in the last `days`.
-async fn percentiles(state: &AppState, app: &str, now: Millis, days: i64) -> Result<String> {
-    let p = Period {
-        app: Some(app.to_string()),
-        since: now - days * DAY_MS,
-        until: now + 1,
-    };
-    let s = report::build(&state.store, &p).await?.summary;
-    Ok(format!(
-        "{} / {} ({} honoured)",
-        dur(s.p50_ms),
-        dur(s.p99_ms),
-        s.honoured
-    ))
+/// Each tenant's honoured opt-outs in the last day and the last 30 days, by tenant id: one
+/// query for every app, the numbers the report gives for each app and period.
+type Times = HashMap<(TenantId, i64), HonourTimes>;
+
+/// The periods the overview shows, in the order [`Times`] indexes them: the last 24 hours
+/// and the last 30 days, as the report counts a period ending now.
+fn periods(now: Millis) -> [(Millis, Millis); 2] {
+    [(now - DAY_MS, now + 1), (now - 30 * DAY_MS, now + 1)]
 }
 
-async fn row(
-    state: &AppState,
-    t: &TenantOverview,
-    tenants: &[TenantRow],
-    now: Millis,
-) -> Result<OverviewRow> {
+/// p50 / p99 of one tenant's opt-outs in one period.
+fn percentiles(times: &Times, tenant_id: TenantId, period: i64) -> String {
+    let t = times.get(&(tenant_id, period));
+    format!(
+        "{} / {} ({} honoured)",
+        dur(t.and_then(|t| t.p50_ms)),
+        dur(t.and_then(|t| t.p99_ms)),
+        t.map_or(0, |t| t.honoured)
+    )
+}
+
+fn row(state: &AppState, t: &TenantOverview, times: &Times, now: Millis) -> OverviewRow {
     let n = |s: JobState| t.jobs.get(&s).copied().unwrap_or(0);
-    let row = tenants.iter().find(|r| r.id == t.tenant_id);
-    let quota = row
-        .and_then(|r| state.clients.client(r).ok())
+    let quota = state
+        .clients
+        .client(&t.tenant)
+        .ok()
         .and_then(|c| c.pacer().budget().daily_remaining)
         .map_or_else(|| "unlimited".into(), |q| q.to_string());
-    let (path, path_at) = match row.and_then(|r| r.opt_out_path.map(|p| (p, r.opt_out_path_at))) {
-        Some((p, at)) => (path_in_words(p).to_string(), moment(at)),
+    let (path, path_at) = match t.tenant.opt_out_path {
+        Some(p) => (
+            path_in_words(p).to_string(),
+            moment(t.tenant.opt_out_path_at),
+        ),
         None => ("not learned yet".into(), moment(None)),
     };
     let (healthy, health) = health(t, now);
-    Ok(OverviewRow {
-        app: t.app.clone(),
+    OverviewRow {
+        app: t.app().to_string(),
         healthy,
         health,
         last_post: moment(t.last_post_at),
@@ -89,22 +95,31 @@ async fn row(
         running: n(JobState::Running),
         blocked: n(JobState::Blocked),
         dead: n(JobState::Dead),
-        day: percentiles(state, &t.app, now, 1).await?,
-        month: percentiles(state, &t.app, now, 30).await?,
+        day: percentiles(times, t.tenant_id(), 0),
+        month: percentiles(times, t.tenant_id(), 1),
         quota,
         path,
         path_at,
         last_sweep: moment(t.last_sweep_at),
-    })
+    }
 }
 
 pub async fn rows(state: &AppState) -> Result<(Vec<OverviewRow>, Vec<ActionRow>)> {
     let now = state.clock.now();
-    let tenants = state.store.tenants().await?;
-    let mut rows = Vec::new();
-    for t in state.store.overview().await? {
-        rows.push(row(state, &t, &tenants, now).await?);
-    }
+    let times: Times = state
+        .store
+        .honour_times(&report::OPT_OUT_KINDS, &periods(now))
+        .await?
+        .into_iter()
+        .map(|t| ((t.tenant_id, t.period), t))
+        .collect();
+    let rows = state
+        .store
+        .overview()
+        .await?
+        .iter()
+        .map(|t| row(state, t, &times, now))
+        .collect();
     let actions = state
         .store
         .admin_actions(20)

@@ -1,20 +1,24 @@
 //! The numbers an operator watches, per tenant, read from the store so that every instance
 //! sharing one database reports the same: jobs by state, subjects stuck blocked or dead, the
-//! last Keap post and the last finished sweep. `/metrics` turns them into gauges.
+//! last Keap post, the last finished sweep and whether Keap refused an OAuth app's grant.
+//! `/metrics` turns them into gauges, the console into its overview. One statement reads
+//! every tenant's numbers at once: a thousand apps cost one query, not two thousand.
 
-use super::TenantId;
-use crate::clock::Millis;
 use std::collections::HashMap;
 
-use super::Store;
+use sqlx::Row;
+
 use super::model::JobState;
+use super::tenants::{TENANT_COLUMNS, TenantRow, row as tenant_row};
+use super::{Store, TenantId};
+use crate::clock::Millis;
 use crate::error::Result;
 
 /// One tenant's queue and freshness.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct TenantOverview {
-    pub tenant_id: TenantId,
-    pub app: String,
+    /// The tenant itself (its client, learned path and pacer are looked up from it).
+    pub tenant: TenantRow,
     pub jobs: HashMap<JobState, i64>,
     /// Distinct subjects (contacts or addresses) with a blocked job.
     pub blocked_subjects: i64,
@@ -24,49 +28,76 @@ pub struct TenantOverview {
     pub last_post_at: Option<Millis>,
     /// When the last sweep finished (epoch ms).
     pub last_sweep_at: Option<Millis>,
+    /// Keap refused the app's OAuth grant for good: it must be connected again.
+    pub reconnect_needed: bool,
+}
+
+impl TenantOverview {
+    pub fn tenant_id(&self) -> TenantId {
+        self.tenant.id
+    }
+
+    pub fn app(&self) -> &str {
+        &self.tenant.app
+    }
+}
+
+/// Every tenant with its jobs counted by state (one row per tenant and state, a tenant
+/// without jobs once with a NULL state), its last Keap post (one probe of
+/// `events_tenant_source` each), its sweep and its OAuth row.
+fn overview_sql() -> String {
+    let columns = TENANT_COLUMNS
+        .split(", ")
+        .map(|c| format!("t.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {columns}, j.state, j.n, j.subjects,
+            (SELECT MAX(e.received_at) FROM events e
+              WHERE e.tenant_id = t.id AND e.source = 'keap_post') AS last_post_at,
+            s.finished_at AS last_sweep_at, o.reconnect_reason
+           FROM tenants t
+           LEFT JOIN (SELECT tenant_id, state, COUNT(*) AS n, COUNT(DISTINCT subject) AS subjects
+                        FROM jobs GROUP BY tenant_id, state) j ON j.tenant_id = t.id
+           LEFT JOIN sweeps s ON s.tenant_id = t.id
+           LEFT JOIN oauth_tokens o ON o.tenant_id = t.id
+          ORDER BY t.app, t.id, j.state"
+    )
 }
 
 impl Store {
-    /// Every tenant's overview, ordered by app.
+    /// Every tenant's overview, ordered by app, in one query.
     pub async fn overview(&self) -> Result<Vec<TenantOverview>> {
-        let tenants: Vec<(TenantId, String)> =
-            sqlx::query_as("SELECT id, app FROM tenants ORDER BY app")
-                .fetch_all(self.pool())
-                .await?;
-        let mut out: Vec<TenantOverview> = tenants
-            .into_iter()
-            .map(|(tenant_id, app)| TenantOverview {
-                tenant_id,
-                app,
-                ..TenantOverview::default()
-            })
-            .collect();
-        let by_id: HashMap<TenantId, usize> = out
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.tenant_id, i))
-            .collect();
-        let jobs: Vec<(TenantId, JobState, i64, i64)> = sqlx::query_as(
-            "SELECT tenant_id, state, COUNT(*), COUNT(DISTINCT subject) FROM jobs GROUP BY tenant_id, state",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        for (tenant, state, n, subjects) in jobs {
-            let Some(t) = by_id.get(&tenant).map(|&i| &mut out[i]) else {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(overview_sql()))
+            .fetch_all(self.pool())
+            .await?;
+        let mut out: Vec<TenantOverview> = Vec::new();
+        for r in &rows {
+            let id: TenantId = r.try_get("id")?;
+            if out.last().is_none_or(|t| t.tenant.id != id) {
+                out.push(TenantOverview {
+                    tenant: tenant_row(r)?,
+                    jobs: HashMap::new(),
+                    blocked_subjects: 0,
+                    dead_subjects: 0,
+                    last_post_at: r.try_get("last_post_at")?,
+                    last_sweep_at: r.try_get("last_sweep_at")?,
+                    reconnect_needed: r
+                        .try_get::<Option<String>, _>("reconnect_reason")?
+                        .is_some(),
+                });
+            }
+            let Some(state) = r.try_get::<Option<JobState>, _>("state")? else {
                 continue;
             };
-            t.jobs.insert(state, n);
+            let Some(t) = out.last_mut() else { continue };
+            let subjects: i64 = r.try_get("subjects")?;
+            t.jobs.insert(state, r.try_get("n")?);
             match state {
                 JobState::Blocked => t.blocked_subjects = subjects,
                 JobState::Dead => t.dead_subjects = subjects,
                 _ => {}
             }
-        }
-        for t in &mut out {
-            t.last_post_at = self
-                .last_received(t.tenant_id, super::EventSource::KeapPost)
-                .await?;
-            t.last_sweep_at = self.sweep(t.tenant_id).await?.and_then(|s| s.finished_at);
         }
         Ok(out)
     }

@@ -39,7 +39,10 @@ pub struct NewTenant {
     pub opt_out_method: OptOutMethod,
 }
 
-fn row(r: &sqlx::any::AnyRow) -> Result<TenantRow> {
+/// The columns [`row`] reads, for queries elsewhere in the store that read whole tenants.
+pub(super) const TENANT_COLUMNS: &str = "id, app, keap_base_url, credential_kind, credential_sealed, token_hash, token_sealed, legacy_prefix_hash, opt_out_method, opt_out_path, opt_out_path_at, created_at, updated_at";
+
+pub(super) fn row(r: &sqlx::any::AnyRow) -> Result<TenantRow> {
     Ok(TenantRow {
         id: r.try_get("id")?,
         app: r.try_get("app")?,

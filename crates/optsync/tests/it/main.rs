@@ -18,6 +18,7 @@ mod module_graph;
 mod nginx;
 mod oauth;
 mod outage;
+mod overview;
 pub mod processes;
 mod promises;
 mod providers_posted;
