@@ -14,6 +14,9 @@
 //! 4. The `optsync serve` process's RSS, idle and under 1,000 posts/s.
 //! 5. Fair shares: one tenant's time to honour while another tenant has 2,000 jobs queued,
 //!    against the same on an idle service, both at a service key's real limits.
+//!
+//! Section `views` (`benches/perf/views.rs`): the console's overview and `/metrics` with
+//! 1,000 apps, beside the report built per app.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -63,7 +66,13 @@ async fn main() {
     if wanted("5") {
         fairness::run().await;
     }
+    if wanted("views") {
+        views::run(&backends).await;
+    }
 }
+
+#[path = "perf/views.rs"]
+mod views;
 
 fn num_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

@@ -19,6 +19,9 @@ use crate::oauth_tokens::{DbTokenStore, PairSeal};
 use crate::store::{Store, TenantRow};
 use crate::tenant::{StoredCredential, digest_hex};
 
+/// A value built from a tenant row, with the row's `updated_at` it was built from.
+type Stamped<T> = (Millis, T);
+
 #[derive(Debug, Clone)]
 pub struct KeapClients {
     store: Store,
@@ -26,6 +29,9 @@ pub struct KeapClients {
     clock: Clock,
     clients: Arc<Mutex<HashMap<TenantId, (Millis, KeapClient)>>>,
     pacers: Arc<Mutex<HashMap<String, Arc<Pacer>>>>,
+    /// Each tenant's pacer, as [`Self::daily_remaining`] found it (until the row changes):
+    /// the overview and `/metrics` ask for every tenant's at each look.
+    tenant_pacers: Arc<Mutex<HashMap<TenantId, Stamped<Arc<Pacer>>>>>,
     /// Pacing for every credential (default: Keap's published limits for its kind).
     pacing_override: Option<PacingConfig>,
 }
@@ -45,6 +51,7 @@ impl KeapClients {
             clock,
             clients: Arc::default(),
             pacers: Arc::default(),
+            tenant_pacers: Arc::default(),
             pacing_override: pacing,
         }
     }
@@ -70,23 +77,57 @@ impl KeapClients {
             .clone()
     }
 
-    /// The Keap client for a tenant, cached until the tenant row changes.
-    pub fn client(&self, t: &TenantRow) -> Result<KeapClient> {
-        if let Some((stamp, c)) = self
-            .clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&t.id)
+    /// An API key's pacer: Keap counts the key's calls wherever they come from.
+    fn key_pacer(&self, key: &str) -> Arc<Pacer> {
+        self.pacer(
+            format!("key:{}", digest_hex(key)),
+            PacingConfig::service_account(),
+        )
+    }
+
+    /// An OAuth client's pacer, shared by every app it serves.
+    fn oauth_pacer(&self, client_id: &str) -> Arc<Pacer> {
+        self.pacer(format!("oauth:{client_id}"), PacingConfig::oauth_client())
+    }
+
+    /// The tenant's cached client, if the tenant row has not changed since it was built.
+    fn cached(&self, t: &TenantRow) -> Option<KeapClient> {
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let (stamp, c) = clients.get(&t.id)?;
+        (*stamp == t.updated_at).then(|| c.clone())
+    }
+
+    /// Keap calls left today on the tenant's credential, as its pacer counts them (none:
+    /// no daily limit). Only the pacer is looked up, no client built: watching a thousand
+    /// apps (the overview, `/metrics`) costs no HTTP client for an app that has no work.
+    pub fn daily_remaining(&self, t: &TenantRow) -> Result<Option<u32>> {
+        Ok(self.tenant_pacer(t)?.budget().daily_remaining)
+    }
+
+    /// The pacer a tenant's client uses (or will), cached by tenant until its row changes.
+    fn tenant_pacer(&self, t: &TenantRow) -> Result<Arc<Pacer>> {
+        let mut cache = self.tenant_pacers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((stamp, p)) = cache.get(&t.id)
             && *stamp == t.updated_at
         {
-            return Ok(c.clone());
+            return Ok(p.clone());
+        }
+        let pacer = match StoredCredential::open(&self.secrets, t)? {
+            StoredCredential::ApiKey { key } => self.key_pacer(&key),
+            StoredCredential::OAuth { client_id, .. } => self.oauth_pacer(&client_id),
+        };
+        cache.insert(t.id, (t.updated_at, pacer.clone()));
+        Ok(pacer)
+    }
+
+    /// The Keap client for a tenant, cached until the tenant row changes.
+    pub fn client(&self, t: &TenantRow) -> Result<KeapClient> {
+        if let Some(c) = self.cached(t) {
+            return Ok(c);
         }
         let (credential, pacer) = match StoredCredential::open(&self.secrets, t)? {
             StoredCredential::ApiKey { key } => {
-                let pacer = self.pacer(
-                    format!("key:{}", digest_hex(&key)),
-                    PacingConfig::service_account(),
-                );
+                let pacer = self.key_pacer(&key);
                 (Credential::api_key(key), pacer)
             }
             oauth @ StoredCredential::OAuth { .. } => self.oauth(t, oauth)?,
@@ -107,10 +148,7 @@ impl KeapClients {
     /// shares).
     fn oauth(&self, t: &TenantRow, cred: StoredCredential) -> Result<(Credential, Arc<Pacer>)> {
         let (client, seed) = self.oauth_client(t, cred)?;
-        let pacer = self.pacer(
-            format!("oauth:{}", client.client_id()),
-            PacingConfig::oauth_client(),
-        );
+        let pacer = self.oauth_pacer(client.client_id());
         let store = DbTokenStore::new(
             self.store.clone(),
             PairSeal::new(self.secrets.clone(), &t.app),

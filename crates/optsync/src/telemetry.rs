@@ -186,10 +186,7 @@ async fn store_gauges(store: &Store, clients: &KeapClients) -> Result<Vec<Gauge>
         if let Some(at) = t.last_sweep_at {
             last_sweep.sample(app(), at.as_i64() as f64 / 1000.0);
         }
-        let left = clients
-            .client(&t.tenant)
-            .ok()
-            .and_then(|c| c.pacer().budget().daily_remaining);
+        let left = clients.daily_remaining(&t.tenant).ok().flatten();
         if let Some(left) = left {
             quota.sample(app(), f64::from(left));
         }

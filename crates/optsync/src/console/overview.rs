@@ -74,9 +74,9 @@ fn row(state: &AppState, t: &TenantOverview, times: &Times, now: Millis) -> Over
     let n = |s: JobState| t.jobs.get(&s).copied().unwrap_or(0);
     let quota = state
         .clients
-        .client(&t.tenant)
+        .daily_remaining(&t.tenant)
         .ok()
-        .and_then(|c| c.pacer().budget().daily_remaining)
+        .flatten()
         .map_or_else(|| "unlimited".into(), |q| q.to_string());
     let (path, path_at) = match t.tenant.opt_out_path {
         Some(p) => (

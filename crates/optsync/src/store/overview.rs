@@ -44,7 +44,9 @@ impl TenantOverview {
 
 /// Every tenant with its jobs counted by state (one row per tenant and state, a tenant
 /// without jobs once with a NULL state), its last Keap post (one probe of
-/// `events_tenant_source` each), its sweep and its OAuth row.
+/// `events_tenant_source` each), its sweep and its OAuth row. Jobs are joined per tenant
+/// through `jobs_tenant_state` and grouped (tenants' columns depend on their id), rather
+/// than joined to an aggregate of every job, which SQLite would scan once per tenant.
 fn overview_sql() -> String {
     let columns = TENANT_COLUMNS
         .split(", ")
@@ -52,15 +54,15 @@ fn overview_sql() -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "SELECT {columns}, j.state, j.n, j.subjects,
+        "SELECT {columns}, j.state, COUNT(j.id) AS n, COUNT(DISTINCT j.subject) AS subjects,
             (SELECT MAX(e.received_at) FROM events e
               WHERE e.tenant_id = t.id AND e.source = 'keap_post') AS last_post_at,
-            s.finished_at AS last_sweep_at, o.reconnect_reason
+            MAX(s.finished_at) AS last_sweep_at, MAX(o.reconnect_reason) AS reconnect_reason
            FROM tenants t
-           LEFT JOIN (SELECT tenant_id, state, COUNT(*) AS n, COUNT(DISTINCT subject) AS subjects
-                        FROM jobs GROUP BY tenant_id, state) j ON j.tenant_id = t.id
+           LEFT JOIN jobs j ON j.tenant_id = t.id
            LEFT JOIN sweeps s ON s.tenant_id = t.id
            LEFT JOIN oauth_tokens o ON o.tenant_id = t.id
+          GROUP BY t.id, j.state
           ORDER BY t.app, t.id, j.state"
     )
 }
