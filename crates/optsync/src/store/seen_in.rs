@@ -9,15 +9,18 @@ use crate::error::Result;
 
 impl Store {
     /// The tenants where `email` (any letter case; `key` is its case-folded form) has been
-    /// seen, ordered by app.
+    /// seen, ordered by app. Events and decisions are found through their `LOWER(email)`
+    /// indexes; the sweep's index and the ledger, keyed by tenant first, by one probe of
+    /// each tenant's part (a thousand probes, not a scan of every app's contacts).
     pub async fn tenants_that_saw(&self, email: &str, key: &str) -> Result<Vec<TenantRow>> {
         let sql = format!(
-            "SELECT {TENANT_COLUMNS} FROM tenants WHERE id IN (
-                SELECT tenant_id FROM events WHERE LOWER(email) = LOWER($1)
-                UNION SELECT tenant_id FROM audit WHERE LOWER(email) = LOWER($1)
-                UNION SELECT tenant_id FROM contact_addresses WHERE email_key = $2
-                UNION SELECT tenant_id FROM ledger WHERE email_key = $2)
-              ORDER BY app"
+            "SELECT {TENANT_COLUMNS} FROM tenants t
+              WHERE t.id IN (SELECT tenant_id FROM events WHERE LOWER(email) = LOWER($1)
+                             UNION SELECT tenant_id FROM audit WHERE LOWER(email) = LOWER($1))
+                 OR EXISTS (SELECT 1 FROM contact_addresses c
+                             WHERE c.tenant_id = t.id AND c.email_key = $2)
+                 OR EXISTS (SELECT 1 FROM ledger l WHERE l.tenant_id = t.id AND l.email_key = $2)
+              ORDER BY t.app"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(email)
