@@ -17,6 +17,7 @@ use crate::crypto::SecretBox;
 use crate::error::{Error, Result};
 use crate::keap_clients::KeapClients;
 use crate::providers::ses::{HttpSnsFetcher, SnsFetcher};
+use crate::push::PushPacer;
 use crate::queue::Queue;
 use crate::reconcile::SweepOptions;
 use crate::state::AppState;
@@ -93,6 +94,7 @@ impl AppBuilder {
             ),
             clients: KeapClients::new(store.clone(), secrets, self.clock.clone(), pacing),
             queue: Queue::new(store.clone()),
+            push_pacer: Arc::new(PushPacer::new(s.push_per_second)),
             settings: Arc::new(s),
             clock: self.clock,
             store,

@@ -7,13 +7,15 @@
 use crate::clock::Millis;
 use std::sync::Arc;
 
+use keap::EmailAddress;
+
 use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 
 use crate::error::{Error, Result};
 use crate::store::{
     Accepted, ClaimedJob, Committer, Delivery, DeliveryOutcome, GroupCommit, JobId, JobReport,
-    NewEvent, Outcome, PageCommit, Requeue, Store, TenantId,
+    NewEvent, Outcome, PageCommit, Requeue, Store, Suppression, TenantId,
 };
 
 #[derive(Debug, Clone)]
@@ -111,8 +113,8 @@ impl Queue {
         self.store.claim_tenant(tenant, now, lease_ms).await
     }
 
-    /// Ends a claimed job with a terminal outcome and its report; false if its lease ran out
-    /// and another worker has it.
+    /// Ends a claimed job with a terminal outcome and its report (queueing the pushes it
+    /// asks for); false if its lease ran out and another worker has it.
     pub async fn complete(
         &self,
         job: &ClaimedJob,
@@ -120,14 +122,52 @@ impl Queue {
         outcome: Outcome,
         report: &JobReport,
     ) -> Result<bool> {
-        self.store
+        let done = self
+            .store
             .complete(job.id, Some(job.lease_until), now, outcome, report)
-            .await
+            .await?;
+        if done && !report.push.is_empty() {
+            self.wake();
+        }
+        Ok(done)
     }
 
     /// Puts a job that did not complete back, or buries it.
     pub async fn requeue(&self, job: JobId, how: Requeue, error: &str, now: Millis) -> Result<()> {
         self.store.requeue(job, how, error, now).await
+    }
+
+    /// Puts a job back and queues the pushes of the addresses it leaves mailable (a job no
+    /// Keap path can do), in one transaction.
+    pub async fn requeue_pushing(
+        &self,
+        job: JobId,
+        how: Requeue,
+        error: &str,
+        now: Millis,
+        pushes: (&[EmailAddress], Millis),
+    ) -> Result<()> {
+        let (addresses, requested_at) = pushes;
+        let queued = self
+            .store
+            .requeue_pushing(job, how, error, now, addresses, requested_at)
+            .await?;
+        if queued > 0 {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    /// Ends a claimed push job as done, recording what it wrote; false if its lease ran out.
+    pub async fn complete_push(
+        &self,
+        job: &ClaimedJob,
+        now: Millis,
+        done: &Suppression,
+    ) -> Result<bool> {
+        self.store
+            .complete_push(job.id, job.lease_until, now, done)
+            .await
     }
 
     /// Re-drives a job that is [`crate::store::RETRYABLE`]: pending now, attempts reset.

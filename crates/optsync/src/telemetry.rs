@@ -27,6 +27,8 @@ pub const JOB_DURATION: &str = "optsync_job_duration_seconds";
 pub const WORKER_PANICS: &str = "optsync_worker_panics_total";
 /// From an event's arrival to its job's completion, by the event's source.
 pub const TIME_TO_HONOUR: &str = "optsync_time_to_honour_seconds";
+/// Pushes to a sending provider's suppression list run, by provider and outcome.
+pub const PUSHES: &str = "optsync_push_total";
 /// Provider webhooks refused, by provider and reason.
 pub const WEBHOOK_REFUSALS: &str = "optsync_webhook_refusals_total";
 pub const SWEEP_PAGES: &str = "optsync_sweep_pages_total";
@@ -120,6 +122,10 @@ fn describe() {
         "Contacts examined by reconciliation sweeps."
     );
     describe_counter!(SWEEP_JOBS, "Jobs queued by reconciliation sweeps.");
+    describe_counter!(
+        PUSHES,
+        "Pushes to a sending provider's suppression list, by provider and outcome."
+    );
 }
 
 /// The exposition text: everything recorded, the build, the process, and the gauges read

@@ -222,6 +222,14 @@ impl Tenants {
         &self.store
     }
 
+    /// Stores an app's push setting for one provider, sealed (replacing an earlier one). The
+    /// caller has checked it ([`crate::push::PushConfig::check_scope`] and one live read).
+    pub async fn set_push(&self, app: &str, config: &crate::push::PushConfig) -> Result<()> {
+        let tenant = self.get(app).await?;
+        let now = self.clock.now();
+        crate::push::store(&self.store, &self.secrets, &tenant, config, now).await
+    }
+
     /// Adds a tenant; returns it with its new hook token.
     pub async fn add(&self, spec: TenantSpec) -> Result<(TenantRow, String)> {
         validate_app(&spec.app)?;

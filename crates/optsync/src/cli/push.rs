@@ -1,7 +1,6 @@
 //! `optsync provider push|unpush`: where an opted-out address is also written to the sending
 //! provider's own suppression list, and `provider list`'s lines for those.
 
-use crate::clock::Now as _;
 use crate::store::TenantId;
 use std::path::PathBuf;
 
@@ -109,8 +108,7 @@ pub async fn push(app: &App, a: PushArgs) -> anyhow::Result<()> {
         .check()
         .await
         .map_err(|e| refused(Refusal::from(e)))?;
-    let now = app.state().clock.now();
-    crate::push::store(app.store(), app.tenants().secrets(), &tenant, &config, now).await?;
+    app.tenants().set_push(&tenant.app, &config).await?;
     println!(
         "{} push configured for {}: {}",
         config.provider,

@@ -174,6 +174,12 @@ pub const KEYS: &[Key] = &[
         "How often idle workers look for jobs other processes enqueued",
     ),
     key(
+        "push_per_second",
+        Plain,
+        Value("5"),
+        "Pushes per second to one sending provider's suppression list, per app",
+    ),
+    key(
         "blocked_retry_secs",
         Plain,
         Value("300"),

@@ -101,6 +101,8 @@ pub struct Settings {
     pub poll: Duration,
     /// How long a blocked job (no opt-out path works) waits before it is tried again.
     pub blocked_retry: Duration,
+    /// Pushes per second to one sending provider's suppression list, per app.
+    pub push_per_second: u32,
     /// Failed Keap-post authentications allowed per (app, client address) per minute.
     pub failed_auth_per_minute: u32,
     /// Proxies whose forwarding headers name the client (`OPTSYNC_TRUSTED_PROXIES`, CIDRs).
@@ -192,6 +194,7 @@ impl Settings {
             retry_cap: ms("retry_cap_ms")?,
             poll: ms("poll_ms")?,
             blocked_retry: secs("blocked_retry_secs")?,
+            push_per_second: v.get::<u32>("push_per_second")?.max(1),
             failed_auth_per_minute: v.get("failed_auth_per_minute")?,
             trusted_proxies: parse_proxies(&v.text("trusted_proxies")?.unwrap_or_default())?,
             header_timeout: secs("header_timeout_secs")?,

@@ -72,6 +72,20 @@ impl Provider {
         }
     }
 
+    /// The provider's own spelling, for sentences ("suppressed at SendGrid").
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Ses => "SES",
+            Self::Sendgrid => "SendGrid",
+            Self::Mailgun => "Mailgun",
+            Self::Postmark => "Postmark",
+            Self::Sparkpost => "SparkPost",
+            Self::Mandrill => "Mandrill",
+            Self::Mailjet => "Mailjet",
+            Self::Brevo => "Brevo",
+        }
+    }
+
     pub fn from_name(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.name() == s)
     }

@@ -4,7 +4,7 @@ use secrecy::SecretString;
 use suppress::{
     BrevoClient, Error, MailgunClient, MailgunRegion, MailjetClient, MandrillClient, Options,
     PostmarkClient, Provider, SendgridClient, SesClient, SesCredentials, SesReason,
-    SparkpostClient,
+    SparkpostClient, Suppressed,
 };
 
 use super::{PushConfig, PushCredential};
@@ -94,6 +94,21 @@ impl PushClient {
             Provider::Mailjet => Self::Mailjet(mailjet(c, url, options)?),
             Provider::Brevo => Self::Brevo(BrevoClient::new(url, key(c)?, &c.senders, options)?),
         })
+    }
+
+    /// Puts `address` on every list the configuration names and reads it back where the
+    /// provider has a read call. Every write is idempotent: a retry writes again harmlessly.
+    pub async fn push(&self, address: &str) -> Result<Suppressed, Error> {
+        match self {
+            Self::Ses(c) => c.suppress(address).await,
+            Self::Sendgrid(c) => c.suppress(address).await,
+            Self::Mailgun(c) => c.suppress(address).await,
+            Self::Postmark(c) => c.suppress(address).await,
+            Self::Sparkpost(c) => c.suppress(address).await,
+            Self::Mandrill(c) => c.suppress(address).await,
+            Self::Mailjet(c) => c.suppress(address).await,
+            Self::Brevo(c) => c.suppress(address).await,
+        }
     }
 
     /// One read call (per region, domain or stream) that proves the credential and the scope;

@@ -6,15 +6,32 @@
 mod aws;
 mod client;
 mod config;
+mod pace;
 
 pub use aws::{AwsKeys, read_aws_credentials};
 pub use client::PushClient;
 pub use config::{PushConfig, PushCredential, Refusal};
+pub use pace::PushPacer;
 
 use crate::clock::Millis;
 use crate::crypto::SecretBox;
 use crate::error::Result;
 use crate::store::{Store, TenantRow};
+
+/// The `suppress` client's name for a provider optsync also receives webhooks from.
+pub fn provider_of(p: crate::providers::Provider) -> suppress::Provider {
+    use crate::providers::Provider as P;
+    match p {
+        P::Ses => suppress::Provider::Ses,
+        P::Sendgrid => suppress::Provider::Sendgrid,
+        P::Mailgun => suppress::Provider::Mailgun,
+        P::Postmark => suppress::Provider::Postmark,
+        P::Sparkpost => suppress::Provider::Sparkpost,
+        P::Mandrill => suppress::Provider::Mandrill,
+        P::Mailjet => suppress::Provider::Mailjet,
+        P::Brevo => suppress::Provider::Brevo,
+    }
+}
 
 /// What the sealed column is bound to: a row moved to another tenant or provider won't open.
 pub fn aad(app: &str, provider: suppress::Provider) -> String {

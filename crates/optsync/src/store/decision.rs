@@ -70,6 +70,10 @@ pub struct JobReport {
     /// When the first of them arrived (epoch ms).
     pub received_at: Millis,
     pub addresses: Vec<AddressDecision>,
+    /// The addresses a person's opt-out covers (never an address-only outcome such as a
+    /// bounce or a provider's suppression echo): each is pushed to the app's sending
+    /// providers' lists, queued when the job completes.
+    pub push: Vec<EmailAddress>,
 }
 
 /// A recorded decision, for `optsync audit` and the console.

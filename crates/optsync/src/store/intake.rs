@@ -7,7 +7,7 @@ use crate::clock::Millis;
 use sqlx::Row;
 
 use super::ids::{EventId, JobId};
-use super::model::Subject;
+use super::model::{EventKind, Subject};
 use super::payload::{self, Columns, EventPayload};
 use super::{Store, is_unique_violation};
 use crate::error::Result;
@@ -86,6 +86,7 @@ pub(super) async fn insert_event(
         }
     }
     let job_id = match ev.payload.subject() {
+        Some(_) if is_push_echo(tx, ev).await? => None,
         Some(subject) => Some(join_pending_job(tx, ev.tenant_id, &subject, ev.received_at).await?),
         None => None,
     };
@@ -113,6 +114,21 @@ pub(super) async fn insert_event(
         job_id,
         duplicate: false,
     })
+}
+
+/// A provider's report that it did not send because the address is on its own list, for an
+/// address optsync pushed to that provider: the echo of our own push. It is recorded (and
+/// honoured on arrival) but asks for nothing, so a push can never feed back into a write.
+async fn is_push_echo(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ev: &NewEvent,
+) -> Result<bool, sqlx::Error> {
+    match &ev.payload {
+        EventPayload::Provider(p) if p.kind == EventKind::Suppressed => {
+            super::push_jobs::suppressed_with(tx, ev.tenant_id, p.provider, &p.address, None).await
+        }
+        _ => Ok(false),
+    }
 }
 
 /// The subject's pending job, created if there is none.

@@ -4,6 +4,7 @@
 
 use super::TenantId;
 use crate::clock::Millis;
+use keap::EmailAddress;
 use sqlx::Row;
 
 use super::Store;
@@ -42,7 +43,8 @@ impl Store {
     }
 
     /// Ends a job with a terminal outcome — done (its events honoured), not found or no
-    /// opt-out in Keap (not honoured) — and records its report, in one transaction. Returns
+    /// opt-out in Keap (not honoured) — and records its report, and queues the pushes of the
+    /// addresses a person's opt-out covers (`report.push`), in one transaction. Returns
     /// false if the job was no longer this worker's (its lease ran out and another worker
     /// took it): then nothing is written.
     pub async fn complete(
@@ -79,6 +81,10 @@ impl Store {
             .await?;
         }
         super::decision::insert(&mut tx, report, now).await?;
+        if outcome != Outcome::NoOptOut {
+            let (push, at) = (&report.push, report.received_at);
+            super::push_jobs::queue_pushes(&mut tx, job_id, push, at, now).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -96,6 +102,26 @@ impl Store {
         requeue_in(&mut tx, job_id, how, error, now).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Puts a job back as [`Store::requeue`] does and queues the pushes of the addresses
+    /// it leaves mailable, in one transaction: a job no Keap path can do still has its
+    /// addresses suppressed at the sending providers.
+    pub async fn requeue_pushing(
+        &self,
+        job_id: JobId,
+        how: Requeue,
+        error: &str,
+        now: Millis,
+        pushes: &[EmailAddress],
+        requested_at: Millis,
+    ) -> Result<usize> {
+        let mut tx = self.pool().begin().await?;
+        requeue_in(&mut tx, job_id, how, error, now).await?;
+        let queued =
+            super::push_jobs::queue_pushes(&mut tx, job_id, pushes, requested_at, now).await?;
+        tx.commit().await?;
+        Ok(queued)
     }
 
     /// Re-drives a job in one of the [`RETRYABLE`] states: pending now, attempts reset, in

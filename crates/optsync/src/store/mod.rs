@@ -22,6 +22,7 @@ mod overview;
 mod payload;
 mod providers;
 mod push;
+mod push_jobs;
 mod records;
 mod schema;
 mod seen_in;
@@ -40,14 +41,15 @@ pub use intake::{Accepted, NewEvent};
 pub use jobs::EventRow;
 pub use listings::{EventSummary, HonouredEvent};
 pub use model::{
-    AuditAction, CredentialKind, EventKind, EventSource, JobState, LedgerOrigin, OptOutApi,
-    Outcome, Proof, RETRYABLE, RETRYABLE_WORDS, Requeue, Rule, Subject, SweepKind, SweepState,
-    UnknownValue, WritePath,
+    AuditAction, CredentialKind, EventKind, EventSource, JobKind, JobState, LedgerOrigin,
+    OptOutApi, Outcome, Proof, RETRYABLE, RETRYABLE_WORDS, Requeue, Rule, Subject, SweepKind,
+    SweepState, UnknownValue, WritePath,
 };
 pub use oauth_tokens::{OAuthTokenRow, ReconnectNeeded};
 pub use overview::TenantOverview;
 pub use payload::{ContactSnapshot, EventPayload, ProviderEvent};
 pub use providers::{Delivery, DeliveryOutcome, SignatureToken};
+pub use push_jobs::{Suppression, SuppressionRow};
 pub use schema::{MigrationState, SchemaStatus};
 pub use sweeps::{IndexedAddress, PageCommit, SweepJobsLeft, SweepRow};
 pub use tenants::{NewTenant, TenantRow};

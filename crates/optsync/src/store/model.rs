@@ -358,14 +358,36 @@ impl FromStr for EventSource {
 
 stored_as_text!(EventSource);
 
-/// What a job is about: one contact, or every contact holding an address.
+text_enum! {
+    /// What a job does: an opt-out in Keap, or a push of one address to one sending
+    /// provider's own do-not-send list.
+    JobKind, "job kind" {
+        OptOut = "opt_out",
+        Push = "push",
+    }
+}
+
+/// What a job is about: one contact, or every contact holding an address (opt-outs in
+/// Keap); or one address for one provider's lists (a push).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Subject {
     Contact(ContactId),
     Address(EmailAddress),
+    Push {
+        provider: Provider,
+        address: EmailAddress,
+    },
 }
 
 impl Subject {
+    /// The kind of job that works on this subject.
+    pub fn kind(&self) -> JobKind {
+        match self {
+            Self::Contact(_) | Self::Address(_) => JobKind::OptOut,
+            Self::Push { .. } => JobKind::Push,
+        }
+    }
+
     /// The job already covers every holder of this address.
     pub fn covers_address(&self, email: &EmailAddress) -> bool {
         matches!(self, Self::Address(a) if a.key() == email.key())
@@ -378,6 +400,9 @@ impl fmt::Display for Subject {
             Self::Contact(id) => write!(f, "contact:{id}"),
             // The key: one pending job per address, however it was spelled.
             Self::Address(e) => write!(f, "email:{}", e.key()),
+            Self::Push { provider, address } => {
+                write!(f, "push:{}:{}", provider.name(), address.key())
+            }
         }
     }
 }
@@ -389,6 +414,13 @@ impl FromStr for Subject {
         match s.split_once(':').ok_or_else(bad)? {
             ("contact", id) => id.parse().map(Self::Contact).map_err(|_| bad()),
             ("email", e) => EmailAddress::parse(e).map(Self::Address).map_err(|_| bad()),
+            ("push", rest) => {
+                let (p, e) = rest.split_once(':').ok_or_else(bad)?;
+                Ok(Self::Push {
+                    provider: Provider::from_name(p).ok_or_else(bad)?,
+                    address: EmailAddress::parse(e).map_err(|_| bad())?,
+                })
+            }
             _ => Err(bad()),
         }
     }
@@ -447,11 +479,18 @@ mod tests {
         let a: Subject = "email:Ann@Example.COM".parse().unwrap();
         assert_eq!(a.to_string(), "email:ann@example.com");
         assert!(a.covers_address(&EmailAddress::parse("Ann@example.com").unwrap()));
+        let p: Subject = "push:sendgrid:Ann@Example.com".parse().unwrap();
+        assert_eq!(p.to_string(), "push:sendgrid:ann@example.com");
+        assert_eq!(p.kind(), JobKind::Push);
+        assert_eq!(a.kind(), JobKind::OptOut);
+        assert!(!p.covers_address(&EmailAddress::parse("ann@example.com").unwrap()));
         for bad in [
             "contact:x",
             "contact:-1",
             "email:nope",
             "person:1",
+            "push:nope:a@example.com",
+            "push:sendgrid",
             "contact",
         ] {
             assert!(bad.parse::<Subject>().is_err(), "{bad}");

@@ -57,30 +57,39 @@ pub(super) struct JobRun<'a> {
     pub index_fresh: bool,
 }
 
-/// Runs the job's steps; what it found and decided.
-pub(super) async fn execute(state: &AppState, job: &ClaimedJob) -> Result<Work> {
-    let mut work = Work {
-        report: JobReport {
-            tenant_id: job.tenant_id,
-            job_id: job.id,
-            event_ids: Vec::new(),
-            received_at: state.clock.now(),
-            addresses: Vec::new(),
-        },
-        writes: 0,
-        found: 0,
-        stop_seen: false,
-        keap_post: false,
-        received: Vec::new(),
-    };
+impl Work {
+    /// Nothing found or decided yet.
+    pub(super) fn new(state: &AppState, job: &ClaimedJob) -> Self {
+        Self {
+            report: JobReport {
+                tenant_id: job.tenant_id,
+                job_id: job.id,
+                event_ids: Vec::new(),
+                received_at: state.clock.now(),
+                addresses: Vec::new(),
+                push: Vec::new(),
+            },
+            writes: 0,
+            found: 0,
+            stop_seen: false,
+            keap_post: false,
+            received: Vec::new(),
+        }
+    }
+}
+
+/// Runs the job's steps into `work`: what it found and decided. The pushes a person's
+/// opt-out asks for are in `work` before any Keap write, so a job that ends blocked still
+/// queues them.
+pub(super) async fn execute(state: &AppState, job: &ClaimedJob, work: &mut Work) -> Result<()> {
     let Some(run) = JobRun::start(state, job).await? else {
         // The tenant was removed while the job waited: nothing to do for it.
-        return Ok(work);
+        return Ok(());
     };
-    run.describe(&mut work);
-    for id in run.resolve_subject(&mut work).await? {
+    run.describe(work);
+    for id in run.resolve_subject(work).await? {
         let calls_before = run.client.calls_made();
-        let Some(contact) = run.load_contact(id, &mut work).await? else {
+        let Some(contact) = run.load_contact(id, work).await? else {
             continue;
         };
         work.found += 1;
@@ -88,13 +97,43 @@ pub(super) async fn execute(state: &AppState, job: &ClaimedJob) -> Result<Work> 
         let (views, decision) = run.decide(&contact).await?;
         work.stop_seen |= contact.addresses.iter().any(|a| a.status.is_stop())
             || decision.writes().next().is_some();
-        run.honour(&contact, &views, &decision, read_calls, &mut work)
+        add_pushes(&mut work.report.push, person_stopped(&decision));
+        run.honour(&contact, &views, &decision, read_calls, work)
             .await?;
         if !run.reconcile_only {
             run.fan_out(id, &decision.sources).await?;
         }
     }
-    Ok(work)
+    if work.found == 0 {
+        // A provider's unsubscribe or complaint for an address no contact holds is still the
+        // person asking to stop.
+        add_pushes(&mut work.report.push, run.signals.stops.iter());
+    }
+    Ok(())
+}
+
+/// The addresses of a contact that a person's opt-out covers: none when nobody asked to stop
+/// (a bounce or a suppression echo alone), else its stop sources and every address opted out
+/// or already stopped because of them.
+fn person_stopped(decision: &Decision) -> impl Iterator<Item = &EmailAddress> {
+    let asked = !decision.sources.is_empty();
+    let covered = decision.actions.iter().filter_map(move |(email, action)| {
+        let by_person = matches!(
+            action,
+            Action::AlreadyStopped | Action::OptOut(Reason::Propagation { .. })
+        );
+        (asked && by_person).then_some(email)
+    });
+    decision.sources.iter().chain(covered)
+}
+
+/// Adds addresses to the push list, each once.
+fn add_pushes<'e>(list: &mut Vec<EmailAddress>, more: impl Iterator<Item = &'e EmailAddress>) {
+    for e in more {
+        if !list.iter().any(|p| p.key() == e.key()) {
+            list.push(e.clone());
+        }
+    }
 }
 
 impl<'a> JobRun<'a> {
@@ -167,6 +206,11 @@ impl<'a> JobRun<'a> {
                 }
                 Ok(holders)
             }
+            // The worker runs push jobs through their own step, never here.
+            Subject::Push { .. } => Err(Error::CorruptState(format!(
+                "push job {} run as an opt-out",
+                self.job.id
+            ))),
         }
     }
 

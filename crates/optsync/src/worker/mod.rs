@@ -6,6 +6,7 @@ mod fanout;
 mod job;
 mod paths;
 pub mod policy;
+mod push;
 
 use crate::clock::Millis;
 use crate::clock::Now as _;
@@ -17,7 +18,7 @@ use tracing::Instrument as _;
 use crate::error::{Error, Result};
 use crate::logfmt::one_line;
 use crate::state::AppState;
-use crate::store::{ClaimedJob, JobId, Outcome, Requeue, TenantId};
+use crate::store::{ClaimedJob, JobId, JobKind, JobReport, Outcome, Requeue, TenantId};
 use policy::{Attempt, Ending, Failure, Policy, Seen};
 
 /// What one job did.
@@ -131,10 +132,19 @@ impl Worker {
         if let Some(hook) = &s.before_job {
             hook(job.id.get());
         }
-        let work = match job::execute(s, job).await {
-            Ok(work) => work,
-            Err(e) => return self.fail(job, e).await,
-        };
+        match job.subject.kind() {
+            JobKind::Push => push::run(s, job).await,
+            JobKind::OptOut => self.run_opt_out(job).await,
+        }
+    }
+
+    /// An opt-out in Keap: the steps, then the ending [`policy::ending`] says.
+    async fn run_opt_out(&self, job: &ClaimedJob) -> Result<JobOutcome> {
+        let s = &self.state;
+        let mut work = job::Work::new(s, job);
+        if let Err(e) = job::execute(s, job, &mut work).await {
+            return self.fail(job, e, &work.report).await;
+        }
         let now = s.clock.now();
         let seen = Seen {
             found: work.found,
@@ -221,8 +231,10 @@ impl Worker {
         }
     }
 
-    /// Puts a failed job back where [`Policy::after_failure`] says, and says so.
-    async fn fail(&self, job: &ClaimedJob, e: Error) -> Result<JobOutcome> {
+    /// Puts a failed job back where [`Policy::after_failure`] says, and says so. A blocked
+    /// job queues the pushes its report asks for with it: its addresses are still mailable
+    /// through Keap, so the sending providers' lists are what stops the mail.
+    async fn fail(&self, job: &ClaimedJob, e: Error, report: &JobReport) -> Result<JobOutcome> {
         let s = &self.state;
         let now = s.clock.now();
         let msg = e.to_string();
@@ -234,7 +246,15 @@ impl Worker {
             jitter: rand::rng().random_range(0.8..1.2),
         };
         let how = policy_of(s).after_failure(failure, attempt);
-        s.queue.requeue(job.id, how, &msg, now).await?;
+        match how {
+            Requeue::Block(_) if !report.push.is_empty() => {
+                let pushes = (report.push.as_slice(), report.received_at);
+                s.queue
+                    .requeue_pushing(job.id, how, &msg, now, pushes)
+                    .await?
+            }
+            _ => s.queue.requeue(job.id, how, &msg, now).await?,
+        }
         let job_id = job.id;
         Ok(match how {
             Requeue::Block(_) => {

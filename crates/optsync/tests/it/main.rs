@@ -24,6 +24,7 @@ mod promises;
 mod providers_posted;
 mod proxy;
 mod push;
+mod push_jobs;
 mod queue;
 mod reconcile;
 mod report;

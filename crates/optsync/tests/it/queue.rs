@@ -33,6 +33,7 @@ fn no_report(job_id: JobId) -> JobReport {
         event_ids: vec![],
         received_at: Millis(T0 as i64),
         addresses: vec![],
+        push: vec![],
     }
 }
 
