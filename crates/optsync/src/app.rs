@@ -95,6 +95,7 @@ impl AppBuilder {
             clients: KeapClients::new(store.clone(), secrets, self.clock.clone(), pacing),
             queue: Queue::new(store.clone()),
             push_pacer: Arc::new(PushPacer::new(s.push_per_second)),
+            push_clients: Arc::default(),
             settings: Arc::new(s),
             clock: self.clock,
             store,

@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::keap_clients::KeapClients;
 use crate::providers::ses::SnsFetcher;
-use crate::push::PushPacer;
+use crate::push::{PushClients, PushPacer};
 use crate::queue::Queue;
 use crate::store::Store;
 use crate::tenant::Tenants;
@@ -24,6 +24,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Paces pushes to the sending providers, per app and provider.
     pub push_pacer: Arc<PushPacer>,
+    /// The push clients built so far, per app and provider.
+    pub push_clients: Arc<PushClients>,
     /// Fetches SNS signing certificates and confirms SNS subscriptions.
     pub sns: Arc<dyn SnsFetcher>,
     /// Called with each claimed job's id before it runs (tests make a worker panic with it).

@@ -48,5 +48,52 @@ pub async fn run(app: &App, a: AuditArgs) -> anyhow::Result<()> {
         ]);
     }
     t.print();
+    suppressions(app, tid, a.email.as_deref(), a.limit.clamp(1, 10_000)).await
+}
+
+/// Where the same addresses were put on the sending providers' own lists, and when: time to
+/// suppressed beside the audit's time to honoured.
+async fn suppressions(
+    app: &App,
+    tenant: Option<crate::store::TenantId>,
+    email: Option<&str>,
+    limit: i64,
+) -> anyhow::Result<()> {
+    let rows = app.store().suppressions(tenant, email, limit).await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    println!();
+    let mut t = Table::new(&[
+        "suppressed",
+        "tenant",
+        "email",
+        "provider",
+        "scope",
+        "verified",
+        "requested",
+        "after",
+    ]);
+    for (name, s) in rows {
+        t.row(vec![
+            rfc3339(s.suppressed_at),
+            name,
+            s.email,
+            s.provider.title().into(),
+            s.scope,
+            if s.verified {
+                "read back"
+            } else {
+                "no read call"
+            }
+            .into(),
+            rfc3339(s.requested_at),
+            format!(
+                "{:.1} s",
+                (s.suppressed_at - s.requested_at) as f64 / 1000.0
+            ),
+        ]);
+    }
+    t.print();
     Ok(())
 }

@@ -7,7 +7,7 @@ use super::format::{
     KnownAddresses, change_in_words, contact_in_words, decision_in_words, event_view, moment,
     rule_in_words, status_in_words,
 };
-use super::views::{DecisionView, EventView, LiveView};
+use super::views::{DecisionView, EventView, LiveView, SuppressedView};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -39,6 +39,24 @@ pub async fn history(state: &AppState, email: &str) -> Result<(Vec<EventView>, V
         })
         .collect();
     Ok((events, decisions))
+}
+
+/// Where the address was suppressed at the sending providers, newest first.
+pub async fn suppressed(state: &AppState, email: &str) -> Result<Vec<SuppressedView>> {
+    let rows = state.store.suppressions(None, Some(email), 50).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(app, s)| SuppressedView {
+            at: moment(Some(s.suppressed_at)),
+            app,
+            provider: s.provider.title().into(),
+            scope: s.scope,
+            after: format!(
+                "{:.1} s",
+                (s.suppressed_at - s.requested_at) as f64 / 1000.0
+            ),
+        })
+        .collect())
 }
 
 /// The address's status, read now, in the Keap of every tenant where it has been seen (an

@@ -172,10 +172,12 @@ pub async fn address(
 }
 
 async fn address_page(state: &AppState, s: Session, email: String, live: Vec<LiveView>) -> Answer {
-    let (events, decisions) = if email.is_empty() {
-        (Vec::new(), Vec::new())
+    let (events, decisions, suppressed) = if email.is_empty() {
+        (Vec::new(), Vec::new(), Vec::new())
     } else {
-        super::address::history(state, &email).await?
+        let (events, decisions) = super::address::history(state, &email).await?;
+        let suppressed = super::address::suppressed(state, &email).await?;
+        (events, decisions, suppressed)
     };
     page(AddressPage {
         csrf: s.csrf,
@@ -183,6 +185,7 @@ async fn address_page(state: &AppState, s: Session, email: String, live: Vec<Liv
         email,
         events,
         decisions,
+        suppressed,
         live,
     })
 }

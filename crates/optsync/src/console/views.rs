@@ -101,6 +101,16 @@ pub struct DecisionView {
     pub rule: String,
 }
 
+/// Where the address was put on a sending provider's own list, and when.
+pub struct SuppressedView {
+    pub at: Moment,
+    pub app: String,
+    pub provider: String,
+    pub scope: String,
+    /// Time to suppressed, from the opt-out's arrival.
+    pub after: String,
+}
+
 pub struct LiveView {
     pub app: String,
     pub contact: String,
@@ -115,6 +125,7 @@ pub struct AddressPage {
     pub email: String,
     pub events: Vec<EventView>,
     pub decisions: Vec<DecisionView>,
+    pub suppressed: Vec<SuppressedView>,
     pub live: Vec<LiveView>,
 }
 

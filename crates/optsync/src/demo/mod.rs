@@ -10,6 +10,7 @@
 
 mod check;
 mod providers;
+mod relay;
 mod scenario;
 
 use std::collections::{HashMap, HashSet};
@@ -26,7 +27,7 @@ use crate::app::{App, ServeOptions, Serving};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::reconcile::{SweepOptions, sweep};
-use crate::store::EventSource;
+use crate::store::{EventSource, JobKind};
 use crate::tenant::{StoredCredential, TenantSpec};
 use check::{Outcome, World, percentile};
 use scenario::Scenario;
@@ -40,6 +41,7 @@ const WORKERS: usize = 4;
 struct Demo {
     dir: PathBuf,
     sim: KeapSim,
+    relay: relay::Relay,
     app: App,
     serving: Serving,
     public_url: String,
@@ -69,9 +71,11 @@ pub async fn run(contacts: usize, seed: u64, keep: bool) -> anyhow::Result<ExitC
     wait_idle(&demo.app, deadline).await?;
     let post_calls = demo.sim.stats().total_calls();
     reconcile(&demo, deadline).await?;
+    relay::wait_pushed(&demo.app, deadline).await?;
     let Demo {
         dir,
         sim,
+        relay,
         app,
         serving,
         ..
@@ -86,15 +90,17 @@ pub async fn run(contacts: usize, seed: u64, keep: bool) -> anyhow::Result<ExitC
     );
     let events = honoured + acted.reported.len();
     report(&outcome, &sim, post_calls, events);
+    let unlisted = relay.report(app.store()).await?;
     println!("finished in {:.1} s", started.elapsed().as_secs_f64());
     if keep {
         keep_running(&app).await?;
     }
     sim.shutdown().await;
+    relay.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
-    if honoured < expected_posts || !outcome.wrong.is_empty() {
+    if honoured < expected_posts || !outcome.wrong.is_empty() || !unlisted.is_empty() {
         eprintln!("demo FAILED: {honoured}/{expected_posts} posts honoured");
-        for w in outcome.wrong.iter().take(20) {
+        for w in outcome.wrong.iter().chain(&unlisted).take(20) {
             eprintln!("  {w}");
         }
         return Ok(ExitCode::FAILURE);
@@ -155,6 +161,8 @@ async fn setup(contacts: usize, seed: u64) -> anyhow::Result<Demo> {
     // The emulated Keap and every emulated provider connect from loopback: one client to the
     // per-client cap, where in production they are many. Only the total cap applies here.
     settings.max_connections_per_client = settings.max_connections;
+    // Within the emulated SendGrid's 15,000 calls a minute (a push is a write and a read).
+    settings.push_per_second = relay::PUSHES_PER_SECOND;
     let app = App::open(settings).await?;
     app.tenants()
         .add(TenantSpec {
@@ -174,6 +182,7 @@ async fn setup(contacts: usize, seed: u64) -> anyhow::Result<Demo> {
         })
         .await?;
     providers::configure(app.tenants(), APP).await?;
+    let relay = relay::start(app.tenants(), APP).await?;
     sim.set_action_set_url(Some(&app.tenants().post_url(APP).await?));
     let opts = ServeOptions {
         workers: WORKERS,
@@ -187,6 +196,7 @@ async fn setup(contacts: usize, seed: u64) -> anyhow::Result<Demo> {
     Ok(Demo {
         dir,
         sim,
+        relay,
         app,
         serving,
         public_url,
@@ -318,9 +328,10 @@ async fn wait_for_posts(demo: &Demo, expected: usize, deadline: Instant) -> anyh
     }
 }
 
-/// Waits until no job is pending or running.
+/// Waits until no opt-out in Keap is pending or running (the relay's pushes are waited for
+/// before its own report).
 async fn wait_idle(app: &App, deadline: Instant) -> anyhow::Result<()> {
-    while app.store().unfinished_jobs().await? > 0 {
+    while app.store().unfinished_of(JobKind::OptOut).await? > 0 {
         anyhow::ensure!(Instant::now() < deadline, "the queue did not drain in time");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -4,11 +4,13 @@
 //! block the relay's mail is refused before anything is stored.
 
 mod aws;
+mod cache;
 mod client;
 mod config;
 mod pace;
 
 pub use aws::{AwsKeys, read_aws_credentials};
+pub use cache::PushClients;
 pub use client::PushClient;
 pub use config::{PushConfig, PushCredential, Refusal};
 pub use pace::PushPacer;

@@ -38,7 +38,9 @@ const TENANTS_DUE: &str = "SELECT t.id FROM tenants t
  ORDER BY t.claim_turn, t.id";
 
 /// The claim within one tenant (`$3`): its next job that is due, or whose worker's lease ran
-/// out, and whose subject no other worker holds. `$lock` is where the dialects differ.
+/// out, and whose subject no other worker holds; an opt-out in Keap before a push to a
+/// sending provider (the push is the second line, Keap the record). `$lock` is where the
+/// dialects differ.
 macro_rules! claim_sql {
     ($lock:literal) => {
         concat!(
@@ -49,7 +51,7 @@ macro_rules! claim_sql {
       AND ((j.state IN ('pending', 'blocked') AND j.run_at <= $2) OR (j.state = 'running' AND j.lease_until <= $2))
       AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.tenant_id = j.tenant_id AND r.subject = j.subject
                        AND r.id <> j.id AND r.state = 'running' AND r.lease_until > $2)
-    ORDER BY j.run_at, j.id LIMIT 1",
+    ORDER BY j.kind = 'push', j.run_at, j.id LIMIT 1",
             $lock,
             ")
  RETURNING id, tenant_id, subject, attempts, blocked_since, created_at"

@@ -208,27 +208,61 @@ impl Store {
             .collect()
     }
 
-    /// The suppressions recorded for these address keys of a tenant, oldest first.
-    pub async fn suppressions_of(
+    /// No push of the tenant to `provider` runs before `at`: its credential has no room (the
+    /// pace, or the provider's 429). Its due pushes wait without a worker claiming each in
+    /// turn to find that out.
+    pub async fn defer_pushes(
         &self,
-        tenant_id: i64,
-        keys: &[String],
-    ) -> Result<Vec<SuppressionRow>> {
-        let mut out = Vec::new();
-        for key in keys {
-            let sql = format!(
-                "SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE tenant_id = $1 AND email_key = $2 ORDER BY suppressed_at, id"
-            );
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(tenant_id)
-                .bind(key)
-                .fetch_all(self.pool())
-                .await?;
-            for r in rows {
-                out.push(suppression_row(&r)?);
-            }
-        }
-        Ok(out)
+        tenant_id: TenantId,
+        provider: Provider,
+        at: Millis,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET run_at = $3
+              WHERE tenant_id = $1 AND kind = 'push' AND state = 'pending' AND subject LIKE $2
+                AND run_at < $3",
+        )
+        .bind(tenant_id)
+        .bind(format!("push:{}:%", provider.name()))
+        .bind(at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Jobs of `kind` not finished yet (pending, running or blocked).
+    pub async fn unfinished_of(&self, kind: JobKind) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE kind = $1 AND state IN ('pending', 'running', 'blocked')",
+        )
+        .bind(kind)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// The latest suppressions, of one tenant or all, of one address or all, newest first,
+    /// with the app's name: what `optsync audit` and the console's address page show.
+    pub async fn suppressions(
+        &self,
+        tenant_id: Option<TenantId>,
+        email: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(String, SuppressionRow)>> {
+        let sql = format!(
+            "SELECT t.app, {} FROM suppressions s JOIN tenants t ON t.id = s.tenant_id
+              WHERE s.tenant_id = COALESCE($1, s.tenant_id) AND s.email_key = COALESCE($2, s.email_key)
+              ORDER BY s.suppressed_at DESC, s.id DESC LIMIT $3",
+            prefixed("s.")
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant_id)
+            .bind(email.map(str::to_lowercase))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("app")?, suppression_row(r)?)))
+            .collect()
     }
 }
 

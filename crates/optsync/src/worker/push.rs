@@ -15,7 +15,7 @@ use crate::clock::{Millis, Now as _};
 use crate::error::{Error, Result};
 use crate::logfmt::one_line;
 use crate::providers::Provider;
-use crate::push::{PushClient, PushConfig};
+use crate::push::PushConfig;
 use crate::state::AppState;
 use crate::store::{ClaimedJob, JobReport, Outcome, Requeue, Subject, Suppression, TenantId};
 
@@ -64,7 +64,7 @@ async fn push(
         clock: s.clock.clone(),
         ..suppress::Options::default()
     };
-    let result = match PushClient::new(&config, options) {
+    let result = match s.push_clients.get(job.tenant_id, &config, options) {
         Ok(client) => client.push(address.as_str()).await,
         Err(e) => Err(e),
     };
@@ -79,7 +79,7 @@ async fn push(
             };
             finished(s, job, &done, now).await
         }
-        Err(e) => failed(s, job, credential, e, now).await,
+        Err(e) => failed(s, job, (provider, credential), e, now).await,
     }
 }
 
@@ -150,7 +150,7 @@ async fn end_unpushed(s: &AppState, job: &ClaimedJob) -> Result<JobOutcome> {
 async fn failed(
     s: &AppState,
     job: &ClaimedJob,
-    credential: suppress::Provider,
+    (provider, credential): (Provider, suppress::Provider),
     e: suppress::Error,
     now: Millis,
 ) -> Result<(JobOutcome, &'static str)> {
@@ -191,6 +191,7 @@ async fn failed(
             (JobOutcome::Dead { job_id, error: msg }, "dead")
         }
         Requeue::Defer(at) => {
+            s.store.defer_pushes(job.tenant_id, provider, at).await?;
             let wait = Duration::from_millis((at - now).max(0) as u64);
             (JobOutcome::Deferred { job_id, wait }, "throttled")
         }

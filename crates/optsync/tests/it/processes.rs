@@ -747,6 +747,20 @@ fn the_demo_runs_and_everything_is_correct() {
     ] {
         assert!(stdout.contains(row), "{row} missing from the report");
     }
+    // The relay's time to suppressed: every pushed address is on both providers' lists.
+    for provider in ["SendGrid", "SES"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(provider) && l.contains("read back"))
+            .unwrap_or_else(|| panic!("no relay line for {provider}: {stdout}"));
+        let n: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .take(2)
+            .map(|w| w.parse().unwrap())
+            .collect();
+        assert!(n[0] > 0 && n[0] == n[1], "{line}");
+    }
 }
 
 /// `optsync demo --keep`: after the report the console keeps running with a one-time
