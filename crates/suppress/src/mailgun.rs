@@ -89,6 +89,27 @@ impl MailgunClient {
             scopes,
         })
     }
+    /// Reads each domain's unsubscribe of `address` (one read per domain, nothing written).
+    pub async fn lookup(&self, address: &str) -> Result<Suppressed, Error> {
+        let mut scopes = Vec::new();
+        for domain in &self.domains {
+            let path = format!("/v3/{}/unsubscribes/{}", segment(domain), segment(address));
+            let a = self.api.send(self.request(Method::GET, &path)).await?;
+            if a.status != 404 {
+                self.api.check(&a)?;
+            }
+            let found = a.status == 200
+                && a.json()["address"]
+                    .as_str()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(address));
+            scopes.push((Scope::Domain(domain.clone()), found));
+        }
+        Ok(Suppressed {
+            provider: Provider::Mailgun,
+            scopes,
+        })
+    }
+
     /// One read call per sending domain that proves the credential and the domain: the
     /// unsubscribe lookup of an address no one sends to (404 when absent is an answer).
     pub async fn check_credential(&self) -> Result<(), Error> {

@@ -68,6 +68,14 @@ impl MandrillClient {
         }))
     }
 
+    /// Reads whether `rejects/list` holds `address` (one read, nothing written).
+    pub async fn lookup(&self, address: &str) -> Result<Suppressed, Error> {
+        Ok(Suppressed {
+            provider: Provider::Mandrill,
+            scopes: vec![(Scope::Account, self.listed(address).await?)],
+        })
+    }
+
     /// Adds `address` to the rejection denylist and reads `rejects/list` back.
     pub async fn suppress(&self, address: &str) -> Result<Suppressed, Error> {
         let mut body = json!({

@@ -77,6 +77,18 @@ impl PostmarkClient {
     /// Reads each stream's dump; [`Error::NotConfirmedYet`] while any stream does not show
     /// the address.
     pub async fn verify(&self, address: &str) -> Result<Suppressed, Error> {
+        let shown = self.lookup(address).await?;
+        if !shown.all_verified() {
+            return Err(Error::NotConfirmedYet {
+                provider: Provider::Postmark,
+                retry_after: CONFIRM_AFTER,
+            });
+        }
+        Ok(shown)
+    }
+
+    /// Reads which streams' dumps show `address` as active (one read per stream).
+    pub async fn lookup(&self, address: &str) -> Result<Suppressed, Error> {
         let mut scopes = Vec::new();
         for stream in &self.streams {
             let path = format!("{}/dump", Self::stream_path(stream));
@@ -92,13 +104,7 @@ impl PostmarkClient {
                         .is_some_and(|e| e.eq_ignore_ascii_case(address))
                 })
             });
-            if !shown {
-                return Err(Error::NotConfirmedYet {
-                    provider: Provider::Postmark,
-                    retry_after: CONFIRM_AFTER,
-                });
-            }
-            scopes.push((Scope::Stream(stream.clone()), true));
+            scopes.push((Scope::Stream(stream.clone()), shown));
         }
         Ok(Suppressed {
             provider: Provider::Postmark,

@@ -51,6 +51,11 @@ impl SendgridClient {
             .json(&json!({"recipient_emails": [address]}));
         let a = self.api.send(rb).await?;
         self.api.check(&a)?;
+        self.lookup(address).await
+    }
+
+    /// Reads whether `address` is on the global suppressions (one read, nothing written).
+    pub async fn lookup(&self, address: &str) -> Result<Suppressed, Error> {
         let path = format!("/v3/asm/suppressions/global/{}", segment(address));
         let a = self.api.send(self.request(Method::GET, &path)).await?;
         self.api.check(&a)?;

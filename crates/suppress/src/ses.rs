@@ -154,6 +154,26 @@ impl SesClient {
         Ok(())
     }
 
+    /// Reads each region's entry for `address` (one read per region, nothing written): listed
+    /// with the configured reason.
+    pub async fn lookup(&self, address: &str) -> Result<Suppressed, Error> {
+        let path = format!("/v2/email/suppression/addresses/{}", segment(address));
+        let mut scopes = Vec::new();
+        for (region, api) in &self.regions {
+            let a = self.call(region, api, Method::GET, &path, b"").await?;
+            if a.status != 404 {
+                api.check(&a)?;
+            }
+            let reason = a.json()["SuppressedDestination"]["Reason"].clone();
+            let listed = a.status == 200 && reason == self.reason.as_str();
+            scopes.push((Scope::Region(region.clone()), listed));
+        }
+        Ok(Suppressed {
+            provider: Provider::Ses,
+            scopes,
+        })
+    }
+
     /// Puts `address` (exact case) on the list in every region, and reads each back.
     pub async fn suppress(&self, address: &str) -> Result<Suppressed, Error> {
         let body = json!({"EmailAddress": address, "Reason": self.reason.as_str()}).to_string();

@@ -56,6 +56,11 @@ impl SparkpostClient {
             .json(&json!({"recipients": recipients}));
         let a = self.api.send(rb).await?;
         self.api.check(&a)?;
+        self.lookup(address).await
+    }
+
+    /// Reads which types hold `address` (one read, nothing written).
+    pub async fn lookup(&self, address: &str) -> Result<Suppressed, Error> {
         let path = format!("/api/v1/suppression-list/{}", segment(address));
         let a = self.api.send(self.request(Method::GET, &path)).await?;
         if a.status != 404 {

@@ -10,6 +10,7 @@ use super::format::{
 use super::views::{DecisionView, EventView, LiveView, SuppressedView};
 use crate::error::{Error, Result};
 use crate::state::AppState;
+use crate::store::TenantRow;
 
 /// Contacts read live per tenant at most.
 const MAX_LIVE_CONTACTS: usize = 10;
@@ -100,6 +101,67 @@ pub async fn live(state: &AppState, email: &str) -> Result<Vec<LiveView>> {
                 status,
             });
         }
+        out.extend(provider_lists(state, &t, &address).await?);
     }
     Ok(out)
+}
+
+/// The address on each of the tenant's push providers' lists, read now (one read per list).
+async fn provider_lists(
+    state: &AppState,
+    t: &TenantRow,
+    address: &EmailAddress,
+) -> Result<Vec<LiveView>> {
+    let mut out = Vec::new();
+    for config in crate::push::load(&state.store, state.tenants.secrets(), t).await? {
+        let options = suppress::Options {
+            clock: state.clock.clone(),
+            ..suppress::Options::default()
+        };
+        let read = match state.push_clients.get(t.id, &config, options) {
+            Ok(client) => client.lookup(address.as_str()).await,
+            Err(e) => Err(e),
+        };
+        let status = match read {
+            Ok(Some(s)) => lists_in_words(&s),
+            Ok(None) => "no read call: written by optsync, not readable".into(),
+            Err(e) => format!("could not ask: {e}"),
+        };
+        out.push(LiveView {
+            app: t.app.clone(),
+            contact: format!("{} list", config.provider()),
+            status,
+        });
+    }
+    Ok(out)
+}
+
+/// `on the list: us-east-1, eu-west-1` / `not on the list: outbound`.
+fn lists_in_words(s: &suppress::Suppressed) -> String {
+    let name = |scope: &suppress::Scope| match scope {
+        suppress::Scope::Region(x)
+        | suppress::Scope::Domain(x)
+        | suppress::Scope::Stream(x)
+        | suppress::Scope::Sender(x) => x.clone(),
+        suppress::Scope::Type(x) => (*x).to_string(),
+        suppress::Scope::Account => "the account".into(),
+        suppress::Scope::Campaigns => "campaigns".into(),
+    };
+    let on: Vec<String> = s
+        .scopes
+        .iter()
+        .filter(|(_, v)| *v)
+        .map(|(x, _)| name(x))
+        .collect();
+    let off: Vec<String> = s
+        .scopes
+        .iter()
+        .filter(|(_, v)| !*v)
+        .map(|(x, _)| name(x))
+        .collect();
+    match (on.is_empty(), off.is_empty()) {
+        (false, true) => format!("on the list: {}", on.join(", ")),
+        (true, _) => format!("not on the list: {}", off.join(", ")),
+        (false, false) => format!("on: {}; not on: {}", on.join(", "), off.join(", ")),
+    }
 }

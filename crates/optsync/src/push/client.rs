@@ -111,6 +111,20 @@ impl PushClient {
         }
     }
 
+    /// Reads whether `address` is on the lists the configuration names, writing nothing;
+    /// `None` for a provider with no read call (Mailjet, Brevo).
+    pub async fn lookup(&self, address: &str) -> Result<Option<Suppressed>, Error> {
+        Ok(Some(match self {
+            Self::Ses(c) => c.lookup(address).await?,
+            Self::Sendgrid(c) => c.lookup(address).await?,
+            Self::Mailgun(c) => c.lookup(address).await?,
+            Self::Postmark(c) => c.lookup(address).await?,
+            Self::Sparkpost(c) => c.lookup(address).await?,
+            Self::Mandrill(c) => c.lookup(address).await?,
+            Self::Mailjet(_) | Self::Brevo(_) => return Ok(None),
+        }))
+    }
+
     /// One read call (per region, domain or stream) that proves the credential and the scope;
     /// for SES, also that the account still enforces the configured reason.
     pub async fn check(&self) -> Result<(), Error> {

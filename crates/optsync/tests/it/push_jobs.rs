@@ -11,7 +11,7 @@ use keap::EmailStatus;
 use keap_sim::{RestOptOut, SimEvent};
 use optsync::clock::{Clock, Millis};
 use optsync::config::Settings;
-use optsync::push::{PushConfig, PushCredential};
+use optsync::push::{PushClient, PushConfig, PushCredential};
 use optsync::report::{self, Period};
 use optsync::worker::JobOutcome;
 
@@ -61,7 +61,12 @@ async fn world(db: Db, keap_path: bool, settings: fn(&mut Settings)) -> World {
 
 impl World {
     /// Stores a push setting for `provider`, as `optsync provider push` does after its checks.
-    async fn push_to(&self, provider: &str, prefix: &str, scope: fn(&mut PushConfig)) {
+    async fn push_to(
+        &self,
+        provider: &str,
+        prefix: &str,
+        scope: fn(&mut PushConfig),
+    ) -> PushConfig {
         let mut c = PushConfig {
             provider: provider.into(),
             api_url: Some(self.esp.url(prefix)),
@@ -81,6 +86,7 @@ impl World {
             .set_push(&self.t.app, &c)
             .await
             .unwrap();
+        c
     }
 
     /// A contact with two addresses whose person opted out the first; Keap posts it.
@@ -126,25 +132,32 @@ fn strings(v: &[&str]) -> Vec<String> {
 
 async fn each_provider_lists_both_addresses_in_every_scope(db: Db) {
     let w = world(db, true, |_| {}).await;
-    w.push_to("ses", "/ses", |c| {
-        c.credential = PushCredential::Aws {
-            access_key_id: SES_ID.into(),
-            secret_access_key: SES_SECRET.into(),
-        };
-        c.regions = strings(&["us-east-1", "eu-west-1"]);
-    })
-    .await;
-    w.push_to("sendgrid", "/sendgrid", |_| {}).await;
-    w.push_to("mailgun", "/mailgun/us", |c| {
-        c.domains = strings(&["mg.example.com", "news.example.com"]);
-    })
-    .await;
-    w.push_to("postmark", "/postmark", |c| {
-        c.streams = strings(&["outbound", "broadcast"]);
-    })
-    .await;
-    w.push_to("sparkpost", "/sparkpost", |_| {}).await;
-    w.push_to("mandrill", "/mandrill", |_| {}).await;
+    let mut configs = Vec::new();
+    configs.push(
+        w.push_to("ses", "/ses", |c| {
+            c.credential = PushCredential::Aws {
+                access_key_id: SES_ID.into(),
+                secret_access_key: SES_SECRET.into(),
+            };
+            c.regions = strings(&["us-east-1", "eu-west-1"]);
+        })
+        .await,
+    );
+    configs.push(w.push_to("sendgrid", "/sendgrid", |_| {}).await);
+    configs.push(
+        w.push_to("mailgun", "/mailgun/us", |c| {
+            c.domains = strings(&["mg.example.com", "news.example.com"]);
+        })
+        .await,
+    );
+    configs.push(
+        w.push_to("postmark", "/postmark", |c| {
+            c.streams = strings(&["outbound", "broadcast"]);
+        })
+        .await,
+    );
+    configs.push(w.push_to("sparkpost", "/sparkpost", |_| {}).await);
+    configs.push(w.push_to("mandrill", "/mandrill", |_| {}).await);
     let emails = w.person_stops("ann").await;
     let first = w.t.worker.drain().await.unwrap();
     assert!(
@@ -181,6 +194,23 @@ async fn each_provider_lists_both_addresses_in_every_scope(db: Db) {
     assert_eq!(w.count(verified).await, 12, "6 providers × 2 addresses");
     let pushes = "SELECT COUNT(*) FROM jobs WHERE kind = 'push' AND state = 'done'";
     assert_eq!(w.count(pushes).await, 12);
+    // What the console's address page reads live: each list, without writing.
+    for c in &configs {
+        let options = suppress::Options {
+            clock: w.clock.clone(),
+            ..suppress::Options::default()
+        };
+        let client = PushClient::new(c, options).unwrap();
+        let on = client.lookup(&emails[1]).await.unwrap().unwrap();
+        assert!(on.all_verified(), "{}: {on:?}", c.provider);
+        let off = client.lookup("nobody@example.com").await.unwrap().unwrap();
+        assert!(
+            off.scopes.iter().all(|(_, v)| !v),
+            "{}: {off:?}",
+            c.provider
+        );
+        assert!(!off.scopes.is_empty());
+    }
 }
 on_both_backends!(each_provider_lists_both_addresses_in_every_scope);
 
