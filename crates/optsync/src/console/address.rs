@@ -61,9 +61,14 @@ pub async fn suppressed(state: &AppState, email: &str) -> Result<Vec<SuppressedV
 }
 
 /// The address's status, read now, in the Keap of every tenant where it has been seen (an
-/// event or decision naming it, a sweep that indexed it, a write of ours): an instance
-/// serving a thousand apps asks the few that know the address, not all of them.
-pub async fn live(state: &AppState, email: &str) -> Result<Vec<LiveView>> {
+/// event or decision naming it, a sweep that indexed it, a write of ours) and that `visible`
+/// admits: an instance serving a thousand apps asks the few that know the address, not all
+/// of them, and a customer's lookup asks only their own apps.
+pub async fn live(
+    state: &AppState,
+    email: &str,
+    visible: impl Fn(&str) -> bool,
+) -> Result<Vec<LiveView>> {
     let address = EmailAddress::parse(email)
         .map_err(|_| Error::BadInput(format!("{email:?} is not an email address")))?;
     let mut out = Vec::new();
@@ -71,7 +76,7 @@ pub async fn live(state: &AppState, email: &str) -> Result<Vec<LiveView>> {
         .store
         .tenants_that_saw(&address.to_string(), &address.key())
         .await?;
-    for t in seen_in {
+    for t in seen_in.into_iter().filter(|t| visible(&t.app)) {
         let client = state.clients.client(&t)?.scoped();
         let holders = match client.contacts_with_address(&address).await {
             Ok(h) => h,

@@ -29,8 +29,19 @@ pub const COOKIE: &str = "optsync_session";
 pub const SECURE_COOKIE: &str = "__Host-optsync_session";
 /// How long a session lasts at most.
 pub const SESSION_TTL_MS: i64 = 12 * 3_600_000;
-/// The shortest password `admin set-password` accepts.
+/// The shortest password `admin set-password` and an invite's page accept.
 pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// Whether a new password meets the rules (`admin set-password` and invites alike); if
+/// not, what to tell the person.
+pub fn check_new_password(password: &str) -> std::result::Result<(), String> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(format!(
+            "the password must be at least {MIN_PASSWORD_CHARS} characters"
+        ));
+    }
+    Ok(())
+}
 
 /// An Argon2id PHC string for `password`, with a random salt.
 pub fn hash_password(password: &str) -> Result<String> {
@@ -135,6 +146,10 @@ where
         parts: &mut Parts,
         state: &S,
     ) -> std::result::Result<Self, Self::Rejection> {
+        // Found once per request: an authorization layer may have read it already.
+        if let Some(s) = parts.extensions.get::<Session>() {
+            return Ok(s.clone());
+        }
         let state = AppState::from_ref(state);
         let to_sign_in = || Redirect::to("/login").into_response();
         let name = if cookie_secure(&state.settings) {
@@ -153,11 +168,15 @@ where
             .touch_session(&token_hash, now, idle_ms, SESSION_TTL_MS)
             .await
         {
-            Ok(Some(s)) => Ok(Session {
-                user: s.user_name,
-                csrf: s.csrf,
-                token_hash,
-            }),
+            Ok(Some(s)) => {
+                let session = Session {
+                    user: s.user_name,
+                    csrf: s.csrf,
+                    token_hash,
+                };
+                parts.extensions.insert(session.clone());
+                Ok(session)
+            }
             Ok(None) => Err(to_sign_in()),
             Err(e) => {
                 tracing::error!(error = %crate::logfmt::one_line(&e), "console: the store is unavailable");

@@ -1,22 +1,31 @@
 //! The operator's console, on the admin listener beside `/metrics`: server-rendered pages
 //! (templates checked at compile time; one small static script, `/console.js`, only puts
 //! times in the viewer's time zone and age), signed in with a password set by
-//! `optsync admin set-password`. [`auth`] signs in and out; [`pages`] are the handlers,
+//! `optsync admin set-password` (an operator) or through an invite ([`invite`]: a
+//! customer). [`auth`] signs in and out; [`authz`] decides what each account may see, and
+//! [`routes`] is the table of routes with who may use each; [`pages`] are the handlers,
 //! which take [`forms`] (the CSRF check is an extractor) and answer through [`respond`];
 //! [`overview`], [`tenant`], [`address`] and [`report_page`] gather what each page shows,
 //! worded by [`format`] (times as [`moment`]s); [`chart`] draws the time-to-honour chart;
-//! [`views`] are the templates' structs.
+//! [`views`] are the templates' structs; [`accounts`] is the operator's list of accounts and
+//! invite form, [`apps`] a customer's home page, [`post_url`] rotates an app's Post URL.
 
+pub mod accounts;
 pub mod address;
+pub mod apps;
 pub mod auth;
+pub mod authz;
 pub mod chart;
 pub mod format;
 pub mod forms;
+pub mod invite;
 pub mod moment;
 pub mod overview;
 pub mod pages;
+pub mod post_url;
 pub mod report_page;
 pub mod respond;
+pub mod routes;
 pub mod sign_in;
 pub mod tenant;
 pub mod views;
@@ -27,7 +36,6 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 
 use crate::state::AppState;
 use auth::SignInLimiter;
@@ -52,24 +60,14 @@ impl FromRef<ConsoleState> for Arc<SignInLimiter> {
     }
 }
 
-/// The console's routes; every page but the sign-in form needs a session.
+/// The console's routes ([`routes`]); every page but signing in and an invite's page needs
+/// a session, and what each account may see is decided by [`authz`].
 pub fn router(state: AppState) -> Router {
     let state = ConsoleState {
         app: state,
         sign_in: Arc::default(),
     };
-    Router::new()
-        .route("/login", get(pages::login_form).post(pages::login))
-        .route("/logout", post(pages::logout))
-        .route("/", get(pages::overview))
-        .route("/tenants/{app}", get(pages::tenant))
-        .route("/tenants/{app}/post-url", post(pages::reveal_post_url))
-        .route("/tenants/{app}/jobs/{job}/retry", post(pages::retry))
-        .route("/address", get(pages::address))
-        .route("/address/live", post(pages::address_live))
-        .route("/report", get(pages::report))
-        .route("/report.csv", get(pages::report_csv))
-        .route("/console.js", get(script))
+    routes::router(state.clone())
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }

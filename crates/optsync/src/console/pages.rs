@@ -12,6 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::auth::{self, Session, SignInLimiter};
+use super::authz::Viewer;
 use super::forms::{AddressForm, AddressQuery, CsrfForm, Empty, ReportQuery, SignIn};
 use super::respond::{Answer, ConsoleError, page, record};
 use super::views::*;
@@ -56,7 +57,7 @@ pub async fn login(
 }
 
 /// A new session (never one the browser brought: that would let a planted cookie in).
-async fn start_session(state: &AppState, user: &str) -> Answer {
+pub(super) async fn start_session(state: &AppState, user: &str) -> Answer {
     let token = auth::random_token();
     let now = state.clock.now();
     state
@@ -95,11 +96,15 @@ pub async fn logout(State(state): State<AppState>, f: CsrfForm<Empty>) -> Answer
 
 // ---------------------------------------------------------------- overview
 
-pub async fn overview(State(state): State<AppState>, s: Session) -> Answer {
+/// The home page: an operator's overview of every app, or a customer's own apps.
+pub async fn home(State(state): State<AppState>, v: Viewer) -> Answer {
+    if !v.is_operator() {
+        return super::apps::page_for(v);
+    }
     let (rows, actions) = super::overview::rows(&state).await?;
     page(OverviewPage {
-        csrf: s.csrf,
-        user: s.user,
+        csrf: v.session.csrf,
+        user: v.session.user,
         rows,
         actions,
     })
@@ -107,7 +112,12 @@ pub async fn overview(State(state): State<AppState>, s: Session) -> Answer {
 
 // ---------------------------------------------------------------- one tenant
 
-async fn tenant_page(state: &AppState, s: Session, app: &str, post_url: Option<String>) -> Answer {
+pub(super) async fn tenant_page(
+    state: &AppState,
+    s: Session,
+    app: &str,
+    post_url: Option<String>,
+) -> Answer {
     let t = state
         .store
         .tenant_by_app(app)
@@ -165,23 +175,27 @@ pub async fn retry(
 
 pub async fn address(
     State(state): State<AppState>,
-    s: Session,
+    v: Viewer,
     Query(q): Query<AddressQuery>,
 ) -> Answer {
-    address_page(&state, s, q.email.trim().to_string(), Vec::new()).await
+    address_page(&state, v, q.email.trim().to_string(), Vec::new()).await
 }
 
-async fn address_page(state: &AppState, s: Session, email: String, live: Vec<LiveView>) -> Answer {
-    let (events, decisions, suppressed) = if email.is_empty() {
+/// What is known of an address, within the apps the viewer may see.
+async fn address_page(state: &AppState, v: Viewer, email: String, live: Vec<LiveView>) -> Answer {
+    let (mut events, mut decisions, mut suppressed) = if email.is_empty() {
         (Vec::new(), Vec::new(), Vec::new())
     } else {
         let (events, decisions) = super::address::history(state, &email).await?;
         let suppressed = super::address::suppressed(state, &email).await?;
         (events, decisions, suppressed)
     };
+    events.retain(|e| v.can_see(&e.app));
+    decisions.retain(|d| v.can_see(&d.app));
+    suppressed.retain(|p| v.can_see(&p.app));
     page(AddressPage {
-        csrf: s.csrf,
-        user: s.user,
+        csrf: v.session.csrf,
+        user: v.session.user,
         email,
         events,
         decisions,
@@ -190,39 +204,46 @@ async fn address_page(state: &AppState, s: Session, email: String, live: Vec<Liv
     })
 }
 
-pub async fn address_live(State(state): State<AppState>, f: CsrfForm<AddressForm>) -> Answer {
+pub async fn address_live(
+    State(state): State<AppState>,
+    v: Viewer,
+    f: CsrfForm<AddressForm>,
+) -> Answer {
     let email = f.form.email.trim().to_string();
-    let live = super::address::live(&state, &email).await?;
+    let live = super::address::live(&state, &email, |app| v.can_see(app)).await?;
     record(&state, &f.session.user, "live_status", &email, None).await;
-    address_page(&state, f.session, email, live).await
+    address_page(&state, v, email, live).await
 }
 
 // ---------------------------------------------------------------- the compliance report
 
 pub async fn report(
     State(state): State<AppState>,
-    s: Session,
+    v: Viewer,
     Query(q): Query<ReportQuery>,
 ) -> Answer {
-    let p = match super::report_page::period(state.clock.now(), &q) {
+    let mut p = match super::report_page::period(state.clock.now(), &q) {
         Ok(p) => p,
         Err(why) => {
-            let mut r = page(super::report_page::refused(s, &q, why))?;
+            let mut r = page(super::report_page::refused(v.session, &q, why))?;
             *r.status_mut() = StatusCode::BAD_REQUEST;
             return Ok(r);
         }
     };
+    p.app = v.report_app(p.app.take())?;
     let r = report::build(&state.store, &p).await?;
     let query = serde_urlencoded::to_string(&q).unwrap_or_default();
-    page(super::report_page::page(s, &p, &r, query))
+    page(super::report_page::page(v.session, &p, &r, query))
 }
 
 pub async fn report_csv(
     State(state): State<AppState>,
-    _s: Session,
+    v: Viewer,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ConsoleError> {
-    let p = super::report_page::period(state.clock.now(), &q).map_err(ConsoleError::BadRequest)?;
+    let mut p =
+        super::report_page::period(state.clock.now(), &q).map_err(ConsoleError::BadRequest)?;
+    p.app = v.report_app(p.app.take())?;
     let csv = report::build(&state.store, &p)
         .await
         .and_then(|r| report::to_csv(&r))?;

@@ -3,6 +3,7 @@
 //! (`$n` parameters, `RETURNING`, `ON CONFLICT`, partial unique indexes); where the dialects
 //! must differ — claiming a job — the statement is chosen by [`Backend`].
 
+mod accounts;
 mod claim;
 mod compliance;
 mod console;
@@ -29,6 +30,7 @@ mod seen_in;
 mod sweeps;
 mod tenants;
 
+pub use accounts::{AccountRow, NewInvite, OpenInvite};
 pub use claim::ClaimedJob;
 pub use compliance::JobAddress;
 pub use console::{AdminAction, SessionRow};
@@ -42,7 +44,7 @@ pub use jobs::EventRow;
 pub use listings::{EventSummary, HonouredEvent};
 pub use model::{
     AuditAction, CredentialKind, EventKind, EventSource, JobKind, JobState, LedgerOrigin,
-    OptOutApi, Outcome, Proof, RETRYABLE, RETRYABLE_WORDS, Requeue, Rule, Subject, SweepKind,
+    OptOutApi, Outcome, Proof, RETRYABLE, RETRYABLE_WORDS, Requeue, Role, Rule, Subject, SweepKind,
     SweepState, UnknownValue, WritePath,
 };
 pub use oauth_tokens::{OAuthTokenRow, ReconnectNeeded};

@@ -309,6 +309,15 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// What a console account may see: an operator everything, a customer only the apps
+    /// granted to it.
+    Role, "account role" {
+        Operator = "operator",
+        Customer = "customer",
+    }
+}
+
 /// Where an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventSource {

@@ -181,7 +181,7 @@ impl Store {
     }
 
     /// Removes a tenant with everything it left but the audit log: its queue, events,
-    /// ledger, sealed provider secrets and OAuth tokens, remembered signature tokens, sweep state and address
+    /// ledger, sealed provider secrets and OAuth tokens, the console accounts' grants of it and invites to it, remembered signature tokens, sweep state and address
     /// index. The audit stays: it is the record of what was done while the tenant existed.
     pub async fn remove_tenant(&self, id: TenantId) -> Result<()> {
         let mut tx = self.pool().begin().await?;
@@ -195,6 +195,8 @@ impl Store {
             "DELETE FROM contact_addresses WHERE tenant_id = $1",
             "DELETE FROM opted_out_seen WHERE tenant_id = $1",
             "DELETE FROM oauth_tokens WHERE tenant_id = $1",
+            "DELETE FROM console_grants WHERE tenant_id = $1",
+            "DELETE FROM console_invites WHERE tenant_id = $1",
             "DELETE FROM tenants WHERE id = $1",
         ] {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;

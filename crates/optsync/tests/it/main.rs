@@ -5,6 +5,7 @@ mod backups;
 mod config_cmd;
 mod console;
 mod console_limits;
+mod customers;
 mod esp;
 mod fairness;
 mod fuzz_regressions;

@@ -222,7 +222,7 @@ fn apps(rows: &[(String, String)]) -> Vec<&str> {
 /// The live lookup's rows (app, contact) and how many calls Keap saw for it.
 async fn live(t: &TestApp, email: &str) -> (Vec<(String, String)>, u64) {
     let before = t.sim.stats().total_calls();
-    let rows = optsync::console::address::live(&t.state, email)
+    let rows = optsync::console::address::live(&t.state, email, |_| true)
         .await
         .unwrap();
     let seen = rows.into_iter().map(|r| (r.app, r.contact)).collect();
