@@ -698,6 +698,10 @@ fn every_command_documents_itself() {
             &["admin", "set-password", "--help"],
             &["--user", "standard input"],
         ),
+        (
+            &["admin", "invite", "--help"],
+            &["--app", "72 hours", "OPTSYNC_ADMIN_PUBLIC_URL", "last line"],
+        ),
     ];
     for (args, words) in documented {
         let out = Command::new(BIN).args(*args).output().unwrap();
