@@ -68,14 +68,14 @@ fn raw_identifiers() -> Vec<String> {
 }
 
 /// chromedriver and a headless Chromium session; chromedriver is stopped when dropped.
-struct Browser {
+pub(crate) struct Browser {
     driver: Child,
     client: Option<Client>,
     _profile: TempDir,
 }
 
 impl Browser {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let port = free_port();
         // The viewer's zone is not UTC, so that the pages' times are seen to be rewritten.
         let driver = Command::new("chromedriver")
@@ -116,14 +116,14 @@ impl Browser {
         }
     }
 
-    fn c(&self) -> &Client {
+    pub(crate) fn c(&self) -> &Client {
         self.client.as_ref().unwrap()
     }
 
     /// Saves what the browser shows as target/console-screenshots/NAME.png, and, for the
     /// README's pictures (`readme`) with `OPTSYNC_UPDATE_SCREENSHOTS=1`, as
     /// docs/screenshots/NAME.png.
-    async fn shot(&self, name: &str, readme: bool) {
+    pub(crate) async fn shot(&self, name: &str, readme: bool) {
         let png = self.c().screenshot().await.unwrap();
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
         let mut dirs = vec![root.join("target/console-screenshots")];
@@ -162,7 +162,7 @@ impl Browser {
     /// (at 1280 px not even a table inside its box); no ISO timestamp in the text and none
     /// with milliseconds even in the markup; no stored identifier; every time rewritten by
     /// the page's script. Saves NAME and NAME-390 screenshots.
-    async fn check_page(&self, name: &str) {
+    pub(crate) async fn check_page(&self, name: &str) {
         self.width(1280).await;
         let source = self.c().source().await.unwrap();
         assert!(
@@ -197,11 +197,11 @@ impl Browser {
 
     /// The text of the first element matching `css`, waiting for it to appear (a click's
     /// navigation may still be under way).
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         self.settle(css).await.text().await.unwrap()
     }
 
-    async fn settle(&self, css: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn settle(&self, css: &str) -> fantoccini::elements::Element {
         self.c()
             .wait()
             .at_most(Duration::from_secs(20))
@@ -232,7 +232,7 @@ impl Browser {
         self.settle("#error, #tenants").await;
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(c) = self.client.take() {
             let _ = c.close().await;
         }

@@ -3,7 +3,8 @@
 //! console route of app B (`beta`, taken from the router's own table) and every operator
 //! page answers them 404; the address lookup, report and CSV show only app A; a used or
 //! expired (72 h, fixed clock) link is refused; an onboarding link (no app) shows an empty
-//! list with "Connect a Keap app"; `optsync admin invite` prints the link last.
+//! list with "Connect a Keap app"; `optsync admin invite` prints the link last. And the
+//! invite link followed in a real headless Chromium.
 
 use std::time::Duration;
 
@@ -13,6 +14,9 @@ use optsync::console::auth::hash_password;
 use optsync::console::routes::{Access, routes};
 use optsync::tenant::{StoredCredential, TenantSpec};
 
+use fantoccini::Locator;
+
+use crate::console::Browser;
 use crate::processes::cli_with;
 use crate::{Db, KEY, MASTER_KEY, Options, TestApp, on_both_backends, post_to};
 
@@ -394,3 +398,31 @@ async fn the_cli_prints_the_link_last(db: Db) {
     assert!(!ok && err.contains("OPTSYNC_ADMIN_PUBLIC_URL"), "{err}");
 }
 on_both_backends!(the_cli_prints_the_link_last);
+
+/// The invite link in a real browser: set the password, land on the customer's own apps;
+/// another app's page is not there for them.
+async fn an_invited_customer_in_a_browser(db: Db) {
+    let (_t, base, operator, _) = two_apps(db).await;
+    let link = invite_from_console(&base, &operator, CUSTOMER, "acme").await;
+    let b = Browser::start().await;
+    let c = b.c();
+    c.goto(&link).await.unwrap();
+    assert_eq!(b.text("#account").await, CUSTOMER);
+    for name in ["password", "again"] {
+        let css = format!("input[name={name}]");
+        let field = c.find(Locator::Css(&css)).await.unwrap();
+        field.send_keys(PASSWORD).await.unwrap();
+    }
+    b.check_page("invite").await;
+    let button = c.find(Locator::Id("set-password")).await.unwrap();
+    button.click().await.unwrap();
+    assert_eq!(b.text("#apps").await, "acme", "signed in, on their apps");
+    assert_eq!(c.current_url().await.unwrap().path(), "/");
+    b.check_page("customer-apps").await;
+    c.goto(&format!("{base}/tenants/beta")).await.unwrap();
+    assert_eq!(b.text("body").await, "no such app");
+    c.goto(&format!("{base}/tenants/acme")).await.unwrap();
+    b.settle("#events").await;
+    b.stop().await;
+}
+on_both_backends!(an_invited_customer_in_a_browser);
