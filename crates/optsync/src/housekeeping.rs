@@ -36,4 +36,9 @@ pub async fn prune(state: &AppState) {
         Ok(n) => tracing::info!(pruned = n, "forgot expired console sessions"),
         Err(e) => tracing::warn!(error = %one_line(&e), "could not prune console sessions"),
     }
+    match state.store.prune_invites(now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(pruned = n, "forgot expired console invites"),
+        Err(e) => tracing::warn!(error = %one_line(&e), "could not prune console invites"),
+    }
 }

@@ -137,6 +137,18 @@ impl Store {
         .transpose()
     }
 
+    /// Forgets invites whose link stopped working before `now` (used or not: the action
+    /// record keeps who invited whom).
+    pub async fn prune_invites(&self, now: Millis) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM console_invites WHERE expires_at <= $1")
+                .bind(now)
+                .execute(self.pool())
+                .await?
+                .rows_affected(),
+        )
+    }
+
     /// Spends the invite and, in the same transaction, sets its customer account's password
     /// (creating the account), grants the invite's app and ends the account's sessions. The
     /// account's name; `None` when the invite is used, expired or unknown. An operator's

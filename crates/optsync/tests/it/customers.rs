@@ -357,6 +357,9 @@ async fn onboarding_and_expiry(t: &TestApp, base: &str, operator: &Signed) {
         .await
         .unwrap();
     assert_eq!(role, None);
+    optsync::housekeeping::prune(&t.state).await;
+    let left = t.count("SELECT COUNT(*) FROM console_invites WHERE email = 'late@example.com'");
+    assert_eq!(left.await, 0, "housekeeping forgets expired invites");
     t.state
         .store
         .set_admin_password("admin@example.com", "h", now)
