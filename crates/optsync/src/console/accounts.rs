@@ -7,7 +7,7 @@ use axum::extract::State;
 use serde::Deserialize;
 
 use super::authz::Viewer;
-use super::format::when;
+use super::format::{Moment, moment};
 use super::forms::CsrfForm;
 use super::invite::{Invited, invite as make_invite};
 use super::respond::{Answer, ConsoleError, page};
@@ -28,7 +28,7 @@ pub struct AccountsPage {
     /// The apps an invite may grant.
     pub apps: Vec<String>,
     /// The invite just made: for whom, its link and until when it works.
-    pub invited: Option<(String, String, String)>,
+    pub invited: Option<(String, String, Moment)>,
 }
 
 /// The invite form.
@@ -69,7 +69,7 @@ async fn render(state: &AppState, v: Viewer, invited: Option<(String, Invited)>)
         user: v.session.user,
         accounts,
         apps,
-        invited: invited.map(|(email, i)| (email, i.link, when(Some(i.expires_at)))),
+        invited: invited.map(|(email, i)| (email, i.link, moment(Some(i.expires_at)))),
     })
 }
 

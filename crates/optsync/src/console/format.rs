@@ -148,6 +148,9 @@ pub fn console_action_in_words(action: &str) -> String {
         "reveal_post_url" => "showed the Post URL".into(),
         "retry_job" => "retried a job".into(),
         "live_status" => "read an address's status from Keap".into(),
+        "rotate_post_url" => "made a new Post URL".into(),
+        "invite" => "invited a customer".into(),
+        "accept_invite" => "set a password through an invite".into(),
         other => other.replace('_', " "),
     }
 }
