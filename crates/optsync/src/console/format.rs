@@ -367,6 +367,10 @@ mod tests {
             "showed the Post URL"
         );
         assert_eq!(console_action_in_words("send_invite"), "send invite");
+        for recorded in ["invite", "accept_invite", "rotate_post_url"] {
+            let words = console_action_in_words(recorded);
+            assert!(words != recorded && !words.contains('_'), "{words}");
+        }
     }
 
     #[test]
