@@ -168,7 +168,7 @@ impl KeapClient {
             if status == StatusCode::TOO_MANY_REQUESTS {
                 throttles += 1;
                 metrics::counter!("optsync_keap_throttled_total").increment(1);
-                let pause = inner.pacer.throttled();
+                let pause = inner.pacer.throttled(resp.headers());
                 tracing::warn!(%url, attempt = throttles, pause_ms = pause.as_millis() as u64, "Keap answered 429");
                 if throttles > inner.max_throttle_retries
                     || inner.policy.max_wait.is_some_and(|m| pause > m)

@@ -143,6 +143,21 @@ fn header_u32(headers: &HeaderMap, name: &str) -> Option<u32> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
+/// The longest `Retry-After` honoured: a wrong header must not park a credential for a day.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by gateways that pace calls).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let secs: u64 = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs))
+}
+
 impl Pacer {
     pub fn new(config: PacingConfig) -> Self {
         Self::with_clock(config, Clock::system())
@@ -273,32 +288,48 @@ impl Pacer {
         self.lock().consecutive_429 = 0;
     }
 
-    /// Keap answered 429 (no Retry-After is ever sent): back off exponentially with full
-    /// jitter, and treat the longest window as full. Returns the pause chosen.
-    pub fn throttled(&self) -> Duration {
+    /// Keap answered 429: pause for its `Retry-After` when it sends one (it has not been seen
+    /// to), else back off exponentially with full jitter. Only a window Keap's answer shows
+    /// exhausted is treated as full: the minute when `x-keap-product-throttle-available` says
+    /// 0 ([`Pacer::observe`] fills it), else the spike window (the shortest, when there are
+    /// several). Filling the minute on any 429 would stall a credential with a large minute
+    /// (say 100,000/min) for a whole minute after one spike. Returns the pause chosen.
+    pub fn throttled(&self, headers: &HeaderMap) -> Duration {
         let mut st = self.lock();
         let now = self.clock.now_ms();
         st.throttled += 1;
         st.consecutive_429 = st.consecutive_429.saturating_add(1);
-        let exp = st.consecutive_429.saturating_sub(1).min(16);
+        let pause = match retry_after(headers) {
+            Some(wait) => wait.min(MAX_RETRY_AFTER),
+            None => {
+                if st.windows.len() > 1
+                    && let Some(w) = st.windows.iter_mut().min_by_key(|w| w.limit().length)
+                {
+                    w.fill(now);
+                }
+                self.backoff(st.consecutive_429)
+            }
+        };
+        st.blocked_until = st.blocked_until.max(now + pause.as_millis() as u64);
+        pause
+    }
+
+    /// The pause after the `streak`-th 429 in a row: doubling from the base up to the cap,
+    /// full jitter, but never less than half the base, so a burst of clients spreads out
+    /// without hammering again at once.
+    fn backoff(&self, streak: u32) -> Duration {
+        let exp = streak.saturating_sub(1).min(16);
         let ceiling = self
             .config
             .backoff_base
             .saturating_mul(1 << exp)
             .min(self.config.backoff_cap);
-        // Full jitter, but never less than half the base, so a burst of clients spreads out
-        // without hammering again at once.
         let floor = self.config.backoff_base / 2;
-        let pause = if ceiling <= floor {
+        if ceiling <= floor {
             floor
         } else {
             rand::rng().random_range(floor..=ceiling)
-        };
-        st.blocked_until = st.blocked_until.max(now + pause.as_millis() as u64);
-        if let Some(w) = st.windows.iter_mut().max_by_key(|w| w.limit().length) {
-            w.fill(now);
         }
-        pause
     }
 
     pub fn budget(&self) -> Budget {
@@ -395,7 +426,7 @@ mod tests {
     fn backoff_grows_within_its_cap_and_headers_correct_the_day() {
         let p = Pacer::new(tiny());
         for _ in 0..10 {
-            let d = p.throttled();
+            let d = p.throttled(&HeaderMap::new());
             assert!(d >= Duration::from_millis(5) && d <= Duration::from_millis(40));
         }
         assert_eq!(p.counters().1, 10);

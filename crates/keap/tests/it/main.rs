@@ -1,5 +1,6 @@
 //! The Keap client against keap-sim, started in-process on 127.0.0.1.
 
+mod after_429;
 mod errors;
 mod oauth;
 mod ops;
