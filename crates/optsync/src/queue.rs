@@ -183,6 +183,16 @@ impl Queue {
         Ok(())
     }
 
+    /// Keap answers the tenant again: its jobs backed off after failures are due now (still
+    /// paced by its credential's pacer), and the workers are woken.
+    pub async fn release_backoff(&self, tenant_id: TenantId, now: Millis) -> Result<u64> {
+        let n = self.store.release_backoff(tenant_id, now).await?;
+        if n > 0 {
+            self.wake();
+        }
+        Ok(n)
+    }
+
     /// Re-drives every dead job; how many.
     pub async fn retry_dead(&self, now: Millis) -> Result<usize> {
         let n = self.store.retry_dead(now).await?;

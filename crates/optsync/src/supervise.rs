@@ -1,10 +1,12 @@
-//! Keeping the workers up: each runs in a task of one set; one that panics is logged (inside
-//! its job's span, so the log line names the job), counted, and replaced. Its job stays
-//! claimed until the lease runs out, then another worker takes it, as after a crash.
+//! Keeping the workers up: each runs in a task of one set, and runs each job it claims in a
+//! task of its own. A job's task that panics is logged (inside its job's span, so the log
+//! line names the job) and counted by its worker; its job stays claimed until the lease runs
+//! out, then another worker takes it, as after a crash. A worker that panics is counted and
+//! replaced.
 
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::state::AppState;
@@ -33,13 +35,13 @@ pub fn log_panics() {
     });
 }
 
-/// Runs `n` workers until `stop` turns true, replacing any that panics.
+/// Runs `n` workers until `stop` turns true, replacing any that panics; together they
+/// keep at most `jobs_in_flight` jobs running.
 pub async fn workers(state: AppState, n: usize, stop: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(state.settings.jobs_in_flight.max(1)));
     let mut set = JoinSet::new();
     for _ in 0..n {
-        set.spawn(crate::current_job::scope(
-            Worker::new(state.clone()).run(stop.clone()),
-        ));
+        set.spawn(Worker::new(state.clone()).run(stop.clone(), slots.clone()));
     }
     while let Some(ended) = set.join_next().await {
         let Err(e) = ended else { continue };
@@ -50,11 +52,7 @@ pub async fn workers(state: AppState, n: usize, stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             continue;
         }
-        tracing::error!(
-            "a worker panicked (its job waits for its lease to run out); starting another"
-        );
-        set.spawn(crate::current_job::scope(
-            Worker::new(state.clone()).run(stop.clone()),
-        ));
+        tracing::error!("a worker panicked; starting another");
+        set.spawn(Worker::new(state.clone()).run(stop.clone(), slots.clone()));
     }
 }

@@ -130,12 +130,23 @@ pub const KEYS: &[Key] = &[
         }),
         "The URL Keap and the providers reach this service at",
     ),
-    key("workers", Flag, Value("4"), "Worker tasks per process"),
+    key(
+        "workers",
+        Flag,
+        Value("4"),
+        "Worker tasks per process (each claims jobs and runs them as tasks)",
+    ),
+    key(
+        "jobs_in_flight",
+        Plain,
+        Value("64"),
+        "Jobs running at once per process, across all workers",
+    ),
     key(
         "tenant_workers",
         Plain,
         Derived(|v| default_tenant_workers(&v("workers"))),
-        "Workers one tenant may hold at once",
+        "Jobs one tenant may have running at once",
     ),
     key(
         "lease_secs",

@@ -85,6 +85,9 @@ pub struct Settings {
     pub admin_listen: Option<SocketAddr>,
     pub public_url: String,
     pub workers: usize,
+    /// Jobs running at once in this process, across its workers: a job waiting on Keap holds
+    /// one of these, not a worker.
+    pub jobs_in_flight: usize,
     /// How long a claimed job is a worker's before another may take it over.
     pub lease: Duration,
     /// Attempts before a job may be buried as dead (and only once [`Settings::bury_after`]
@@ -93,7 +96,8 @@ pub struct Settings {
     /// How long a failing job keeps being retried before it is buried: days, so that a Keap
     /// outage never buries an opt-out.
     pub bury_after: Duration,
-    /// Workers one tenant may hold at once, so one app's flood cannot crowd out the others.
+    /// Jobs one tenant may have running at once, so one app's flood cannot crowd out the
+    /// others.
     pub tenant_workers: usize,
     pub retry_base: Duration,
     pub retry_cap: Duration,
@@ -184,6 +188,7 @@ impl Settings {
                 .trim_end_matches('/')
                 .to_string(),
             workers: v.get::<usize>("workers")?.max(1),
+            jobs_in_flight: v.get::<usize>("jobs_in_flight")?.max(1),
             tenant_workers: v.get::<usize>("tenant_workers")?.max(1),
             lease: Duration::from_secs(v.get("lease_secs")?),
             max_attempts: v.get::<i64>("max_attempts")?.max(1),

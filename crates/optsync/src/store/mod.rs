@@ -4,6 +4,7 @@
 //! must differ — claiming a job — the statement is chosen by [`Backend`].
 
 mod accounts;
+mod backoff;
 mod claim;
 mod compliance;
 mod console;

@@ -3,6 +3,7 @@
 //! terminal outcome and its report, or put back as [`policy`] says.
 
 mod fanout;
+mod flight;
 mod job;
 mod paths;
 pub mod policy;
@@ -94,14 +95,19 @@ impl Worker {
 
     /// Claims and runs one job; `None` when nothing is due.
     pub async fn run_once(&self) -> Result<Option<JobOutcome>> {
+        let Some(job) = self.claim().await? else {
+            return Ok(None);
+        };
+        self.run_job(&job).await.map(Some)
+    }
+
+    /// The next job due, taking tenants in turns, within the tenant's share.
+    async fn claim(&self) -> Result<Option<ClaimedJob>> {
         let s = &self.state;
         let now = s.clock.now();
         let lease_ms = s.settings.lease.as_millis() as i64;
         let per_tenant = s.settings.tenant_workers as i64;
-        let Some(job) = s.queue.claim(now, lease_ms, per_tenant).await? else {
-            return Ok(None);
-        };
-        self.run_job(&job).await.map(Some)
+        s.queue.claim(now, lease_ms, per_tenant).await
     }
 
     /// Claims and runs one job of `tenant` alone; `None` when none of its jobs is due.
@@ -115,6 +121,7 @@ impl Worker {
         self.run_job(&job).await.map(Some)
     }
 
+    /// Runs a claimed job to its end, timed and counted.
     async fn run_job(&self, job: &ClaimedJob) -> Result<JobOutcome> {
         let span = tracing::info_span!("job", job = job.id.get(), tenant = job.tenant_id.get(), subject = %job.subject);
         let started = std::time::Instant::now();
@@ -146,6 +153,14 @@ impl Worker {
             return self.fail(job, e, &work.report).await;
         }
         let now = s.clock.now();
+        if job.attempts > 1 {
+            // It failed before and went through now: Keap answers again, so the tenant's
+            // other backed-off jobs need not wait out their backoff.
+            let released = s.queue.release_backoff(job.tenant_id, now).await?;
+            if released > 0 {
+                tracing::info!(released, "Keap answers again; backed-off jobs are due now");
+            }
+        }
         let seen = Seen {
             found: work.found,
             keap_post: work.keap_post,
@@ -204,33 +219,6 @@ impl Worker {
         Ok(out)
     }
 
-    /// Works until `shutdown` turns true; wakes on new events and polls for jobs other
-    /// processes enqueued or whose time came.
-    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            // Registered before the claim, so a job stored while the claim runs still wakes
-            // this worker instead of waiting for the next poll.
-            let wake = self.state.queue.woken();
-            tokio::pin!(wake);
-            wake.as_mut().enable();
-            match self.run_once().await {
-                Ok(Some(_)) => continue,
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(error = %one_line(&e), "worker could not reach the queue")
-                }
-            }
-            tokio::select! {
-                _ = wake => {}
-                _ = tokio::time::sleep(self.state.settings.poll) => {}
-                _ = shutdown.changed() => {}
-            }
-        }
-    }
-
     /// Puts a failed job back where [`Policy::after_failure`] says, and says so. A blocked
     /// job queues the pushes its report asks for with it: its addresses are still mailable
     /// through Keap, so the sending providers' lists are what stops the mail.
@@ -245,7 +233,10 @@ impl Worker {
             now,
             jitter: rand::rng().random_range(0.8..1.2),
         };
-        let how = policy_of(s).after_failure(failure, attempt);
+        let how = match policy_of(s).after_failure(failure, attempt) {
+            Requeue::Retry(at) => Requeue::Retry(self.probing(job, at, now, attempt.jitter).await?),
+            how => how,
+        };
         match how {
             Requeue::Block(_) if !report.push.is_empty() => {
                 let pushes = (report.push.as_slice(), report.received_at);
@@ -283,6 +274,22 @@ impl Worker {
                 JobOutcome::Retrying { job_id, error: msg }
             }
         })
+    }
+
+    /// A failed job's retry, brought forward when it is to be its tenant's probe (see
+    /// [`policy::probing`]).
+    async fn probing(
+        &self,
+        job: &ClaimedJob,
+        at: Millis,
+        now: Millis,
+        jitter: f64,
+    ) -> Result<Millis> {
+        if at <= now + policy::PROBE_EVERY.as_millis() as i64 {
+            return Ok(at);
+        }
+        let next = self.state.store.next_retry(job.tenant_id, job.id).await?;
+        Ok(policy::probing(at, now, next, jitter))
     }
 
     /// A blocked job is said loudly once; quietly while it stays blocked.

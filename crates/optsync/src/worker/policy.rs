@@ -63,6 +63,23 @@ impl Policy {
     }
 }
 
+/// The longest a tenant's backed-off jobs go without one of them trying Keap again: after an
+/// outage of any length, the first to go through releases the rest
+/// (`Queue::release_backoff`), so a backlog clears within about this long of Keap's return
+/// instead of waiting out an hour's backoff.
+pub const PROBE_EVERY: Duration = Duration::from_secs(30);
+
+/// When a job failing again is retried: at its backoff, unless that leaves the tenant with
+/// no failed job due within [`PROBE_EVERY`] (`next_other`: the tenant's next one, if any);
+/// then this one is the probe, retried after `PROBE_EVERY` times the jitter.
+pub fn probing(at: Millis, now: Millis, next_other: Option<Millis>, jitter: f64) -> Millis {
+    let within = now + ms(PROBE_EVERY);
+    if at <= within || next_other.is_some_and(|o| o <= within) {
+        return at;
+    }
+    now + ms(PROBE_EVERY.mul_f64(jitter.min(1.0)))
+}
+
 /// How long a Keap post for a contact that shows no stop status is read again for: Keap's
 /// state may lag its post by a little.
 pub const RECHECK_FOR: Duration = Duration::from_secs(5 * 60);
@@ -184,6 +201,21 @@ mod tests {
             ),
             Requeue::Defer(Millis(3_000))
         );
+    }
+
+    #[test]
+    fn a_tenant_always_has_a_failed_job_due_within_the_probe_interval() {
+        let (now, probe) = (Millis(1_000), ms(PROBE_EVERY));
+        let hour_away = now + ms(HOUR);
+        assert_eq!(probing(hour_away, now, None, 1.0), now + probe, "the probe");
+        assert_eq!(probing(hour_away, now, None, 0.8), now + probe * 4 / 5);
+        assert_eq!(
+            probing(hour_away, now, Some(now + probe), 1.0),
+            hour_away,
+            "another job probes already"
+        );
+        assert_eq!(probing(hour_away, now, Some(hour_away), 1.1), now + probe);
+        assert_eq!(probing(now + 5, now, None, 1.0), now + 5, "sooner anyway");
     }
 
     fn seen(keap_post: bool, stop: bool, after: Duration) -> Seen {

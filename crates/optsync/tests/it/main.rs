@@ -11,6 +11,7 @@ mod fairness;
 mod fuzz_regressions;
 mod harness;
 mod https;
+mod in_flight;
 mod intake;
 mod limits;
 mod metrics;

@@ -70,7 +70,8 @@ async fn a_post_stored_during_a_claim_is_claimed_without_waiting_for_the_poll() 
     settings.poll = Duration::from_secs(600);
     state.settings = std::sync::Arc::new(settings);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(optsync::worker::Worker::new(state).run(stopped));
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(4));
+    let worker = tokio::spawn(optsync::worker::Worker::new(state).run(stopped, slots));
 
     // The worker's first claim is under way and held.
     let deadline = Instant::now() + Duration::from_secs(60);
