@@ -14,9 +14,14 @@
 //! 4. The `optsync serve` process's RSS, idle and under 1,000 posts/s.
 //! 5. Fair shares: one tenant's time to honour while another tenant has 2,000 jobs queued,
 //!    against the same on an idle service, both at a service key's real limits.
+//! 6. Many apps: a thousand apps (`OPTSYNC_BENCH_APPS`), each with its own key, one Keap
+//!    post each at once (`benches/perf/many_apps.rs`).
 //!
 //! Section `views` (`benches/perf/views.rs`): the console's overview and `/metrics` with
 //! 1,000 apps, beside the report built per app.
+
+#[path = "perf/many_apps.rs"]
+mod many_apps;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -65,6 +70,10 @@ async fn main() {
     }
     if wanted("5") {
         fairness::run().await;
+    }
+    if wanted("6") {
+        let apps = std::env::var("OPTSYNC_BENCH_APPS").ok();
+        many_apps::run(apps.and_then(|n| n.parse().ok()).unwrap_or(1000)).await;
     }
     if wanted("views") {
         views::run(&backends).await;

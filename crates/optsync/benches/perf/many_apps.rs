@@ -1,0 +1,229 @@
+//! 6. Many apps on one instance: N apps (`OPTSYNC_BENCH_APPS`, default 1,000), each with its
+//!    own service key at Keap's real limits, Keap answering in 200 ms, one Keap post per app
+//!    all at once, against a real `optsync serve` with its defaults. Prints the time to
+//!    honour against the floor (an app's own calls, one after another, at Keap's latency),
+//!    Keap calls per opt-out, 429s, the console overview's and `/metrics`' response times
+//!    with those apps, and the server's RSS.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::*;
+
+const LATENCY: Duration = Duration::from_millis(200);
+
+fn key(i: usize) -> String {
+    format!("KeapAK-many{i:06}0123456789abcdef0123456789abcdef0123456")
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The apps stored (each with one contact whose Email opted out in Keap, Email 2 still
+/// marketable) and the console's password set, before the server starts; each app's Post
+/// URL and contact.
+async fn setup(dir: &TempDir, db: &str, sim: &KeapSim, n: usize) -> Vec<(String, i64)> {
+    let mut settings = Settings::for_dir(&dir.0, Some(db.to_string()));
+    settings.master_key = Some(MASTER_KEY.into());
+    let app = App::open(settings).await.unwrap();
+    let hash = optsync::console::auth::hash_password("bench-password").unwrap();
+    let now = optsync::clock::Clock::system().epoch_ms();
+    app.store()
+        .set_admin_password("admin", &hash, now)
+        .await
+        .unwrap();
+    let mut apps = Vec::with_capacity(n);
+    for i in 0..n {
+        let name = format!("app{i:04}");
+        app.tenants()
+            .add(TenantSpec {
+                app: name.clone(),
+                keap_base_url: sim.crm_url(),
+                credential: StoredCredential::ApiKey { key: key(i) },
+                legacy_auth: false,
+                opt_out_method: OptOutMethod::Auto,
+                allow_http: true,
+            })
+            .await
+            .unwrap();
+        let e = [
+            format!("p{i}@many.example"),
+            format!("p{i}@relay.many.example"),
+        ];
+        let id = sim.add_contact(&e[0], Some(&e[1]), None, EmailStatus::SingleOptIn);
+        sim.event(&e[0], SimEvent::ManualOptOut).unwrap();
+        apps.push((app.tenants().post_url(&name).await.unwrap(), id));
+    }
+    apps
+}
+
+/// `optsync serve` with its defaults on `db`; returns the process, its hook and admin URLs.
+async fn serve(dir: &TempDir, db: &str) -> (std::process::Child, String, String) {
+    let (port, admin) = (free_port(), free_port());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_optsync"))
+        .arg("serve")
+        .env("OPTSYNC_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+        .env("OPTSYNC_MAX_CONNECTIONS_PER_CLIENT", "1024")
+        .env("OPTSYNC_DATA_DIR", &dir.0)
+        .env("OPTSYNC_DATABASE_URL", db)
+        .env("OPTSYNC_LISTEN", format!("127.0.0.1:{port}"))
+        .env("OPTSYNC_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .env("OPTSYNC_MASTER_KEY", MASTER_KEY)
+        .env("OPTSYNC_RECONCILE", "false")
+        .env("OPTSYNC_LOG", "error")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("optsync serve");
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if reqwest::get(format!("{base}/readyz"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (child, base, format!("http://127.0.0.1:{admin}"))
+}
+
+/// Every app's post at once (64 connections); waits until all are honoured.
+async fn post_all(app: &App, apps: &[(String, i64)]) -> Vec<Duration> {
+    let http = reqwest::Client::new();
+    let gate = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut posts = tokio::task::JoinSet::new();
+    for (url, id) in apps.iter().cloned() {
+        let (http, gate) = (http.clone(), gate.clone());
+        posts.spawn(async move {
+            let _g = gate.acquire().await.unwrap();
+            let form = [("contactId", id.to_string())];
+            http.post(&url).form(&form).send().await.unwrap().status()
+        });
+    }
+    while let Some(s) = posts.join_next().await {
+        assert!(s.unwrap().is_success());
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let ev = app.store().honoured_events().await.unwrap();
+        if ev.len() >= apps.len() || Instant::now() > deadline {
+            let mut t: Vec<Duration> = ev
+                .iter()
+                .map(|e| Duration::from_millis((e.honoured_at - e.received_at).max(0) as u64))
+                .collect();
+            t.sort_unstable();
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The median of five GETs of `path` on the admin listener, signed in.
+async fn answer_time(admin: &str, cookie: &str, path: &str) -> Duration {
+    let http = reqwest::Client::new();
+    let mut t = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let r = http
+            .get(format!("{admin}{path}"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.bytes().await.unwrap();
+        t.push(start.elapsed());
+    }
+    t.sort_unstable();
+    t[2]
+}
+
+/// Signs in to the console; the session cookie.
+async fn sign_in(admin: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .post(format!("{admin}/login"))
+        .form(&[("user", "admin"), ("password", "bench-password")])
+        .send()
+        .await
+        .unwrap();
+    let set = r.headers().get("set-cookie").expect("signed in");
+    set.to_str().unwrap().split(';').next().unwrap().to_string()
+}
+
+pub async fn run(n: usize) {
+    println!(
+        "## 6. {n} apps, each its own key at real limits (10/s, 240/min), one Keap post each at once, Keap answering in {} ms (`optsync serve` defaults)\n",
+        LATENCY.as_millis()
+    );
+    let dir = TempDir::new("many");
+    let sim = (0..n)
+        .fold(
+            KeapSim::builder().throttle(Throttle::from_name("pat").expect("pat profile")),
+            |b, i| b.api_key(&key(i)),
+        )
+        .start()
+        .await
+        .unwrap();
+    let db = database(&dir, None).await;
+    let apps = setup(&dir, &db, &sim, n).await;
+    let (mut child, _, admin) = serve(&dir, &db).await;
+    let app = App::open({
+        let mut s = Settings::for_dir(&dir.0, Some(db.clone()));
+        s.master_key = Some(MASTER_KEY.into());
+        s
+    })
+    .await
+    .unwrap();
+    let pid = child.id();
+    let peak = Arc::new(AtomicU64::new(rss_kib(pid).unwrap_or(0)));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Some(k) = rss_kib(pid) {
+                    peak.fetch_max(k, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    sim.configure(|c| c.latency = LATENCY);
+    sim.reset_stats();
+    let times = post_all(&app, &apps).await;
+    let stats = sim.stats();
+    let per = stats.total_calls() as f64 / times.len().max(1) as f64;
+    let floor = LATENCY.mul_f64(per.ceil());
+    sim.configure(|c| c.latency = Duration::ZERO);
+    let cookie = sign_in(&admin).await;
+    let overview = answer_time(&admin, &cookie, "/").await;
+    let metrics = answer_time(&admin, &cookie, "/metrics").await;
+    sampler.abort();
+    let _ = child.kill();
+    let _ = child.wait();
+    println!("| honoured | time to honour p50 / p99 | floor | p99 ÷ floor | Keap calls per opt-out | 429s | overview | /metrics | RSS peak |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {}/{n} | {:.1} s / {:.1} s | {:.1} s | {:.1} | {per:.2} | {} | {} | {} | {:.1} MiB |\n",
+        times.len(),
+        pct(&times, 0.5).as_secs_f64(),
+        pct(&times, 0.99).as_secs_f64(),
+        floor.as_secs_f64(),
+        pct(&times, 0.99).as_secs_f64() / floor.as_secs_f64().max(0.001),
+        stats.throttled,
+        ms(overview),
+        ms(metrics),
+        peak.load(Ordering::Relaxed) as f64 / 1024.0
+    );
+    sim.shutdown().await;
+}
