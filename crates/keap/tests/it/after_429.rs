@@ -46,7 +46,11 @@ async fn one_429_on_a_large_minute_costs_the_backoff_not_the_minute() {
     let pause = p.throttled(&none);
     assert!(pause <= Duration::from_secs(1), "first backoff: {pause:?}");
     clock.advance(pause);
-    assert_eq!(wait_now(&p).await, Duration::ZERO, "admitted after the pause");
+    assert_eq!(
+        wait_now(&p).await,
+        Duration::ZERO,
+        "admitted after the pause"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! 6. Many apps on one instance: N apps (`OPTSYNC_BENCH_APPS`, default 1,000), each with its
 //!    own service key at Keap's real limits, Keap answering in 200 ms, one Keap post per app
-//!    all at once, against a real `optsync serve` with its defaults. Prints the time to
+//!    all at once, against a real `optsync serve` with its defaults, then with 256 jobs in
+//!    flight. Prints the time to
 //!    honour against the floor (an app's own calls, one after another, at Keap's latency),
 //!    Keap calls per opt-out, 429s, the console overview's and `/metrics`' response times
 //!    with those apps, and the server's RSS.
@@ -64,11 +65,13 @@ async fn setup(dir: &TempDir, db: &str, sim: &KeapSim, n: usize) -> Vec<(String,
     apps
 }
 
-/// `optsync serve` with its defaults on `db`; returns the process, its hook and admin URLs.
-async fn serve(dir: &TempDir, db: &str) -> (std::process::Child, String, String) {
+/// `optsync serve` with its defaults but `in_flight` on `db`; the process, its hook and admin
+/// URLs.
+async fn serve(dir: &TempDir, db: &str, in_flight: usize) -> (std::process::Child, String, String) {
     let (port, admin) = (free_port(), free_port());
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_optsync"))
         .arg("serve")
+        .env("OPTSYNC_JOBS_IN_FLIGHT", in_flight.to_string())
         .env("OPTSYNC_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
         .env("OPTSYNC_MAX_CONNECTIONS_PER_CLIENT", "1024")
         .env("OPTSYNC_DATA_DIR", &dir.0)
@@ -163,10 +166,22 @@ async fn sign_in(admin: &str) -> String {
 
 pub async fn run(n: usize) {
     println!(
-        "## 6. {n} apps, each its own key at real limits (10/s, 240/min), one Keap post each at once, Keap answering in {} ms (`optsync serve` defaults)\n",
+        "## 6. {n} apps, each its own key at real limits (10/s, 240/min), one Keap post each at once, Keap answering in {} ms (`optsync serve` defaults but jobs in flight)\n",
         LATENCY.as_millis()
     );
-    let dir = TempDir::new("many");
+    println!(
+        "| jobs in flight | honoured | time to honour p50 / p99 | floor | p99 ÷ floor | Keap calls per opt-out | 429s | overview | /metrics | RSS peak |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for in_flight in [64, 256] {
+        one_pass(n, in_flight).await;
+    }
+    println!();
+}
+
+/// One run of `n` apps' posts against a server keeping `in_flight` jobs in flight.
+async fn one_pass(n: usize, in_flight: usize) {
+    let dir = TempDir::new(&format!("many{in_flight}"));
     let sim = (0..n)
         .fold(
             KeapSim::builder().throttle(Throttle::from_name("pat").expect("pat profile")),
@@ -177,7 +192,7 @@ pub async fn run(n: usize) {
         .unwrap();
     let db = database(&dir, None).await;
     let apps = setup(&dir, &db, &sim, n).await;
-    let (mut child, _, admin) = serve(&dir, &db).await;
+    let (mut child, _, admin) = serve(&dir, &db, in_flight).await;
     let app = App::open({
         let mut s = Settings::for_dir(&dir.0, Some(db.clone()));
         s.master_key = Some(MASTER_KEY.into());
@@ -211,10 +226,8 @@ pub async fn run(n: usize) {
     sampler.abort();
     let _ = child.kill();
     let _ = child.wait();
-    println!("| honoured | time to honour p50 / p99 | floor | p99 ÷ floor | Keap calls per opt-out | 429s | overview | /metrics | RSS peak |");
-    println!("|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {}/{n} | {:.1} s / {:.1} s | {:.1} s | {:.1} | {per:.2} | {} | {} | {} | {:.1} MiB |\n",
+        "| {in_flight} | {}/{n} | {:.1} s / {:.1} s | {:.1} s | {:.1} | {per:.2} | {} | {} | {} | {:.1} MiB |",
         times.len(),
         pct(&times, 0.5).as_secs_f64(),
         pct(&times, 0.99).as_secs_f64(),

@@ -71,7 +71,11 @@ async fn most_in_flight(t: &TestApp, jobs: i64) -> HashMap<String, i64> {
     let workers = tokio::spawn(optsync::supervise::workers(t.state.clone(), 1, stopped));
     let mut most: HashMap<String, i64> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while t.count("SELECT COUNT(*) FROM jobs WHERE state = 'done'").await < jobs {
+    while t
+        .count("SELECT COUNT(*) FROM jobs WHERE state = 'done'")
+        .await
+        < jobs
+    {
         assert!(Instant::now() < deadline, "the jobs did not finish");
         let running: Vec<(String, i64)> = sqlx::query_as(
             "SELECT t.app, COUNT(*) FROM jobs j JOIN tenants t ON t.id = j.tenant_id
