@@ -102,8 +102,8 @@ async fn post_all(app: &App, apps: &[(String, i64)]) -> Vec<Duration> {
     let http = reqwest::Client::new();
     let gate = Arc::new(tokio::sync::Semaphore::new(64));
     let mut posts = tokio::task::JoinSet::new();
-    for (url, id) in apps.iter().cloned() {
-        let (http, gate) = (http.clone(), gate.clone());
+    for (url, id) in apps {
+        let (http, gate, url, id) = (http.clone(), gate.clone(), url.clone(), *id);
         posts.spawn(async move {
             let _g = gate.acquire().await.unwrap();
             let form = [("contactId", id.to_string())];
