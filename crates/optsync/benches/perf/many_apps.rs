@@ -35,7 +35,7 @@ async fn setup(dir: &TempDir, db: &str, sim: &KeapSim, n: usize) -> Vec<(String,
     settings.master_key = Some(MASTER_KEY.into());
     let app = App::open(settings).await.unwrap();
     let hash = optsync::console::auth::hash_password("bench-password").unwrap();
-    let now = optsync::clock::Clock::system().epoch_ms();
+    let now = optsync::clock::Millis(optsync::clock::Clock::system().epoch_ms());
     app.store()
         .set_admin_password("admin", &hash, now)
         .await
