@@ -107,7 +107,14 @@ async fn post_all(app: &App, apps: &[(String, i64)]) -> Vec<Duration> {
         posts.spawn(async move {
             let _g = gate.acquire().await.unwrap();
             let form = [("contactId", id.to_string())];
-            http.post(&url).form(&form).send().await.unwrap().status()
+            // A connection refused under the burst is tried again, as Keap would.
+            for _ in 0..5 {
+                if let Ok(r) = http.post(&url).form(&form).send().await {
+                    return r.status();
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            panic!("the post for contact {id} was never answered")
         });
     }
     while let Some(s) = posts.join_next().await {
