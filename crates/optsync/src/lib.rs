@@ -22,6 +22,7 @@ pub mod fuzzing;
 pub mod housekeeping;
 pub mod http;
 pub mod keap_clients;
+pub mod keap_connect;
 pub mod layout;
 pub mod logfmt;
 pub mod oauth_tokens;

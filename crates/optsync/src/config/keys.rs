@@ -269,6 +269,36 @@ pub const KEYS: &[Key] = &[
         "The console's own URL (https: the session cookie is Secure and __Host-)",
     ),
     key(
+        "keap_client_id",
+        Plain,
+        Unset,
+        "The client id of your Keap developer app: the console's \"Connect a Keap app\" (with keap_client_secret and admin_public_url)",
+    ),
+    key(
+        "keap_client_secret",
+        Secret { in_file: false },
+        Unset,
+        "The client secret of your Keap developer app",
+    ),
+    key(
+        "keap_authorize_url",
+        Plain,
+        Value("https://accounts.infusionsoft.com/app/oauth/authorize"),
+        "Keap's OAuth consent page the console sends the browser to",
+    ),
+    key(
+        "keap_token_url",
+        Plain,
+        Value("https://api.infusionsoft.com/token"),
+        "Keap's OAuth token endpoint",
+    ),
+    key(
+        "keap_api_url",
+        Plain,
+        Value("https://api.infusionsoft.com/crm"),
+        "The Keap API base URL an app connected in the console gets",
+    ),
+    key(
         "console_idle_minutes",
         Plain,
         Value("30"),

@@ -6,6 +6,7 @@
 //! so they do not show in `ps`.
 
 pub mod edge;
+pub mod keap_oauth;
 pub mod keys;
 mod layout;
 mod values;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 
 pub use edge::ForwardedHeader;
+pub use keap_oauth::KeapOAuth;
 pub use layout::Layout;
 pub use values::{Overrides, Resolved, Source, Values, config_path, process_env};
 
@@ -143,6 +145,8 @@ pub struct Settings {
     pub admin_public_url: Option<String>,
     /// A console session unused this long ends (besides its absolute lifetime).
     pub console_idle: Duration,
+    /// The Keap developer app the console connects apps through (`keap_client_id` …).
+    pub keap_oauth: Option<KeapOAuth>,
     /// The HTTP server serves HTTPS with these (`tls_cert`, `tls_key`).
     pub tls: Option<crate::tls::TlsFiles>,
 }
@@ -162,15 +166,17 @@ impl Settings {
         };
         let ms = |name: &str| -> Result<Duration> { Ok(Duration::from_millis(v.get(name)?)) };
         let admin_listen = parse_admin_listen(&v.get::<String>("admin_listen")?)?;
+        let admin_public_url = v
+            .text("admin_public_url")?
+            .map(|u| u.trim_end_matches('/').to_string());
         let s = Self {
+            keap_oauth: keap_oauth::from_values(v, admin_public_url.as_deref())?,
             forwarded_header: v.get("forwarded_header")?,
             legacy_failed_auth_per_hour: v.get::<u32>("legacy_failed_auth_per_hour")?.max(1),
             max_connections_per_client: v.get::<usize>("max_connections_per_client")?.max(1),
             keap_body_timeout: secs("keap_body_timeout_secs")?,
             admin_hosts: edge::admin_hosts(v, admin_listen)?,
-            admin_public_url: v
-                .text("admin_public_url")?
-                .map(|u| u.trim_end_matches('/').to_string()),
+            admin_public_url,
             console_idle: Duration::from_secs(
                 v.get::<u64>("console_idle_minutes")?
                     .clamp(1, u64::MAX / 60)

@@ -8,13 +8,17 @@
 //! [`overview`], [`tenant`], [`address`] and [`report_page`] gather what each page shows,
 //! worded by [`format`] (times as [`moment`]s); [`chart`] draws the time-to-honour chart;
 //! [`views`] are the templates' structs; [`accounts`] is the operator's list of accounts and
-//! invite form, [`apps`] a customer's home page, [`post_url`] rotates an app's Post URL.
+//! invite form, [`apps`] a customer's home page, [`post_url`] rotates an app's Post URL;
+//! [`connect`] and [`connect_page`] connect Keap apps through Keap's OAuth consent (the page
+//! after it has a script of its own, `/connect.js`).
 
 pub mod accounts;
 pub mod address;
 pub mod apps;
 pub mod auth;
 pub mod authz;
+pub mod connect;
+pub mod connect_page;
 pub mod chart;
 pub mod format;
 pub mod forms;
@@ -67,12 +71,13 @@ pub fn router(state: AppState) -> Router {
         app: state,
         sign_in: Arc::default(),
     };
+    let csp = connect::content_security_policy(&state.app.settings, false);
     routes::router(state.clone())
-        .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn_with_state(csp, security_headers))
         .with_state(state)
 }
 
-/// The console's one script: it rewrites each `<time>` to the viewer's time zone and its
+/// The console's script on every page: it rewrites each `<time>` to the viewer's time zone and its
 /// age. A file of the console's own, because the CSP allows no inline script.
 async fn script() -> impl IntoResponse {
     (
@@ -83,16 +88,16 @@ async fn script() -> impl IntoResponse {
 
 /// No framing, no script but the console's own file, nothing cached, no referrer leaving the console.
 async fn security_headers(
+    axum::extract::State(csp): axum::extract::State<HeaderValue>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
     for (name, value) in [
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),

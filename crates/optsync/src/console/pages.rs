@@ -107,6 +107,7 @@ pub async fn home(State(state): State<AppState>, v: Viewer) -> Answer {
         user: v.session.user,
         rows,
         actions,
+        keap: super::connect_page::keap_view(&state, None).await?,
     })
 }
 
@@ -124,7 +125,9 @@ pub(super) async fn tenant_page(
         .await?
         .ok_or(ConsoleError::NotFound("no such app"))?;
     let (chart, stuck, events, providers) = super::tenant::parts(state, &t).await?;
+    let keap = super::connect_page::keap_view(state, Some(t.id)).await?;
     page(TenantPage {
+        keap,
         csrf: s.csrf,
         user: s.user,
         app: t.app,

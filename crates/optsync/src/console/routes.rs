@@ -8,7 +8,7 @@ use axum::http::Method;
 use axum::middleware::from_fn_with_state;
 use axum::routing::MethodRouter;
 
-use super::{ConsoleState, accounts, authz, invite, pages, post_url};
+use super::{ConsoleState, accounts, authz, connect, invite, pages, post_url};
 
 /// Who may use a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +83,12 @@ fn table() -> Vec<Entry> {
         at("/tenants/{app}/jobs/{job}/retry", App).post(pages::retry),
         at("/accounts", Operator).get(accounts::page_of_accounts),
         at("/accounts/invite", Operator).post(accounts::invite),
+        // Keap's redirect back: its authority is the flow's state and cookie, bound to the
+        // operator's session that started it (the session cookie does not come cross-site).
+        at("/keap/callback", Public).get(connect::callback),
+        at("/connect.js", Public).get(connect::script),
+        at("/keap/connect", Operator).post(connect::start),
+        at("/tenants/{app}/keap-post.json", App).get(connect::keap_post),
     ]
 }
 

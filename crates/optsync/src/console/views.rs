@@ -47,6 +47,7 @@ pub struct OverviewPage {
     pub user: String,
     pub rows: Vec<OverviewRow>,
     pub actions: Vec<ActionRow>,
+    pub keap: super::connect_page::KeapView,
 }
 
 pub struct StuckJob {
@@ -90,6 +91,7 @@ pub struct TenantPage {
     pub events: Vec<EventView>,
     pub providers: Vec<ProviderView>,
     pub post_url: Option<String>,
+    pub keap: super::connect_page::KeapView,
 }
 
 pub struct DecisionView {

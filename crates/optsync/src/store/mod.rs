@@ -15,6 +15,7 @@ mod honour_times;
 mod ids;
 mod intake;
 mod jobs;
+mod keap_connect;
 mod listings;
 #[cfg(test)]
 mod migration_tests;
@@ -42,6 +43,7 @@ pub use honour_times::HonourTimes;
 pub use ids::{EventId, JobId, TenantId};
 pub use intake::{Accepted, NewEvent};
 pub use jobs::EventRow;
+pub use keap_connect::{NewConnectState, TakenConnectState};
 pub use listings::{EventSummary, HonouredEvent};
 pub use model::{
     AuditAction, CredentialKind, EventKind, EventSource, JobKind, JobState, LedgerOrigin,
