@@ -21,7 +21,7 @@ use optsync::console::auth::hash_password;
 use crate::processes::free_port;
 use crate::{Db, Options, TempDir, TestApp, on_both_backends};
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 /// The browser's time zone: UTC+05:30 all year.
 const VIEWER_TZ: &str = "Asia/Kolkata";
 const VIEWER_OFFSET_MS: i64 = 330 * 60_000;
@@ -210,7 +210,7 @@ impl Browser {
             .unwrap_or_else(|e| panic!("{css} never appeared: {e}"))
     }
 
-    async fn sign_in(&self, base: &str, user: &str, password: &str) {
+    pub(crate) async fn sign_in(&self, base: &str, user: &str, password: &str) {
         let c = self.c();
         c.goto(&format!("{base}/login")).await.unwrap();
         let u = c.find(Locator::Css("input[name=user]")).await.unwrap();

@@ -148,6 +148,9 @@ pub struct Options {
     pub admin: bool,
     /// Any other settings, changed before the service is built.
     pub settings: fn(&mut Settings),
+    /// The console connects Keap apps through this developer app (client id, secret) of the
+    /// emulator's; implies `admin`.
+    pub keap_oauth: Option<(&'static str, &'static str)>,
 }
 
 impl Default for Options {
@@ -162,6 +165,7 @@ impl Default for Options {
             bury_after: Duration::ZERO,
             admin: false,
             settings: |_| {},
+            keap_oauth: None,
         }
     }
 }
@@ -190,6 +194,14 @@ impl TestApp {
             settings.header_timeout = d;
         }
         settings.master_key = Some(MASTER_KEY.into());
+        let admin = if o.admin || o.keap_oauth.is_some() {
+            Some(App::bind("127.0.0.1:0".parse().unwrap()).await.unwrap())
+        } else {
+            None
+        };
+        if let (Some((id, secret)), Some(a)) = (o.keap_oauth, &admin) {
+            connect_through(&mut settings, &sim, id, secret, a.local_addr().unwrap());
+        }
         (o.settings)(&mut settings);
         let mut builder = App::builder(settings).clock(o.clock).pacing(test_pacing());
         if let Some(sns) = o.sns {
@@ -209,11 +221,6 @@ impl TestApp {
             .await
             .unwrap();
         let post_url = app.tenants().post_url(&app_name).await.unwrap();
-        let admin = if o.admin {
-            Some(App::bind("127.0.0.1:0".parse().unwrap()).await.unwrap())
-        } else {
-            None
-        };
         let serve = ServeOptions {
             workers: 0,
             sweeps: None,
@@ -266,6 +273,28 @@ impl TestApp {
     pub fn statuses(&self, emails: &[String]) -> Vec<Option<EmailStatus>> {
         emails.iter().map(|e| self.sim.status(e)).collect()
     }
+}
+
+/// The console's "Connect a Keap app" through the emulator's developer app `id`, the console
+/// at `admin` (its own URL, so the redirect URI is `http://ADMIN/keap/callback`).
+fn connect_through(
+    settings: &mut Settings,
+    sim: &KeapSim,
+    id: &str,
+    secret: &str,
+    admin: std::net::SocketAddr,
+) {
+    let console = format!("http://{admin}");
+    let url = |u: String| url::Url::parse(&u).unwrap();
+    settings.keap_oauth = Some(optsync::config::KeapOAuth {
+        client_id: id.into(),
+        client_secret: secret.into(),
+        authorize_url: url(sim.authorize_url()),
+        token_url: url(sim.token_url()),
+        api_url: url(sim.crm_url()),
+        redirect_uri: format!("{console}/keap/callback"),
+    });
+    settings.admin_public_url = Some(console);
 }
 
 pub async fn post_to(url: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {

@@ -13,6 +13,7 @@ mod harness;
 mod https;
 mod in_flight;
 mod intake;
+mod keap_connect;
 mod limits;
 mod metrics;
 mod metrics_outage;
