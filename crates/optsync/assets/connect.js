@@ -19,7 +19,7 @@
   var ask = "/tenants/" + encodeURIComponent(wait.dataset.app) +
     "/keap-post.json?since=" + encodeURIComponent(wait.dataset.since);
   function posted(ms) {
-    var at = new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    var at = new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
     wait.textContent = "Keap posted at " + at + " — the action set is wired";
     wait.className = "ok";
   }
