@@ -281,7 +281,12 @@ async fn the_callback_connects_only_what_this_browser_started(db: Db) {
     assert_eq!(recorded, 1);
 
     // Replayed: the same callback again; the same code under a new flow's state.
-    assert_eq!(console.callback(&allowed, &flow.binder).await.0, 403);
+    let (status, body) = console.callback(&allowed, &flow.binder).await;
+    assert_eq!(status, 403);
+    assert!(
+        body.contains("not from a connection started here"),
+        "the state is spent before Keap is asked: {body}"
+    );
     let again = console.connect("").await;
     let replayed_code = with_state(&allowed, &again.param("state"));
     let (status, body) = console.callback(&replayed_code, &again.binder).await;
