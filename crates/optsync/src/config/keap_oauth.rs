@@ -55,7 +55,10 @@ pub fn from_values(v: &Values, admin_public_url: Option<&str>) -> Result<Option<
     Ok(Some(KeapOAuth {
         client_id,
         client_secret,
-        authorize_url: secure_url("keap_authorize_url", &v.get::<String>("keap_authorize_url")?)?,
+        authorize_url: secure_url(
+            "keap_authorize_url",
+            &v.get::<String>("keap_authorize_url")?,
+        )?,
         token_url: secure_url("keap_token_url", &v.get::<String>("keap_token_url")?)?,
         api_url: secure_url("keap_api_url", &v.get::<String>("keap_api_url")?)?,
         redirect_uri,

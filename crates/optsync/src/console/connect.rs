@@ -113,7 +113,8 @@ pub async fn start(State(state): State<AppState>, f: CsrfForm<ConnectForm>) -> A
 
 /// Why a callback connected nothing, as the person is told.
 fn refused(status: StatusCode, why: &str) -> Response {
-    let body = format!("No Keap app was connected: {why}\nStart again from the console's overview.");
+    let body =
+        format!("No Keap app was connected: {why}\nStart again from the console's overview.");
     (status, body).into_response()
 }
 
@@ -152,10 +153,14 @@ async fn finish(state: &AppState, headers: &HeaderMap, q: CallbackQuery) -> Answ
         .await?;
     let Some(taken) = taken else {
         tracing::warn!("Keap callback refused: unknown, used or expired state");
-        return forbidden("this link is not from a connection started here, or it was used or expired.");
+        return forbidden(
+            "this link is not from a connection started here, or it was used or expired.",
+        );
     };
     let Some(session) = state.store.session(&taken.session_hash, now).await? else {
-        return forbidden("the console session that started it has ended; sign in and start again.");
+        return forbidden(
+            "the console session that started it has ended; sign in and start again.",
+        );
     };
     if let Some(e) = q.error.as_deref() {
         let why = if e == "access_denied" {
@@ -201,8 +206,19 @@ async fn connected_page(
     c: Connected,
     now: i64,
 ) -> Answer {
-    let detail = if c.created { "new app" } else { "connected again" };
-    record(state, &session.user_name, "keap_connect", &c.app, Some(detail)).await;
+    let detail = if c.created {
+        "new app"
+    } else {
+        "connected again"
+    };
+    record(
+        state,
+        &session.user_name,
+        "keap_connect",
+        &c.app,
+        Some(detail),
+    )
+    .await;
     let post_url = state.tenants.post_url(&c.app).await?;
     page(ConnectedPage {
         csrf: session.csrf,

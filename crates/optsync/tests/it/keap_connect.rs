@@ -77,10 +77,15 @@ async fn connecting_a_keap_app_in_a_browser(db: Db) {
     assert_eq!(c.current_url().await.unwrap().path(), "/keap/callback");
     let post_url = b.text("#post-url").await;
     assert_eq!(post_url, t.service.tenants().post_url(APP).await.unwrap());
-    assert!(b.text("#click-path").await.contains(
-        "Marketing → Settings → Email Defaults"
-    ));
-    assert_eq!(b.text("#first-post").await, "waiting for Keap's first post…");
+    assert!(
+        b.text("#click-path")
+            .await
+            .contains("Marketing → Settings → Email Defaults")
+    );
+    assert_eq!(
+        b.text("#first-post").await,
+        "waiting for Keap's first post…"
+    );
     b.shot("11-keap-connected", false).await;
 
     // Keap posts to the new Post URL: honoured, and the page says so without a reload.
@@ -159,7 +164,10 @@ impl Console {
             .unwrap();
         assert_eq!(r.status(), 303);
         let set = r.headers()["set-cookie"].to_str().unwrap();
-        assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax"), "{set}");
+        assert!(
+            set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+            "{set}"
+        );
         Flow {
             authorize: url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap(),
             binder: set.split(';').next().unwrap().to_string(),
@@ -228,7 +236,13 @@ impl Flow {
 fn with_state(query: &str, state: &str) -> String {
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
-        .map(|(k, v)| if k == "state" { (k, state.into()) } else { (k, v) })
+        .map(|(k, v)| {
+            if k == "state" {
+                (k, state.into())
+            } else {
+                (k, v)
+            }
+        })
         .collect();
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
@@ -253,16 +267,26 @@ async fn the_callback_connects_only_what_this_browser_started(db: Db) {
     let flow = console.connect("").await;
     assert_eq!(flow.param("scope"), "full");
     assert_eq!(flow.param("response_type"), "code");
-    assert_eq!(flow.param("redirect_uri"), format!("{}/keap/callback", console.base));
+    assert_eq!(
+        flow.param("redirect_uri"),
+        format!("{}/keap/callback", console.base)
+    );
     let allowed = flow.answer("allow").await;
 
     // Missing state, a state never issued, and this state from another browser: nothing.
-    let code_only: String = allowed.split('&').filter(|p| !p.starts_with("state=")).collect();
+    let code_only: String = allowed
+        .split('&')
+        .filter(|p| !p.starts_with("state="))
+        .collect();
     assert_eq!(console.callback(&code_only, &flow.binder).await.0, 403);
     let wrong = with_state(&allowed, &"f".repeat(64));
     assert_eq!(console.callback(&wrong, &flow.binder).await.0, 403);
     let other = Console::sign_in(&t).await.connect("").await;
-    assert_eq!(console.callback(&allowed, &other.binder).await.0, 403, "foreign");
+    assert_eq!(
+        console.callback(&allowed, &other.binder).await.0,
+        403,
+        "foreign"
+    );
     assert_eq!(console.callback(&allowed, "").await.0, 403, "no cookie");
     assert_eq!(tenants().await, 1);
 
@@ -273,7 +297,10 @@ async fn the_callback_connects_only_what_this_browser_started(db: Db) {
     assert_eq!(tenants().await, 2);
     assert_eq!(generation(&t).await, Some(1));
     let tenant = t.state.store.tenant_by_app(APP).await.unwrap().unwrap();
-    assert_eq!(tenant.credential_kind, optsync::store::CredentialKind::OAuth);
+    assert_eq!(
+        tenant.credential_kind,
+        optsync::store::CredentialKind::OAuth
+    );
     assert_eq!(tenant.keap_base_url, t.sim.crm_url());
     let recorded = t
         .count("SELECT COUNT(*) FROM admin_actions WHERE action = 'keap_connect' AND target = 'xy123' AND user_name = 'admin'")
@@ -305,7 +332,9 @@ async fn the_callback_connects_only_what_this_browser_started(db: Db) {
     let yes = ended.answer("allow").await;
     t.state
         .store
-        .delete_session(&digest(console.cookie.trim_start_matches("optsync_session=")))
+        .delete_session(&digest(
+            console.cookie.trim_start_matches("optsync_session="),
+        ))
         .await
         .unwrap();
     assert_eq!(console.callback(&yes, &ended.binder).await.0, 403);
@@ -378,19 +407,29 @@ async fn a_revoked_app_is_reconnected_from_its_banner(db: Db) {
         assert!(body.contains("data-reconnect=\"xy123\""), "{page}: {body}");
         assert!(body.contains("Reconnect xy123"), "{page}");
     }
-    assert!(!console.get("/tenants/acme").await.1.contains("data-reconnect"));
+    assert!(
+        !console
+            .get("/tenants/acme")
+            .await
+            .1
+            .contains("data-reconnect")
+    );
 
     // A reconnect of another app refuses a grant for this one, and changes nothing.
     let acme = t.state.store.tenant_by_app("acme").await.unwrap().unwrap();
     let wrong = console.connect("acme").await;
-    let (status, body) = console.callback(&wrong.answer("allow").await, &wrong.binder).await;
+    let (status, body) = console
+        .callback(&wrong.answer("allow").await, &wrong.binder)
+        .await;
     assert_eq!(status, 403);
     assert!(body.contains("acme was to be reconnected"), "{body}");
     let still = t.state.store.tenant_by_app("acme").await.unwrap().unwrap();
     assert_eq!(still.credential_sealed, acme.credential_sealed);
 
     let again = console.connect(APP).await;
-    let (status, body) = console.callback(&again.answer("allow").await, &again.binder).await;
+    let (status, body) = console
+        .callback(&again.answer("allow").await, &again.binder)
+        .await;
     assert_eq!(status, 200);
     assert!(body.contains("xy123 is connected again"), "{body}");
     let done = t.worker.drain().await.unwrap();
