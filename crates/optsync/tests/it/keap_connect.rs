@@ -250,9 +250,7 @@ fn with_state(query: &str, state: &str) -> String {
 }
 
 async fn generation(t: &TestApp) -> Option<i64> {
-    let Some(tenant) = t.state.store.tenant_by_app(APP).await.unwrap() else {
-        return None;
-    };
+    let tenant = t.state.store.tenant_by_app(APP).await.unwrap()?;
     sqlx::query_scalar("SELECT generation FROM oauth_tokens WHERE tenant_id = $1")
         .bind(tenant.id)
         .fetch_optional(t.state.store.pool())
