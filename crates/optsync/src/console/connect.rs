@@ -64,17 +64,22 @@ fn binder_cookie(value: Option<&str>, secure: bool) -> String {
     format!("{name}={v}; Path=/; HttpOnly; SameSite=Lax; Max-Age={age}{flag}")
 }
 
-/// The policy of every console page: no script but the console's own files, fetches only to
-/// itself, and forms that post only to itself — or, for the connect form's redirect, to
-/// Keap's consent page.
-pub fn content_security_policy(settings: &Settings) -> HeaderValue {
+/// The console's Content-Security-Policy: no script (`scripts`: only the console's own
+/// files, fetching only from it — the connected page alone), and forms that post only to the
+/// console or, for the connect form's redirect, to Keap's consent page.
+pub fn content_security_policy(settings: &Settings, scripts: bool) -> HeaderValue {
     let keap = settings
         .keap_oauth
         .as_ref()
         .map(|k| format!(" {}", k.authorize_url.origin().ascii_serialization()))
         .unwrap_or_default();
+    let scripts = if scripts {
+        "script-src 'self'; connect-src 'self'; "
+    } else {
+        ""
+    };
     let policy = format!(
-        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'{keap}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; {scripts}style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'{keap}; frame-ancestors 'none'; base-uri 'none'"
     );
     HeaderValue::from_str(&policy).unwrap_or_else(|_| {
         HeaderValue::from_static("default-src 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -220,14 +225,18 @@ async fn connected_page(
     )
     .await;
     let post_url = state.tenants.post_url(&c.app).await?;
-    page(ConnectedPage {
+    let mut resp = page(ConnectedPage {
         csrf: session.csrf,
         user: session.user_name,
         app: c.app,
         created: c.created,
         post_url,
         since: now,
-    })
+    })?;
+    let csp = content_security_policy(&state.settings, true);
+    resp.headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, csp);
+    Ok(resp)
 }
 
 /// `GET /tenants/APP/keap-post.json?since=MS`: when Keap last posted for the app, if at or

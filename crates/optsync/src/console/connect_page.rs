@@ -4,7 +4,7 @@
 
 use askama::Template;
 
-use super::format::when;
+use crate::clock::rfc3339;
 use crate::error::Result;
 use crate::state::AppState;
 
@@ -48,7 +48,7 @@ pub async fn keap_view(state: &AppState, only: Option<i64>) -> Result<KeapView> 
         reconnect.push(ReconnectBanner {
             app: t.app,
             reason: crate::logfmt::one_line(&r.reason).to_string(),
-            since: when(Some(r.since)),
+            since: rfc3339(r.since),
         });
     }
     Ok(KeapView {
