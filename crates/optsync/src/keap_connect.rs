@@ -7,6 +7,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use crate::clock::Now as _;
 use crate::config::KeapOAuth;
 use crate::error::{Error, Result};
 use crate::oauth_tokens::PairSeal;
@@ -82,7 +83,7 @@ pub async fn complete(state: &AppState, code: &str, expected: Option<&str>) -> R
         token_url: Some(k.token_url.to_string()),
     };
     let pair = PairSeal::new(state.tenants.secrets().clone(), &app).seal(tokens)?;
-    let now = state.clock.epoch_ms();
+    let now = state.clock.now();
     let created = match state.store.tenant_by_app(&app).await? {
         Some(t) => {
             let sealed = credential.seal(state.tenants.secrets(), &app)?;

@@ -19,6 +19,7 @@ use super::auth::{self, Session, cookie_secure, cookie_value};
 use super::connect_page::ConnectedPage;
 use super::forms::CsrfForm;
 use super::respond::{Answer, ConsoleError, page, record};
+use crate::clock::{Millis, Now as _};
 use crate::config::Settings;
 use crate::keap_connect::{self, Connected};
 use crate::state::AppState;
@@ -101,7 +102,7 @@ pub async fn start(State(state): State<AppState>, f: CsrfForm<ConnectForm>) -> A
         return Err(ConsoleError::NotFound("no such app"));
     }
     let (flow, binder) = (auth::random_token(), auth::random_token());
-    let now = state.clock.epoch_ms();
+    let now = state.clock.now();
     let (state_hash, binder_hash) = (auth::digest(&flow), auth::digest(&binder));
     let row = NewConnectState {
         state_hash: &state_hash,
@@ -151,7 +152,7 @@ async fn finish(state: &AppState, headers: &HeaderMap, q: CallbackQuery) -> Answ
     let (Some(flow), Some(binder)) = (q.state.as_deref(), cookie_value(headers, name)) else {
         return forbidden("this browser did not start a connection (or it expired).");
     };
-    let now = state.clock.epoch_ms();
+    let now = state.clock.now();
     let taken = state
         .store
         .take_connect_state(&auth::digest(flow), &auth::digest(binder), now)
@@ -209,7 +210,7 @@ async fn connected_page(
     state: &AppState,
     session: crate::store::SessionRow,
     c: Connected,
-    now: i64,
+    now: Millis,
 ) -> Answer {
     let detail = if c.created {
         "new app"
@@ -231,7 +232,7 @@ async fn connected_page(
         app: c.app,
         created: c.created,
         post_url,
-        since: now,
+        since: now.as_i64(),
     })?;
     let csp = content_security_policy(&state.settings, true);
     resp.headers_mut()
@@ -256,7 +257,7 @@ pub async fn keap_post(
         .store
         .last_received(t.id, EventSource::KeapPost)
         .await?
-        .filter(|at| *at >= q.since);
+        .filter(|at| *at >= Millis(q.since));
     Ok(Json(serde_json::json!({ "posted_at": at })).into_response())
 }
 

@@ -7,6 +7,7 @@ use askama::Template;
 use crate::clock::rfc3339;
 use crate::error::Result;
 use crate::state::AppState;
+use crate::store::TenantId;
 
 #[derive(Template)]
 #[template(path = "keap_connected.html")]
@@ -36,7 +37,7 @@ pub struct KeapView {
 }
 
 /// The banners of every app that needs reconnecting (`only`: of that tenant alone).
-pub async fn keap_view(state: &AppState, only: Option<i64>) -> Result<KeapView> {
+pub async fn keap_view(state: &AppState, only: Option<TenantId>) -> Result<KeapView> {
     let mut reconnect = Vec::new();
     for r in state.store.oauth_reconnects_needed().await? {
         if only.is_some_and(|id| id != r.tenant_id) {

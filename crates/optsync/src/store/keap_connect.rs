@@ -3,8 +3,9 @@
 
 use sqlx::Row;
 
-use super::Store;
 use super::model::CredentialKind;
+use super::{Store, TenantId};
+use crate::clock::Millis;
 use crate::error::Result;
 
 /// A flow's `state` as stored: only digests of the secrets.
@@ -17,7 +18,7 @@ pub struct NewConnectState<'a> {
     pub session_hash: &'a str,
     /// A reconnect: the app the grant must name.
     pub app: Option<&'a str>,
-    pub expires_at: i64,
+    pub expires_at: Millis,
 }
 
 /// A flow's `state`, taken (it works once).
@@ -29,7 +30,7 @@ pub struct TakenConnectState {
 
 impl Store {
     /// Stores a new flow's state; flows abandoned before `now` are forgotten.
-    pub async fn create_connect_state(&self, s: &NewConnectState<'_>, now: i64) -> Result<()> {
+    pub async fn create_connect_state(&self, s: &NewConnectState<'_>, now: Millis) -> Result<()> {
         sqlx::query("DELETE FROM keap_connect_states WHERE expires_at <= $1")
             .bind(now)
             .execute(self.pool())
@@ -53,7 +54,7 @@ impl Store {
         &self,
         state_hash: &str,
         binder_hash: &str,
-        now: i64,
+        now: Millis,
     ) -> Result<Option<TakenConnectState>> {
         let r = sqlx::query(
             "DELETE FROM keap_connect_states WHERE state_hash = $1 AND binder_hash = $2 AND expires_at > $3
@@ -79,10 +80,10 @@ impl Store {
     /// transaction.
     pub async fn reconnect_oauth_tenant(
         &self,
-        tenant_id: i64,
+        tenant_id: TenantId,
         credential_sealed: &str,
         pair_sealed: &str,
-        now: i64,
+        now: Millis,
     ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         sqlx::query(

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use fantoccini::Locator;
 use keap::EmailStatus;
 use keap_sim::{KeapSim, SimConfig, SimEvent};
+use optsync::clock::Now as _;
 use optsync::console::auth::{digest, hash_password};
 
 use crate::console::{Browser, PASSWORD};
@@ -42,7 +43,7 @@ async fn with_developer_app(db: Db) -> TestApp {
     )
     .await;
     let hash = hash_password(PASSWORD).unwrap();
-    let now = t.state.clock.epoch_ms();
+    let now = t.state.clock.now();
     t.state
         .store
         .set_admin_password("admin", &hash, now)
@@ -133,7 +134,7 @@ impl Console {
     async fn sign_in(t: &TestApp) -> Self {
         let token = optsync::console::auth::random_token();
         let csrf = optsync::console::auth::random_token();
-        let now = t.state.clock.epoch_ms();
+        let now = t.state.clock.now();
         t.state
             .store
             .create_session(&digest(&token), "admin", &csrf, now, now + 3_600_000)
