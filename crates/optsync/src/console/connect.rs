@@ -1,7 +1,7 @@
 //! "Connect a Keap app" (and "Reconnect"): `POST /keap/connect` sends the browser to Keap's
 //! consent page with a fresh `state`; `GET /keap/callback` takes that state once, exchanges
 //! the code ([`crate::keap_connect`]) and shows the app's Post URL, waiting for Keap's first
-//! post (`GET /tenants/APP/keap-post.json`, polled by `/static/connect.js`).
+//! post (`GET /tenants/APP/keap-post.json`, polled by `/connect.js`).
 //!
 //! Keap sends the browser back from its own site, and browsers do not send a `SameSite=Strict`
 //! cookie — the session's — on such a navigation. So each flow also sets a `SameSite=Lax`
@@ -65,22 +65,18 @@ fn binder_cookie(value: Option<&str>, secure: bool) -> String {
     format!("{name}={v}; Path=/; HttpOnly; SameSite=Lax; Max-Age={age}{flag}")
 }
 
-/// The console's Content-Security-Policy: no script (`scripts`: only the console's own
-/// files, fetching only from it — the connected page alone), and forms that post only to the
+/// The console's Content-Security-Policy: scripts only from the console's own files (`fetch`:
+/// which may also fetch from it — the connected page alone), and forms that post only to the
 /// console or, for the connect form's redirect, to Keap's consent page.
-pub fn content_security_policy(settings: &Settings, scripts: bool) -> HeaderValue {
+pub fn content_security_policy(settings: &Settings, fetch: bool) -> HeaderValue {
     let keap = settings
         .keap_oauth
         .as_ref()
         .map(|k| format!(" {}", k.authorize_url.origin().ascii_serialization()))
         .unwrap_or_default();
-    let scripts = if scripts {
-        "script-src 'self'; connect-src 'self'; "
-    } else {
-        ""
-    };
+    let fetch = if fetch { "connect-src 'self'; " } else { "" };
     let policy = format!(
-        "default-src 'none'; {scripts}style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'{keap}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; script-src 'self'; {fetch}style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'{keap}; frame-ancestors 'none'; base-uri 'none'"
     );
     HeaderValue::from_str(&policy).unwrap_or_else(|_| {
         HeaderValue::from_static("default-src 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -261,12 +257,12 @@ pub async fn keap_post(
     Ok(Json(serde_json::json!({ "posted_at": at })).into_response())
 }
 
-/// `GET /static/connect.js`: the connected page's script (copy button, first-post poll),
+/// `GET /connect.js`: the connected page's script (copy button, first-post poll),
 /// served as a file so the policy needs no inline script.
 pub async fn script() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        include_str!("../../assets/connect.js"),
+        include_str!("../../static/connect.js"),
     )
         .into_response()
 }

@@ -151,6 +151,7 @@ pub fn console_action_in_words(action: &str) -> String {
         "rotate_post_url" => "made a new Post URL".into(),
         "invite" => "invited a customer".into(),
         "accept_invite" => "set a password through an invite".into(),
+        "keap_connect" => "connected a Keap app".into(),
         other => other.replace('_', " "),
     }
 }
