@@ -25,6 +25,28 @@ pub struct Connected {
     pub created: bool,
 }
 
+/// Whose flow it is: an operator connects any app; a customer connects a new app (granted to
+/// them) or reconnects one of theirs, never an app another account has connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connector {
+    Operator,
+    Customer { account: String, apps: Vec<String> },
+}
+
+impl Connector {
+    /// Refuses a customer's grant of an app that is here already and not theirs.
+    fn may_take(&self, app: &str, exists: bool) -> Result<()> {
+        match self {
+            Connector::Customer { apps, .. } if exists && !apps.iter().any(|a| a == app) => {
+                Err(Error::BadInput(format!(
+                    "the Keap app {app} is connected here under another account: nothing changed; ask the service's operator"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The consent page's URL for one flow: Keap shows it to the app's owner and sends the
 /// browser back to the redirect URI with `code` and this `state`.
 pub fn authorize_url(k: &KeapOAuth, state: &str) -> Url {
@@ -54,8 +76,13 @@ fn settings(state: &AppState) -> Result<&KeapOAuth> {
 
 /// Exchanges the callback's code (Keap takes a code once: a replayed one is refused and
 /// nothing is created) and connects the app it names; `expected`: a reconnect's app, which
-/// the grant must name.
-pub async fn complete(state: &AppState, code: &str, expected: Option<&str>) -> Result<Connected> {
+/// the grant must name; `who`: whose flow it is, and so which apps it may take.
+pub async fn complete(
+    state: &AppState,
+    code: &str,
+    expected: Option<&str>,
+    who: &Connector,
+) -> Result<Connected> {
     let k = settings(state)?;
     let client = keap::OAuthClient::new(
         k.client_id.clone(),
@@ -84,7 +111,9 @@ pub async fn complete(state: &AppState, code: &str, expected: Option<&str>) -> R
     };
     let pair = PairSeal::new(state.tenants.secrets().clone(), &app).seal(tokens)?;
     let now = state.clock.now();
-    let created = match state.store.tenant_by_app(&app).await? {
+    let existing = state.store.tenant_by_app(&app).await?;
+    who.may_take(&app, existing.is_some())?;
+    let created = match existing {
         Some(t) => {
             let sealed = credential.seal(state.tenants.secrets(), &app)?;
             state
@@ -96,6 +125,9 @@ pub async fn complete(state: &AppState, code: &str, expected: Option<&str>) -> R
         None => {
             let (t, _token) = state.tenants.add(spec(k, &app, credential)).await?;
             state.store.connect_oauth_tokens(t.id, &pair, now).await?;
+            if let Connector::Customer { account, .. } = who {
+                state.store.grant_app(account, t.id, now).await?;
+            }
             true
         }
     };
@@ -118,6 +150,18 @@ fn spec(k: &KeapOAuth, app: &str, credential: StoredCredential) -> TenantSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_customer_takes_only_new_apps_or_their_own() {
+        let c = Connector::Customer {
+            account: "c".into(),
+            apps: vec!["mine".into()],
+        };
+        assert!(c.may_take("new", false).is_ok());
+        assert!(c.may_take("mine", true).is_ok());
+        assert!(c.may_take("theirs", true).is_err());
+        assert!(Connector::Operator.may_take("theirs", true).is_ok());
+    }
 
     #[test]
     fn the_app_is_the_first_label_of_keaps_host() {

@@ -16,14 +16,15 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::auth::{self, Session, cookie_secure, cookie_value};
+use super::authz::{NO_SUCH_APP, Viewer};
 use super::connect_page::ConnectedPage;
 use super::forms::CsrfForm;
 use super::respond::{Answer, ConsoleError, page, record};
 use crate::clock::{Millis, Now as _};
 use crate::config::Settings;
-use crate::keap_connect::{self, Connected};
+use crate::keap_connect::{self, Connected, Connector};
 use crate::state::AppState;
-use crate::store::{EventSource, NewConnectState};
+use crate::store::{EventSource, NewConnectState, Role};
 
 /// How long a flow may take from the button to Keap's answer.
 const FLOW_TTL_MS: i64 = 10 * 60_000;
@@ -84,8 +85,13 @@ pub fn content_security_policy(settings: &Settings, fetch: bool) -> HeaderValue 
 }
 
 /// `POST /keap/connect`: a new flow's state stored, the binder cookie set, and the browser
-/// sent to Keap's consent page.
-pub async fn start(State(state): State<AppState>, f: CsrfForm<ConnectForm>) -> Answer {
+/// sent to Keap's consent page. Any account may connect a new app (a customer's is granted
+/// to them); a reconnect only of an app the account can see.
+pub async fn start(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    f: CsrfForm<ConnectForm>,
+) -> Answer {
     let Some(k) = state.settings.keap_oauth.as_ref() else {
         return Err(ConsoleError::Conflict(
             "connecting Keap apps is not set up: set OPTSYNC_KEAP_CLIENT_ID, OPTSYNC_KEAP_CLIENT_SECRET and OPTSYNC_ADMIN_PUBLIC_URL",
@@ -93,9 +99,9 @@ pub async fn start(State(state): State<AppState>, f: CsrfForm<ConnectForm>) -> A
     };
     let app = Some(f.form.app.trim()).filter(|a| !a.is_empty());
     if let Some(a) = app
-        && state.store.tenant_by_app(a).await?.is_none()
+        && (!viewer.can_see(a) || state.store.tenant_by_app(a).await?.is_none())
     {
-        return Err(ConsoleError::NotFound("no such app"));
+        return Err(ConsoleError::NotFound(NO_SUCH_APP));
     }
     let (flow, binder) = (auth::random_token(), auth::random_token());
     let now = state.clock.now();
@@ -175,11 +181,24 @@ async fn finish(state: &AppState, headers: &HeaderMap, q: CallbackQuery) -> Answ
     let Some(code) = q.code.as_deref().filter(|c| !c.is_empty()) else {
         return forbidden("Keap's answer carries no code.");
     };
-    let connected = match keap_connect::complete(state, code, taken.app.as_deref()).await {
+    let who = connector(state, &session.user_name).await?;
+    let connected = match keap_connect::complete(state, code, taken.app.as_deref(), &who).await {
         Ok(c) => c,
         Err(e) => return Ok(exchange_refused(e)),
     };
     connected_page(state, session, connected, now).await
+}
+
+/// Who finishes the flow: the account of the session that started it, as it is now.
+async fn connector(state: &AppState, account: &str) -> Result<Connector, ConsoleError> {
+    Ok(match state.store.account_role(account).await? {
+        Some(Role::Customer) => Connector::Customer {
+            account: account.to_string(),
+            apps: state.store.granted_apps(account).await?,
+        },
+        Some(Role::Operator) => Connector::Operator,
+        None => return Err(ConsoleError::NotFound(NO_SUCH_APP)),
+    })
 }
 
 /// A code exchange that connected nothing, told in words.

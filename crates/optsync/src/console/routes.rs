@@ -87,7 +87,7 @@ fn table() -> Vec<Entry> {
         // operator's session that started it (the session cookie does not come cross-site).
         at("/keap/callback", Public).get(connect::callback),
         at("/connect.js", Public).get(connect::script),
-        at("/keap/connect", Operator).post(connect::start),
+        at("/keap/connect", SignedIn).post(connect::start),
         at("/tenants/{app}/keap-post.json", App).get(connect::keap_post),
     ]
 }

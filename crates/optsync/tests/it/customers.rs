@@ -189,6 +189,9 @@ async fn nothing_of_beta(base: &str, customer: &Signed, beta_job: i64) {
         "/address/live",
         "/report",
         "/report.csv",
+        // Connecting a new app is any account's; a reconnect is refused outside its own
+        // apps (`keap_connect::a_customer_connects_their_own_app_and_no_one_elses`).
+        "/keap/connect",
     ];
     let mut tried = 0;
     for r in routes() {

@@ -132,12 +132,16 @@ struct Flow {
 
 impl Console {
     async fn sign_in(t: &TestApp) -> Self {
+        Self::sign_in_as(t, "admin").await
+    }
+
+    async fn sign_in_as(t: &TestApp, account: &str) -> Self {
         let token = optsync::console::auth::random_token();
         let csrf = optsync::console::auth::random_token();
         let now = t.state.clock.now();
         t.state
             .store
-            .create_session(&digest(&token), "admin", &csrf, now, now + 3_600_000)
+            .create_session(&digest(&token), account, &csrf, now, now + 3_600_000)
             .await
             .unwrap();
         let http = reqwest::Client::builder()
@@ -449,3 +453,69 @@ async fn a_revoked_app_is_reconnected_from_its_banner(db: Db) {
     assert_eq!(generation(&t).await, Some(2));
 }
 on_both_backends!(a_revoked_app_is_reconnected_from_its_banner);
+
+/// A customer account, as an accepted invite without an app leaves it.
+async fn customer(t: &TestApp, name: &str) -> Console {
+    let now = t.state.clock.now();
+    let hash = hash_password(PASSWORD).unwrap();
+    t.state
+        .store
+        .set_admin_password(name, &hash, now)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE admin_users SET role = 'customer' WHERE name = $1")
+        .bind(name)
+        .execute(t.state.store.pool())
+        .await
+        .unwrap();
+    Console::sign_in_as(t, name).await
+}
+
+/// An onboarding customer connects their own Keap app, and it is theirs; another customer
+/// who allows the same Keap app gets nothing of it, and cannot even start its reconnect.
+async fn a_customer_connects_their_own_app_and_no_one_elses(db: Db) {
+    let t = with_developer_app(db).await;
+    let first = customer(&t, "first@example.com").await;
+    assert_eq!(first.get(&format!("/tenants/{APP}")).await.0, 404);
+    let flow = first.connect("").await;
+    let (status, page) = first
+        .callback(&flow.answer("allow").await, &flow.binder)
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let granted = t.state.store.granted_apps("first@example.com").await;
+    assert_eq!(granted.unwrap(), vec![APP.to_string()]);
+    assert_eq!(first.get(&format!("/tenants/{APP}")).await.0, 200);
+    let before = generation(&t).await;
+
+    let second = customer(&t, "second@example.com").await;
+    let flow = second.connect("").await;
+    let (status, page) = second
+        .callback(&flow.answer("allow").await, &flow.binder)
+        .await;
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("another account"), "{page}");
+    assert_eq!(
+        generation(&t).await,
+        before,
+        "the first customer's tokens are kept"
+    );
+    let granted = t.state.store.granted_apps("second@example.com").await;
+    assert!(granted.unwrap().is_empty());
+    let r = second
+        .http
+        .post(format!("{}/keap/connect", second.base))
+        .header("cookie", &second.cookie)
+        .form(&[("csrf", second.csrf.as_str()), ("app", APP)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "a reconnect only of one's own app");
+
+    let again = first.connect(APP).await;
+    let (status, page) = first
+        .callback(&again.answer("allow").await, &again.binder)
+        .await;
+    assert_eq!(status, 200, "the owner reconnects: {page}");
+    assert!(generation(&t).await > before);
+}
+on_both_backends!(a_customer_connects_their_own_app_and_no_one_elses);
