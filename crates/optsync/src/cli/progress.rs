@@ -1,7 +1,7 @@
 //! What `optsync reconcile` shows while it runs, on standard error (standard output keeps the
 //! report alone): on a terminal one line redrawn in place (indicatif) — contacts scanned of
-//! those known, Keap calls, jobs run and left, writes, rate and time left; otherwise one plain
-//! line when the run first reaches each phase, and nothing redrawn.
+//! those known, Keap calls, jobs run and left, writes, rate and time left; piped, nothing (a
+//! script reads the report alone, and a log gets no redrawn lines).
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -11,38 +11,18 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::clock::Millis;
 use crate::reconcile_run::{Phase, Progress};
 
-/// The phases a plain line is written for (a wait's end time changes as it goes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    Sweeping,
-    RunningJobs,
-    Waiting,
-    Finished,
-}
-
-fn step(phase: Phase) -> Step {
-    match phase {
-        Phase::Sweeping => Step::Sweeping,
-        Phase::RunningJobs => Step::RunningJobs,
-        Phase::Waiting { .. } => Step::Waiting,
-        Phase::Finished => Step::Finished,
-    }
-}
-
 pub enum Shown {
     Terminal {
         bar: ProgressBar,
         /// When the first job ran (the run's clock), for the rate.
         jobs_since: Option<Millis>,
     },
-    Plain {
-        app: String,
-        said: Vec<Step>,
-    },
+    /// Standard error is not a terminal: nothing is shown.
+    Quiet,
 }
 
 impl Shown {
-    /// Redrawn in place when standard error is a terminal, plain lines otherwise.
+    /// Redrawn in place when standard error is a terminal, nothing otherwise.
     pub fn for_stderr(app: &str) -> Self {
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
@@ -57,10 +37,7 @@ impl Shown {
                 jobs_since: None,
             }
         } else {
-            Self::Plain {
-                app: app.to_string(),
-                said: Vec::new(),
-            }
+            Self::Quiet
         }
     }
 
@@ -72,13 +49,7 @@ impl Shown {
                 }
                 bar.set_message(line(p, *jobs_since));
             }
-            Self::Plain { app, said } => {
-                let now = step(p.phase);
-                if !said.contains(&now) {
-                    said.push(now);
-                    eprintln!("reconcile {app}: {}", line(p, None));
-                }
-            }
+            Self::Quiet => {}
         }
     }
 

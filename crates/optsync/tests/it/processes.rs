@@ -419,6 +419,60 @@ async fn serve_sweeps_every_tenant_on_its_own(db: Db) {
 }
 on_both_backends!(serve_sweeps_every_tenant_on_its_own);
 
+/// `optsync reconcile APP` piped: the sweep's write is made before it returns, standard
+/// output carries the report alone and standard error no progress (that is for a terminal).
+async fn reconcile_piped_writes_before_it_returns_and_shows_no_progress(db: Db) {
+    let dir = TempDir::new("rcpipe");
+    let database_url = fresh_database(db, dir.path()).await;
+    let sim = KeapSim::builder().api_key(KEY).start().await.unwrap();
+    add_tenant(
+        &database_url,
+        dir.path(),
+        &sim,
+        "https://optsync.example.com",
+    )
+    .await;
+    sim.add_contact(
+        "hand@example.com",
+        Some("hand@relay.wedeliver.example"),
+        None,
+        EmailStatus::SingleOptIn,
+    );
+    sim.event("hand@example.com", SimEvent::ManualOptOut)
+        .unwrap();
+    let key = [("OPTSYNC_MASTER_KEY", crate::MASTER_KEY)];
+    let run = |args: &'static [&'static str]| {
+        let (dir, url) = (dir.path().to_path_buf(), database_url.clone());
+        tokio::task::spawn_blocking(move || cli_with(&dir, &url, args, &key))
+    };
+    let (ok, out, err) = run(&["reconcile", "acme"]).await.unwrap();
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        sim.status("hand@relay.wedeliver.example"),
+        Some(EmailStatus::Admin),
+        "written before reconcile returned"
+    );
+    let writes = out
+        .lines()
+        .find(|l| l.contains("writes made"))
+        .unwrap_or("");
+    assert!(writes.trim().ends_with(" 1"), "{out}");
+    assert!(
+        !err.contains("reconcile acme:") && !err.contains('\r'),
+        "progress is for a terminal: {err}"
+    );
+    let (ok, out, _) = run(&["reconcile", "acme"]).await.unwrap();
+    let writes = out
+        .lines()
+        .find(|l| l.contains("writes made"))
+        .unwrap_or("");
+    assert!(
+        ok && writes.trim().ends_with(" 0"),
+        "a second run writes nothing: {out}"
+    );
+}
+on_both_backends!(reconcile_piped_writes_before_it_returns_and_shows_no_progress);
+
 pub fn cli(
     dir: &Path,
     database_url: &str,
