@@ -87,7 +87,7 @@ async fn connecting_a_keap_app_in_a_browser(db: Db) {
         b.text("#first-post").await,
         "waiting for Keap's first post…"
     );
-    b.shot("11-keap-connected", false).await;
+    b.shot("keap-connected", true).await;
 
     // Keap posts to the new Post URL: honoured, and the page says so without a reload.
     let (id, emails) = t.contact("carol", 2);
@@ -111,7 +111,7 @@ async fn connecting_a_keap_app_in_a_browser(db: Db) {
         assert!(Instant::now() < deadline, "the page still says {said:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    b.shot("12-keap-posted", false).await;
+    b.shot("keap-posted", true).await;
     b.stop().await;
 }
 on_both_backends!(connecting_a_keap_app_in_a_browser);
