@@ -48,6 +48,7 @@ pub struct EventsArgs {
     /// Only events whose job is in this state.
     #[arg(long, value_enum)]
     state: Option<StateArg>,
+    /// At most this many events, the newest first (1 to 10,000).
     #[arg(long, default_value_t = 50)]
     limit: i64,
 }

@@ -272,9 +272,13 @@ fn events_and_audit_say_what_happened(
 ) {
     let env = [("OPTSYNC_MASTER_KEY", MASTER_KEY)];
     let cli = |args: &[&str]| cli_with(dir, database_url, args, &env);
-    let (ok, events, err) = cli(&["events", "--tenant", "acme"]);
+    // More than the listing's default 50 events may be stored (Keap posts again what the
+    // killed service did not answer), so the listings are asked for all of them.
+    let (ok, events, err) = cli(&["events", "--tenant", "acme", "--limit", "10000"]);
     assert!(ok, "{err}");
-    let (ok, done, err) = cli(&["events", "--tenant", "acme", "--state", "done"]);
+    let (ok, done, err) = cli(&[
+        "events", "--tenant", "acme", "--state", "done", "--limit", "10000",
+    ]);
     assert!(ok, "{err}");
     let (ok, dead, err) = cli(&["events", "--state", "dead"]);
     assert!(ok, "{err}");
