@@ -97,22 +97,7 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO oauth_tokens (tenant_id, pair_sealed, generation, updated_at) VALUES ($1, $2, 1, $3)
-             ON CONFLICT (tenant_id) DO UPDATE SET pair_sealed = excluded.pair_sealed,
-                 generation = oauth_tokens.generation + 1, lease_holder = NULL, lease_until = NULL,
-                 reconnect_reason = NULL, reconnect_since = NULL, updated_at = excluded.updated_at",
-        )
-        .bind(tenant_id)
-        .bind(pair_sealed)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE jobs SET run_at = $2 WHERE tenant_id = $1 AND state = 'blocked'")
-            .bind(tenant_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        super::oauth_tokens::install_pair(&mut tx, tenant_id, pair_sealed, now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -157,22 +157,7 @@ impl Store {
         now: Millis,
     ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO oauth_tokens (tenant_id, pair_sealed, generation, updated_at) VALUES ($1, $2, 1, $3)
-             ON CONFLICT (tenant_id) DO UPDATE SET pair_sealed = excluded.pair_sealed,
-                 generation = oauth_tokens.generation + 1, lease_holder = NULL, lease_until = NULL,
-                 reconnect_reason = NULL, reconnect_since = NULL, updated_at = excluded.updated_at",
-        )
-        .bind(tenant_id)
-        .bind(sealed)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE jobs SET run_at = $2 WHERE tenant_id = $1 AND state = 'blocked'")
-            .bind(tenant_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        install_pair(&mut tx, tenant_id, sealed, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -194,4 +179,31 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// In `tx`: the pair of a new authorization stored as the newest generation (lease and
+/// "reconnect needed" cleared), and the app's blocked jobs due now.
+pub(super) async fn install_pair(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant_id: TenantId,
+    sealed: &str,
+    now: Millis,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO oauth_tokens (tenant_id, pair_sealed, generation, updated_at) VALUES ($1, $2, 1, $3)
+         ON CONFLICT (tenant_id) DO UPDATE SET pair_sealed = excluded.pair_sealed,
+             generation = oauth_tokens.generation + 1, lease_holder = NULL, lease_until = NULL,
+             reconnect_reason = NULL, reconnect_since = NULL, updated_at = excluded.updated_at",
+    )
+    .bind(tenant_id)
+    .bind(sealed)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE jobs SET run_at = $2 WHERE tenant_id = $1 AND state = 'blocked'")
+        .bind(tenant_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
