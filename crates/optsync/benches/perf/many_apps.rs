@@ -209,7 +209,19 @@ async fn one_pass(n: usize, in_flight: usize) {
         .unwrap();
     let db = database(&dir, None).await;
     let apps = setup(&dir, &db, &sim, n).await;
-    let (mut child, _, admin) = serve(&dir, &db, in_flight).await;
+    let (mut child, base, admin) = serve(&dir, &db, in_flight).await;
+    // The Post URLs were made before the server's port was known: same path and token,
+    // this server's address.
+    let apps: Vec<(String, i64)> = apps
+        .into_iter()
+        .map(|(url, id)| {
+            let u = url::Url::parse(&url).unwrap();
+            (
+                format!("{base}{}?{}", u.path(), u.query().unwrap_or("")),
+                id,
+            )
+        })
+        .collect();
     let app = App::open({
         let mut s = Settings::for_dir(&dir.0, Some(db.clone()));
         s.master_key = Some(MASTER_KEY.into());
