@@ -96,6 +96,7 @@ impl AppBuilder {
             queue: Queue::new(store.clone()),
             push_pacer: Arc::new(PushPacer::new(s.push_per_second)),
             push_clients: Arc::default(),
+            post_hints: Arc::default(),
             settings: Arc::new(s),
             clock: self.clock,
             store,

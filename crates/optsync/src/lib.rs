@@ -26,6 +26,7 @@ pub mod keap_connect;
 pub mod layout;
 pub mod logfmt;
 pub mod oauth_tokens;
+pub mod post_hints;
 pub mod providers;
 pub mod push;
 pub mod queue;

@@ -14,6 +14,8 @@
 
 use keap::{EmailAddress, EmailStatus};
 
+pub mod fast;
+
 /// What optsync knows of its own past writes to an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OwnWrite {

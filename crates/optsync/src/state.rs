@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::post_hints::PostHints;
 use crate::keap_clients::KeapClients;
 use crate::providers::ses::SnsFetcher;
 use crate::push::{PushClients, PushPacer};
@@ -26,6 +27,8 @@ pub struct AppState {
     pub push_pacer: Arc<PushPacer>,
     /// The push clients built so far, per app and provider.
     pub push_clients: Arc<PushClients>,
+    /// What the workers learned per app that lets a Keap post skip the contact read.
+    pub post_hints: Arc<PostHints>,
     /// Fetches SNS signing certificates and confirms SNS subscriptions.
     pub sns: Arc<dyn SnsFetcher>,
     /// Called with each claimed job's id before it runs (tests make a worker panic with it).

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::auth_gate::KeapAuth;
 use super::error::HttpError;
 use crate::state::AppState;
-use crate::store::{Delivery, EventPayload, NewEvent, Subject, TenantRow};
+use crate::store::{Delivery, EventPayload, NewEvent, PostedAddresses, Subject, TenantRow};
 use crate::tenant::HookAuth;
 
 /// Keap's post is a contact record: a few KiB. Anything much larger is not Keap.
@@ -60,8 +60,8 @@ pub async fn receive_post(State(state): State<AppState>, auth: KeapAuth, body: B
     receive(state, auth, &body).await
 }
 
-/// What the post says about whom.
-pub fn parse_post(body: &[u8]) -> Result<Subject, String> {
+/// What the post says about whom, and the contact's addresses as it gave them.
+pub fn parse_post(body: &[u8]) -> Result<(Subject, PostedAddresses), String> {
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|_| "the body is not form-encoded".to_string())?;
     let get = |k: &str| {
@@ -72,30 +72,42 @@ pub fn parse_post(body: &[u8]) -> Result<Subject, String> {
             // Keap's action set posts empty fields as the string `null`.
             .filter(|v| !v.is_empty() && *v != "null")
     };
+    let posted: Vec<(EmailField, &str)> = EmailField::ALL
+        .into_iter()
+        .filter_map(|f| Some((f, get(f.xmlrpc_name())?)))
+        .collect();
     if let Some(raw) = get("contactId").or_else(|| get("Id")) {
-        return raw
+        let id = raw
             .parse::<ContactId>()
-            .map(Subject::Contact)
-            .map_err(|_| format!("contactId {raw:?} is not a contact id"));
+            .map_err(|_| format!("contactId {raw:?} is not a contact id"))?;
+        return Ok((Subject::Contact(id), posted_addresses(&posted)));
     }
-    for f in EmailField::ALL {
-        if let Some(raw) = get(f.xmlrpc_name()) {
-            return EmailAddress::parse(raw)
-                .map(Subject::Address)
-                .map_err(|_| format!("{} {raw:?} is not an email address", f.xmlrpc_name()));
-        }
+    match posted.first() {
+        Some((f, raw)) => EmailAddress::parse(raw)
+            .map(|e| (Subject::Address(e), posted_addresses(&posted)))
+            .map_err(|_| format!("{} {raw:?} is not an email address", f.xmlrpc_name())),
+        None => Err(
+            "the post names no contact: neither contactId/Id nor Email/EmailAddress2/EmailAddress3"
+                .into(),
+        ),
     }
-    Err(
-        "the post names no contact: neither contactId/Id nor Email/EmailAddress2/EmailAddress3"
-            .into(),
-    )
+}
+
+/// The post's addresses, or none at all when one of them is not an address: the worker then
+/// reads the contact rather than act on part of it.
+fn posted_addresses(posted: &[(EmailField, &str)]) -> PostedAddresses {
+    let parsed: Option<Vec<(EmailField, EmailAddress)>> = posted
+        .iter()
+        .map(|(f, raw)| Some((*f, EmailAddress::parse(raw).ok()?)))
+        .collect();
+    PostedAddresses::new(parsed.unwrap_or_default())
 }
 
 async fn receive(state: AppState, mut auth: KeapAuth, body: &[u8]) -> Answer {
     let now = state.clock.now();
     let tenant = authenticate(&state, &mut auth).await?;
     tracing::Span::current().record("tenant", tenant.app.as_str());
-    let subject = parse_post(body).map_err(|msg| {
+    let (subject, addresses) = parse_post(body).map_err(|msg| {
         tracing::warn!(msg = %one_line(&msg), "hook refused: bad post");
         HttpError::bad_request(msg)
     })?;
@@ -103,6 +115,7 @@ async fn receive(state: AppState, mut auth: KeapAuth, body: &[u8]) -> Answer {
         tenant.id,
         EventPayload::KeapPost {
             subject: subject.clone(),
+            addresses,
         },
         body,
         now,
@@ -160,27 +173,57 @@ async fn authenticate(state: &AppState, a: &mut KeapAuth) -> Result<TenantRow, H
 mod tests {
     use super::*;
 
+    fn subject(body: &[u8]) -> Result<Subject, String> {
+        parse_post(body).map(|(s, _)| s)
+    }
+
+    fn posted(body: &[u8]) -> Vec<(EmailField, String)> {
+        let (_, a) = parse_post(body).unwrap();
+        a.fields()
+            .iter()
+            .map(|(f, e)| (*f, e.as_str().to_string()))
+            .collect()
+    }
+
     #[test]
     fn posts_name_a_contact_or_fall_back_to_an_address() {
         assert!(
-            matches!(parse_post(b"contactId=42&Email=a%40x.example"), Ok(Subject::Contact(id)) if id.get() == 42)
+            matches!(subject(b"contactId=42&Email=a%40x.example"), Ok(Subject::Contact(id)) if id.get() == 42)
         );
-        assert!(matches!(parse_post(b"Id=7"), Ok(Subject::Contact(id)) if id.get() == 7));
+        assert!(matches!(subject(b"Id=7"), Ok(Subject::Contact(id)) if id.get() == 7));
         assert!(
-            matches!(parse_post(b"FirstName=Ann&EmailAddress2=u1%40relay.example"), Ok(Subject::Address(e)) if e.as_str() == "u1@relay.example")
+            matches!(subject(b"FirstName=Ann&EmailAddress2=u1%40relay.example"), Ok(Subject::Address(e)) if e.as_str() == "u1@relay.example")
         );
-        assert!(parse_post(b"contactId=abc").is_err());
-        assert!(parse_post(b"contactId=-1").is_err());
-        assert!(parse_post(b"Email=not-an-address").is_err());
-        assert!(parse_post(b"FirstName=Ann").is_err());
+        assert!(subject(b"contactId=abc").is_err());
+        assert!(subject(b"contactId=-1").is_err());
+        assert!(subject(b"Email=not-an-address").is_err());
+        assert!(subject(b"FirstName=Ann").is_err());
         // Every field posted, empty ones as `null` (what Keap's legacy action set sends).
         assert!(
-            matches!(parse_post(b"contactId=null&Email=null&EmailAddress2=u2%40relay.example&EmailAddress3=null"), Ok(Subject::Address(e)) if e.as_str() == "u2@relay.example")
+            matches!(subject(b"contactId=null&Email=null&EmailAddress2=u2%40relay.example&EmailAddress3=null"), Ok(Subject::Address(e)) if e.as_str() == "u2@relay.example")
         );
-        assert!(parse_post(b"contactId=null&Email=null").is_err());
+        assert!(subject(b"contactId=null&Email=null").is_err());
         assert!(
-            parse_post(br#"{"contactId": 5}"#).is_err(),
+            subject(br#"{"contactId": 5}"#).is_err(),
             "JSON is not a form"
         );
+    }
+
+    #[test]
+    fn the_posts_addresses_are_kept_by_field() {
+        assert_eq!(
+            posted(b"contactId=42&EmailAddress3=null&EmailAddress2=r%40relay.example&Email=a%40x.example"),
+            vec![
+                (EmailField::Email1, "a@x.example".to_string()),
+                (EmailField::Email2, "r@relay.example".to_string()),
+            ]
+        );
+        assert_eq!(
+            posted(b"EmailAddress2=u%40relay.example"),
+            vec![(EmailField::Email2, "u@relay.example".to_string())]
+        );
+        assert!(posted(b"contactId=42").is_empty());
+        // One field that is not an address: none kept (the worker reads the contact).
+        assert!(posted(b"contactId=42&Email=a%40x.example&EmailAddress2=nope").is_empty());
     }
 }

@@ -53,7 +53,8 @@ async fn text_era_rows_become_typed() {
     assert_eq!(
         payloads[0],
         &EventPayload::KeapPost {
-            subject: Subject::Contact(contact)
+            subject: Subject::Contact(contact),
+            addresses: Default::default(),
         }
     );
     assert!(

@@ -52,7 +52,7 @@ pub use model::{
 };
 pub use oauth_tokens::{OAuthTokenRow, ReconnectNeeded};
 pub use overview::TenantOverview;
-pub use payload::{ContactSnapshot, EventPayload, ProviderEvent};
+pub use payload::{ContactSnapshot, EventPayload, PostedAddresses, ProviderEvent};
 pub use providers::{Delivery, DeliveryOutcome, SignatureToken};
 pub use push_jobs::{Suppression, SuppressionRow};
 pub use schema::{MigrationState, SchemaStatus};

@@ -17,8 +17,12 @@ use crate::providers::Provider;
 /// What an event says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventPayload {
-    /// Keap's "opted out of all email marketing" post, about a contact or an address.
-    KeapPost { subject: Subject },
+    /// Keap's "opted out of all email marketing" post, about a contact or an address, with
+    /// the contact's addresses as the post gave them.
+    KeapPost {
+        subject: Subject,
+        addresses: PostedAddresses,
+    },
     /// A sending provider's event about one address.
     Provider(ProviderEvent),
     /// A stop source found on another contact that holds the same address.
@@ -34,6 +38,30 @@ pub enum EventPayload {
         /// What the sweep saw; none when it only knew the contact holds a fresh stop.
         snapshot: Option<ContactSnapshot>,
     },
+}
+
+/// The addresses Keap's post carried for its contact (`Email`, `EmailAddress2`,
+/// `EmailAddress3`), in field order, each field once. Empty for a post that carried none, and
+/// for a post stored before they were kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PostedAddresses(Vec<(EmailField, EmailAddress)>);
+
+impl PostedAddresses {
+    /// The addresses of the fields given, sorted by field; a field given twice keeps its
+    /// first address.
+    pub fn new(mut fields: Vec<(EmailField, EmailAddress)>) -> Self {
+        fields.sort_by_key(|(f, _)| *f);
+        fields.dedup_by_key(|(f, _)| *f);
+        Self(fields)
+    }
+
+    pub fn fields(&self) -> &[(EmailField, EmailAddress)] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// A provider's event, as its webhook reported it.
@@ -93,7 +121,7 @@ impl EventPayload {
     /// on arrival since there is nothing to do.
     pub fn subject(&self) -> Option<Subject> {
         match self {
-            Self::KeapPost { subject } => Some(subject.clone()),
+            Self::KeapPost { subject, .. } => Some(subject.clone()),
             Self::Provider(p) => p.kind.acts().then(|| Subject::Address(p.address.clone())),
             Self::Fanout { contact, .. } | Self::Discrepancy { contact, .. } => {
                 Some(Subject::Contact(*contact))
@@ -106,6 +134,7 @@ impl EventPayload {
         match self {
             Self::KeapPost {
                 subject: Subject::Contact(c),
+                ..
             }
             | Self::Fanout { contact: c, .. }
             | Self::Discrepancy { contact: c, .. } => Some(*c),
@@ -118,6 +147,7 @@ impl EventPayload {
         match self {
             Self::KeapPost {
                 subject: Subject::Address(e),
+                ..
             } => Some(e),
             Self::Provider(p) => Some(&p.address),
             Self::Fanout { source, .. } => Some(source),
@@ -158,6 +188,9 @@ impl<'a> Columns<'a> {
 enum Stored {
     KeapPost {
         subject: String,
+        /// Absent in rows stored before the post's addresses were kept.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        addresses: Vec<StoredPosted>,
     },
     Provider {
         provider: String,
@@ -177,6 +210,12 @@ enum Stored {
 }
 
 #[derive(Serialize, Deserialize)]
+struct StoredPosted {
+    field: String,
+    email: String,
+}
+
+#[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
     taken_at: Millis,
     addresses: Vec<StoredAddress>,
@@ -192,8 +231,16 @@ struct StoredAddress {
 /// The payload as its stored JSON.
 pub fn encode(p: &EventPayload) -> String {
     let stored = match p {
-        EventPayload::KeapPost { subject } => Stored::KeapPost {
+        EventPayload::KeapPost { subject, addresses } => Stored::KeapPost {
             subject: subject.to_string(),
+            addresses: addresses
+                .fields()
+                .iter()
+                .map(|(f, e)| StoredPosted {
+                    field: f.rest_name().into(),
+                    email: e.as_str().into(),
+                })
+                .collect(),
         },
         EventPayload::Provider(e) => Stored::Provider {
             provider: e.provider.name().into(),
@@ -236,8 +283,9 @@ pub fn decode(json: &str) -> Result<EventPayload, UnknownValue> {
     let stored: Stored = serde_json::from_str(json).map_err(|_| bad())?;
     let contact = |id: i64| ContactId::new(id).ok_or_else(bad);
     Ok(match stored {
-        Stored::KeapPost { subject } => EventPayload::KeapPost {
+        Stored::KeapPost { subject, addresses } => EventPayload::KeapPost {
             subject: subject.parse()?,
+            addresses: decode_posted(addresses).ok_or_else(bad)?,
         },
         Stored::Provider {
             provider,
@@ -269,6 +317,14 @@ pub fn decode(json: &str) -> Result<EventPayload, UnknownValue> {
                 .transpose()?,
         },
     })
+}
+
+fn decode_posted(stored: Vec<StoredPosted>) -> Option<PostedAddresses> {
+    let fields = stored
+        .into_iter()
+        .map(|p| Some((p.field.parse::<EmailField>().ok()?, EmailAddress::from_stored(&p.email))))
+        .collect::<Option<Vec<_>>>()?;
+    Some(PostedAddresses::new(fields))
 }
 
 fn decode_snapshot(s: StoredSnapshot) -> Option<ContactSnapshot> {
@@ -326,9 +382,18 @@ mod tests {
         for p in [
             EventPayload::KeapPost {
                 subject: Subject::Contact(id),
+                addresses: PostedAddresses::default(),
+            },
+            EventPayload::KeapPost {
+                subject: Subject::Contact(id),
+                addresses: PostedAddresses::new(vec![
+                    (EmailField::Email2, email("r@relay.example")),
+                    (EmailField::Email1, email("a@x.example")),
+                ]),
             },
             EventPayload::KeapPost {
                 subject: Subject::Address(email("b@x.example")),
+                addresses: PostedAddresses::default(),
             },
             EventPayload::Provider(ProviderEvent {
                 provider: Provider::Mailgun,
@@ -354,12 +419,38 @@ mod tests {
         }
     }
 
+    /// A post stored before its addresses were kept still reads, as a post without them;
+    /// one stored with them keeps them, in field order.
+    #[test]
+    fn a_keap_post_stored_without_its_addresses_still_decodes() {
+        let id = ContactId::new(42).unwrap();
+        assert_eq!(
+            decode(r#"{"type":"keap_post","subject":"contact:42"}"#),
+            Ok(EventPayload::KeapPost {
+                subject: Subject::Contact(id),
+                addresses: PostedAddresses::default(),
+            })
+        );
+        let stored = encode(&EventPayload::KeapPost {
+            subject: Subject::Contact(id),
+            addresses: PostedAddresses::default(),
+        });
+        assert_eq!(stored, r#"{"type":"keap_post","subject":"contact:42"}"#);
+        let with = r#"{"type":"keap_post","subject":"contact:42","addresses":[{"field":"EMAIL2","email":"r@relay.example"},{"field":"EMAIL1","email":"a@x.example"}]}"#;
+        let Ok(EventPayload::KeapPost { addresses, .. }) = decode(with) else {
+            panic!("{with}")
+        };
+        let fields: Vec<EmailField> = addresses.fields().iter().map(|(f, _)| *f).collect();
+        assert_eq!(fields, vec![EmailField::Email1, EmailField::Email2]);
+    }
+
     #[test]
     fn unreadable_payloads_are_errors() {
         for bad in [
             "{",
             r#"{"type":"nope"}"#,
             r#"{"type":"keap_post","subject":"person:1"}"#,
+            r#"{"type":"keap_post","subject":"contact:1","addresses":[{"field":"EMAIL9","email":"a@x.example"}]}"#,
             r#"{"type":"provider","provider":"nope","kind":"unsubscribe","address":"a@x.example","id":null}"#,
             r#"{"type":"discrepancy","contact":0,"snapshot":null}"#,
         ] {

@@ -61,6 +61,16 @@ impl Store {
         Ok(())
     }
 
+    /// Takes back an intent whose write, Keap's answer shows, left the address as it was
+    /// (already stopped by someone else, or the write ignored): the status is not optsync's.
+    pub async fn ledger_withdraw(&self, id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM ledger WHERE id = $1 AND status_written IS NULL")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// What optsync last wrote to each of these addresses (keys: [`keap::EmailAddress::key`]).
     pub async fn own_writes(
         &self,

@@ -266,6 +266,17 @@ impl Store {
         Ok(out)
     }
 
+    /// The address keys the index holds for one contact.
+    pub async fn indexed_keys(&self, tenant_id: TenantId, contact: ContactId) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT email_key FROM contact_addresses WHERE tenant_id = $1 AND contact_id = $2 ORDER BY field",
+        )
+        .bind(tenant_id)
+        .bind(contact.get())
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// Replaces one contact's indexed addresses with what a fresh read showed.
     pub async fn index_contact(&self, tenant_id: TenantId, c: &keap::Contact) -> Result<()> {
         let mut tx = self.pool().begin().await?;

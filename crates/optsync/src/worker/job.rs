@@ -17,7 +17,7 @@ use crate::store::{
 };
 
 /// Once an app's REST path is proven, one write in this many is still read back.
-const READ_BACK_SAMPLE: u32 = 20;
+pub(super) const READ_BACK_SAMPLE: u32 = 20;
 
 /// Longest a job's Keap call waits for room in its credential's pacer; past it the job is
 /// deferred to when there is room and the worker moves on (to another tenant's work).
@@ -88,6 +88,9 @@ pub(super) async fn execute(state: &AppState, job: &ClaimedJob, work: &mut Work)
     };
     run.describe(work);
     for id in run.resolve_subject(work).await? {
+        if run.try_fast(id, work).await? {
+            continue;
+        }
         let calls_before = run.client.calls_made();
         let Some(contact) = run.load_contact(id, work).await? else {
             continue;
@@ -95,6 +98,7 @@ pub(super) async fn execute(state: &AppState, job: &ClaimedJob, work: &mut Work)
         work.found += 1;
         let read_calls = (run.client.calls_made() - calls_before) as i64;
         let (views, decision) = run.decide(&contact).await?;
+        run.learn_from_read(&contact, &decision);
         work.stop_seen |= contact.addresses.iter().any(|a| a.status.is_stop())
             || decision.writes().next().is_some();
         add_pushes(&mut work.report.push, person_stopped(&decision));
@@ -128,7 +132,7 @@ fn person_stopped(decision: &Decision) -> impl Iterator<Item = &EmailAddress> {
 }
 
 /// Adds addresses to the push list, each once.
-fn add_pushes<'e>(list: &mut Vec<EmailAddress>, more: impl Iterator<Item = &'e EmailAddress>) {
+pub(super) fn add_pushes<'e>(list: &mut Vec<EmailAddress>, more: impl Iterator<Item = &'e EmailAddress>) {
     for e in more {
         if !list.iter().any(|p| p.key() == e.key()) {
             list.push(e.clone());
@@ -172,6 +176,16 @@ impl<'a> JobRun<'a> {
             received_at,
             tenant,
         }))
+    }
+
+    /// The job's events.
+    pub(super) fn events(&self) -> &[EventRow] {
+        &self.events
+    }
+
+    /// The app's working opt-out path as this job knows it.
+    pub(super) fn learned_api(&self) -> Option<OptOutApi> {
+        self.learned.get()
     }
 
     /// What the job serves, into its report.
@@ -359,6 +373,7 @@ impl<'a> JobRun<'a> {
         }
         self.learned_path(report.attempts.last().map(|a| a.api))
             .await?;
+        self.learn_write(path, report.status_after);
         tracing::info!(contact = contact.get(), email = %email, status = ?report.status_after, %path, "opted out");
         // A trusted REST write that took at once made one call: no read-back.
         let trusted = trust && path == WritePath::Rest && report.calls == 1;
@@ -397,7 +412,7 @@ impl<'a> JobRun<'a> {
     }
 
     /// Records the path that just worked (a read-back proved it), for this job and the app.
-    async fn learned_path(&self, api: Option<keap::Api>) -> Result<()> {
+    pub(super) async fn learned_path(&self, api: Option<keap::Api>) -> Result<()> {
         let Some(api) = api.map(OptOutApi::from) else {
             return Ok(());
         };

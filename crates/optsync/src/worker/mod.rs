@@ -3,6 +3,7 @@
 //! terminal outcome and its report, or put back as [`policy`] says.
 
 mod fanout;
+mod fast;
 mod flight;
 mod job;
 mod paths;

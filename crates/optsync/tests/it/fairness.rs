@@ -43,7 +43,10 @@ async fn flood(t: &TestApp, n: usize) {
         let subject = Subject::Contact(ContactId::new(id).unwrap());
         let ev = NewEvent::new(
             tenant.id,
-            EventPayload::KeapPost { subject },
+            EventPayload::KeapPost {
+            subject,
+            addresses: Default::default(),
+        },
             t.state.clock.now(),
         );
         t.state.store.accept(&ev).await.unwrap();

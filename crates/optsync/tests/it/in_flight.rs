@@ -57,7 +57,10 @@ async fn posts(t: &TestApp, app: &str, n: usize) {
         let subject = Subject::Contact(ContactId::new(id).unwrap());
         let ev = NewEvent::new(
             tenant,
-            EventPayload::KeapPost { subject },
+            EventPayload::KeapPost {
+            subject,
+            addresses: Default::default(),
+        },
             t.state.clock.now(),
         );
         t.state.store.accept(&ev).await.unwrap();

@@ -8,6 +8,7 @@ mod console_limits;
 mod customers;
 mod esp;
 mod fairness;
+mod fast_path;
 mod fuzz_regressions;
 mod harness;
 mod https;

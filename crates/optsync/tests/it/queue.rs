@@ -19,7 +19,10 @@ async fn enqueue(t: &TestApp, contact: i64) -> JobId {
     let subject = Subject::Contact(ContactId::new(contact).unwrap());
     let ev = NewEvent::new(
         tenant.id,
-        EventPayload::KeapPost { subject },
+        EventPayload::KeapPost {
+            subject,
+            addresses: Default::default(),
+        },
         t.state.clock.now(),
     );
     t.state.store.accept(&ev).await.unwrap().job_id.unwrap()

@@ -403,7 +403,10 @@ async fn a_reconcile_run_makes_every_write_at_the_keys_real_limits(db: Db) {
     let subject = Subject::Contact(keap::ContactId::new(1).unwrap());
     let ev = NewEvent::new(
         other.id,
-        EventPayload::KeapPost { subject },
+        EventPayload::KeapPost {
+            subject,
+            addresses: Default::default(),
+        },
         optsync::clock::Millis(clock.epoch_ms()),
     );
     t.state.store.accept(&ev).await.unwrap();
