@@ -19,6 +19,9 @@
 //!
 //! Section `views` (`benches/perf/views.rs`): the console's overview and `/metrics` with
 //! 1,000 apps, beside the report built per app.
+//!
+//! Section `fast` (`benches/perf/fast_path.rs`): Keap calls per opt-out for a burst of Keap
+//! posts once the app's REST path is proven and its addresses indexed.
 
 #[path = "perf/many_apps.rs"]
 mod many_apps;
@@ -78,10 +81,16 @@ async fn main() {
     if wanted("views") {
         views::run(&backends).await;
     }
+    if wanted("fast") {
+        fast_path::run(Duration::from_millis(200)).await;
+    }
 }
 
 #[path = "perf/views.rs"]
 mod views;
+
+#[path = "perf/fast_path.rs"]
+mod fast_path;
 
 fn num_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
