@@ -671,7 +671,14 @@ mod fairness {
             let id = sim.add_contact(&email, Some(&other), None, EmailStatus::SingleOptIn);
             sim.event(&email, SimEvent::ManualOptOut).unwrap();
             let subject = Subject::Contact(ContactId::new(id).unwrap());
-            let ev = NewEvent::new(tenant.id, EventPayload::KeapPost { subject, addresses: Default::default() }, now.into());
+            let ev = NewEvent::new(
+                tenant.id,
+                EventPayload::KeapPost {
+                    subject,
+                    addresses: Default::default(),
+                },
+                now.into(),
+            );
             app.store().accept(&ev).await.unwrap();
         }
     }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::post_hints::PostHints;
 use crate::keap_clients::KeapClients;
+use crate::post_hints::PostHints;
 use crate::providers::ses::SnsFetcher;
 use crate::push::{PushClients, PushPacer};
 use crate::queue::Queue;

@@ -48,7 +48,10 @@ pub async fn run(latency: Duration) {
         .unwrap();
     let contacts: Vec<[String; 2]> = (0..121)
         .map(|i| {
-            let e = [format!("f{i}@bench.example"), format!("f{i}@relay.bench.example")];
+            let e = [
+                format!("f{i}@bench.example"),
+                format!("f{i}@relay.bench.example"),
+            ];
             sim.add_contact(&e[0], Some(&e[1]), None, EmailStatus::SingleOptIn);
             e
         })

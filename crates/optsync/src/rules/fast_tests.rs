@@ -69,7 +69,11 @@ fn anything_unknown_reads_first() {
         written: None,
         ..base.clone()
     }));
-    for w in [EmailStatus::Manual, EmailStatus::Spam, EmailStatus::HardBounce] {
+    for w in [
+        EmailStatus::Manual,
+        EmailStatus::Spam,
+        EmailStatus::HardBounce,
+    ] {
         assert!(
             read_first(Known {
                 written: Some(w),

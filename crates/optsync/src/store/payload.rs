@@ -322,7 +322,12 @@ pub fn decode(json: &str) -> Result<EventPayload, UnknownValue> {
 fn decode_posted(stored: Vec<StoredPosted>) -> Option<PostedAddresses> {
     let fields = stored
         .into_iter()
-        .map(|p| Some((p.field.parse::<EmailField>().ok()?, EmailAddress::from_stored(&p.email))))
+        .map(|p| {
+            Some((
+                p.field.parse::<EmailField>().ok()?,
+                EmailAddress::from_stored(&p.email),
+            ))
+        })
         .collect::<Option<Vec<_>>>()?;
     Some(PostedAddresses::new(fields))
 }

@@ -267,7 +267,11 @@ impl Store {
     }
 
     /// The address keys the index holds for one contact.
-    pub async fn indexed_keys(&self, tenant_id: TenantId, contact: ContactId) -> Result<Vec<String>> {
+    pub async fn indexed_keys(
+        &self,
+        tenant_id: TenantId,
+        contact: ContactId,
+    ) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
             "SELECT email_key FROM contact_addresses WHERE tenant_id = $1 AND contact_id = $2 ORDER BY field",
         )

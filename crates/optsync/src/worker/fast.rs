@@ -31,7 +31,11 @@ impl JobRun<'_> {
                 expect,
             } => (source, targets, expect),
             Plan::ReadFirst(why) => {
-                tracing::debug!(contact = id.get(), why, "Keap post: reading the contact first");
+                tracing::debug!(
+                    contact = id.get(),
+                    why,
+                    "Keap post: reading the contact first"
+                );
                 return Ok(false);
             }
         };
@@ -49,9 +53,13 @@ impl JobRun<'_> {
         work.found += 1;
         work.stop_seen = true;
         work.writes += written.len();
-        add_pushes(&mut work.report.push, std::iter::once(&source).chain(&targets));
+        add_pushes(
+            &mut work.report.push,
+            std::iter::once(&source).chain(&targets),
+        );
         // The post says the person stopped here; the fast path took its word for it.
-        let said = AddressDecision::found(Some(id), Some(source.clone()), AuditAction::AlreadyStopped);
+        let said =
+            AddressDecision::found(Some(id), Some(source.clone()), AuditAction::AlreadyStopped);
         work.report.addresses.push(said);
         work.report.addresses.extend(written);
         if !self.reconcile_only {
@@ -149,7 +157,8 @@ impl JobRun<'_> {
         };
         s.store.ledger_resolve(intent, after, s.clock.now()).await?;
         self.learned_path(Some(keap::Api::Rest)).await?;
-        let mut a = AddressDecision::found(Some(contact), Some(email.clone()), AuditAction::OptedOut);
+        let mut a =
+            AddressDecision::found(Some(contact), Some(email.clone()), AuditAction::OptedOut);
         a.after = Some(after);
         a.rule = Some(Rule::Propagation {
             source: source.clone(),

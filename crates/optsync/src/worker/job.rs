@@ -132,7 +132,10 @@ fn person_stopped(decision: &Decision) -> impl Iterator<Item = &EmailAddress> {
 }
 
 /// Adds addresses to the push list, each once.
-pub(super) fn add_pushes<'e>(list: &mut Vec<EmailAddress>, more: impl Iterator<Item = &'e EmailAddress>) {
+pub(super) fn add_pushes<'e>(
+    list: &mut Vec<EmailAddress>,
+    more: impl Iterator<Item = &'e EmailAddress>,
+) {
     for e in more {
         if !list.iter().any(|p| p.key() == e.key()) {
             list.push(e.clone());

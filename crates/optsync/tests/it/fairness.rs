@@ -44,9 +44,9 @@ async fn flood(t: &TestApp, n: usize) {
         let ev = NewEvent::new(
             tenant.id,
             EventPayload::KeapPost {
-            subject,
-            addresses: Default::default(),
-        },
+                subject,
+                addresses: Default::default(),
+            },
             t.state.clock.now(),
         );
         t.state.store.accept(&ev).await.unwrap();

@@ -57,7 +57,11 @@ async fn a_burst_of_posts_costs_one_call_and_a_sampled_read_back(db: Db) {
     clicks(&t, &contacts, 0).await;
     let calls = t.sim.stats().total_calls();
     let per = calls as f64 / contacts.len() as f64;
-    assert!(per <= 1.2, "{per} calls per opt-out: {:?}", t.sim.stats().calls);
+    assert!(
+        per <= 1.2,
+        "{per} calls per opt-out: {:?}",
+        t.sim.stats().calls
+    );
     for c in &contacts {
         assert!(t.statuses(c).into_iter().all(is_settled), "{c:?}");
     }
@@ -78,7 +82,12 @@ async fn a_stop_on_the_written_address_falls_back_and_teaches_the_field(db: Db) 
     clicks(&t, &contacts[..1], 1).await;
     assert!(t.statuses(&contacts[0]).into_iter().all(is_settled));
     assert_eq!(t.sim.status(&contacts[0][1]), Some(EmailStatus::Manual));
-    let audit = t.state.store.audit(None, Some(&contacts[0][0]), 10).await.unwrap();
+    let audit = t
+        .state
+        .store
+        .audit(None, Some(&contacts[0][0]), 10)
+        .await
+        .unwrap();
     assert!(
         audit
             .iter()
@@ -87,7 +96,11 @@ async fn a_stop_on_the_written_address_falls_back_and_teaches_the_field(db: Db) 
     );
     clicks(&t, &contacts[1..], 1).await;
     let calls = t.sim.stats().calls;
-    assert_eq!(calls.get("GET /crm/rest/v2/contacts/{id}"), None, "{calls:?}");
+    assert_eq!(
+        calls.get("GET /crm/rest/v2/contacts/{id}"),
+        None,
+        "{calls:?}"
+    );
     assert_eq!(calls.get(PATCH), Some(&2), "{calls:?}");
     for c in &contacts {
         assert!(t.statuses(c).into_iter().all(is_settled), "{c:?}");

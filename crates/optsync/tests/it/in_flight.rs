@@ -58,9 +58,9 @@ async fn posts(t: &TestApp, app: &str, n: usize) {
         let ev = NewEvent::new(
             tenant,
             EventPayload::KeapPost {
-            subject,
-            addresses: Default::default(),
-        },
+                subject,
+                addresses: Default::default(),
+            },
             t.state.clock.now(),
         );
         t.state.store.accept(&ev).await.unwrap();
