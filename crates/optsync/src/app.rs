@@ -243,23 +243,13 @@ impl App {
         let s = &self.state;
         // Started first and stopped last: the listeners' requests wait on it.
         let committer = s.queue.committer().map(|c| tokio::spawn(c.run()));
-        if let Some(files) = s.settings.tls.clone() {
-            let (tls, reload) = crate::tls::Tls::start(files)?;
-            tasks.spawn(reload.run(stopped(rx.clone())));
-            tasks.spawn(crate::http::serve(
-                s.clone(),
-                listener,
-                Some(tls),
-                stopped(rx.clone()),
-            ));
-        } else {
-            tasks.spawn(crate::http::serve(
-                s.clone(),
-                listener,
-                None,
-                stopped(rx.clone()),
-            ));
-        }
+        let tls = start_tls(&s.settings, &mut tasks, &rx)?;
+        tasks.spawn(crate::http::serve(
+            s.clone(),
+            listener,
+            tls,
+            stopped(rx.clone()),
+        ));
         if let Some(l) = opts.admin {
             let router = crate::http::admin::router(s.clone());
             let settings = s.settings.clone();
@@ -289,13 +279,36 @@ impl App {
     }
 }
 
+/// The hook listener's TLS, if it serves HTTPS: from the certificate files (reloaded on
+/// SIGHUP) or through ACME (renewed); either task is one of the serving's, stopped with them.
+fn start_tls(
+    s: &Settings,
+    tasks: &mut JoinSet<()>,
+    stop: &watch::Receiver<bool>,
+) -> Result<Option<crate::tls::Tls>> {
+    let stopped = |mut stop: watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if let Some(files) = s.tls.clone() {
+        let (tls, reload) = crate::tls::Tls::start(files)?;
+        tasks.spawn(reload.run(stopped(stop.clone())));
+        return Ok(Some(tls));
+    }
+    if let Some(acme) = &s.acme {
+        let (tls, renewal) = crate::acme::start(acme, &s.data_dir)?;
+        tasks.spawn(renewal.run(stopped(stop.clone())));
+        return Ok(Some(tls));
+    }
+    Ok(None)
+}
+
 /// Everything [`App::serve`] started, owned here and stopped by one signal.
 pub struct Serving {
     pub addr: SocketAddr,
     /// Where the admin listener (`/metrics`) is, if there is one.
     pub admin_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
-    /// The listeners, the TLS reloader, the workers' supervisor, housekeeping and the sweep
+    /// The listeners, the TLS reloader or ACME renewal, the workers' supervisor, housekeeping and the sweep
     /// scheduler.
     tasks: JoinSet<()>,
     queue: Queue,

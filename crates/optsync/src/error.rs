@@ -26,6 +26,9 @@ pub enum Error {
     /// unavailable): what each path answered, in words.
     #[error("blocked: {0}")]
     NoOptOutPath(String),
+    /// An ACME order failed: what the CA answered, or why there was no answer.
+    #[error("ACME: {0}")]
+    Acme(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -5,6 +5,7 @@
 //! contact, decide with the pure [`rules`], opt out what must be, and record each decision in
 //! an append-only audit log. [`app`] wires it all; ARCHITECTURE.md is the map.
 
+pub mod acme;
 pub mod app;
 pub mod cli;
 pub mod client;

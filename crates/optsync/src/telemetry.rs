@@ -44,6 +44,8 @@ pub const LAST_SWEEP: &str = "optsync_last_sweep_finished_timestamp_seconds";
 pub const QUOTA_LEFT: &str = "optsync_keap_daily_quota_remaining";
 /// 1 while Keap refuses an OAuth app's grant for good (it must be connected again), else 0.
 pub const RECONNECT_NEEDED: &str = "optsync_keap_reconnect_needed";
+/// When the certificate the hook listener serves expires (ACME or certificate files).
+pub const TLS_CERT_EXPIRY: &str = "optsync_tls_certificate_expiry_timestamp_seconds";
 /// Whether the store answered this scrape.
 pub const STORE_UP: &str = "optsync_store_up";
 
@@ -87,7 +89,12 @@ pub fn handle() -> &'static PrometheusHandle {
 }
 
 fn describe() {
-    use metrics::{Unit, describe_counter, describe_histogram};
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        TLS_CERT_EXPIRY,
+        Unit::Seconds,
+        "When the certificate the hook listener serves expires (seconds since the epoch)."
+    );
     describe_counter!(
         HOOK_REQUESTS,
         "Hook requests answered, by route and status."

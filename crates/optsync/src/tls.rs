@@ -36,6 +36,12 @@ impl Tls {
         Ok((Self { current: rx }, Reload { files, tx, hup }))
     }
 
+    /// A configuration that never changes itself (ACME's: its resolver follows renewals).
+    pub fn fixed(config: Arc<ServerConfig>) -> Self {
+        let (_, rx) = watch::channel(config);
+        Self { current: rx }
+    }
+
     /// What a connection accepted now is offered.
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.current.borrow().clone())
@@ -85,6 +91,7 @@ pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>> {
         return Err(bad(&files.cert, &"no certificate in it"));
     }
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| bad(&files.key, &e))?;
+    note_expiry(&certs[0]);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -94,4 +101,14 @@ pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>> {
         .map_err(|e| bad(&files.cert, &e))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// `optsync_tls_certificate_expiry_timestamp_seconds` from the leaf's notAfter (a leaf that
+/// does not parse is left to rustls to refuse).
+fn note_expiry(leaf: &CertificateDer<'_>) {
+    use x509_cert::der::Decode as _;
+    if let Ok(cert) = x509_cert::Certificate::from_der(leaf) {
+        let at = cert.tbs_certificate.validity.not_after.to_unix_duration();
+        metrics::gauge!(crate::telemetry::TLS_CERT_EXPIRY).set(at.as_secs_f64());
+    }
 }

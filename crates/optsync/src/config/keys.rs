@@ -118,9 +118,36 @@ pub const KEYS: &[Key] = &[
     ),
     key("tls_key", Plain, Unset, "PEM private key of tls_cert"),
     key(
+        "acme_domains",
+        Plain,
+        Unset,
+        "DNS names (comma-separated): the HTTP server serves HTTPS with a certificate it obtains and renews through ACME (TLS-ALPN-01 on its own port)",
+    ),
+    key(
+        "acme_contact",
+        Plain,
+        Unset,
+        "Email address the ACME account is registered with (the CA's expiry and policy notices)",
+    ),
+    key(
+        "acme_directory",
+        Plain,
+        Value("https://acme-v02.api.letsencrypt.org/directory"),
+        "The ACME directory (default: Let's Encrypt production)",
+    ),
+    key(
+        "acme_directory_ca",
+        Plain,
+        Unset,
+        "Testing or a private CA only: a PEM root trusted (besides the usual ones) for the ACME directory's HTTPS",
+    ),
+    key(
         "public_url",
         Flag,
         Derived(|v| {
+            if let Some(name) = v("acme_domains").split(',').map(str::trim).find(|d| !d.is_empty()) {
+                return super::acme::default_public_url(name, &v("listen"));
+            }
             let scheme = if v("tls_cert").is_empty() {
                 "http"
             } else {

@@ -5,6 +5,7 @@
 //! (`OPTSYNC_X`, or the file named by `OPTSYNC_X_FILE`) or the file only, never from flags,
 //! so they do not show in `ps`.
 
+pub mod acme;
 pub mod edge;
 pub mod keap_oauth;
 pub mod keys;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+pub use acme::AcmeSettings;
 pub use edge::ForwardedHeader;
 pub use keap_oauth::KeapOAuth;
 pub use layout::Layout;
@@ -149,6 +151,8 @@ pub struct Settings {
     pub keap_oauth: Option<KeapOAuth>,
     /// The HTTP server serves HTTPS with these (`tls_cert`, `tls_key`).
     pub tls: Option<crate::tls::TlsFiles>,
+    /// The HTTP server serves HTTPS with a certificate it obtains through ACME (`acme_*`).
+    pub acme: Option<AcmeSettings>,
 }
 
 impl Settings {
@@ -183,6 +187,7 @@ impl Settings {
                     * 60,
             ),
             tls: tls_files(v)?,
+            acme: acme::from_values(v)?,
             config_file: None,
             data_dir: v.get("data_dir")?,
             database_url: DatabaseUrl(v.get("database_url")?),

@@ -26,6 +26,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::HttpError;
 
+use crate::acme::challenge::ACME_TLS_ALPN;
 use crate::state::AppState;
 use auth_gate::AuthFailures;
 
@@ -207,6 +208,10 @@ async fn serve_on(
             match acceptor {
                 None => connection(app, stream, peer, timeout, closed).await,
                 Some(a) => match tokio::time::timeout(timeout, a.accept(stream)).await {
+                    // The CA's TLS-ALPN-01 validation: the handshake was all it wanted.
+                    Ok(Ok(tls)) if tls.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) => {
+                        tracing::debug!(%peer, "ACME TLS-ALPN-01 validation handshake");
+                    }
                     Ok(Ok(tls)) => connection(app, tls, peer, timeout, closed).await,
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),

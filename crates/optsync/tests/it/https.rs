@@ -12,18 +12,25 @@ use crate::{Db, KEY, MASTER_KEY, TempDir, fresh_database};
 
 /// A CA, and a certificate for `localhost` it signed with its key: (CA, chain, key) in PEM.
 pub fn ca_and_certificate(name: &str) -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    ca_and_certificate_for(name, &["localhost"])
+}
+
+/// A CA, and a certificate for `names` (DNS names or IP addresses) it signed.
+pub fn ca_and_certificate_for(name: &str, names: &[&str]) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.distinguished_name.push(DnType::CommonName, name);
     let ca_key = KeyPair::generate().unwrap();
-    let ca = ca.self_signed(&ca_key).unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
     let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let leaf = CertificateParams::new(names)
         .unwrap()
-        .signed_by(&key, &ca, &ca_key)
+        .signed_by(&key, &issuer)
         .unwrap();
-    (ca.pem(), leaf.pem(), key.serialize_pem())
+    (ca_cert.pem(), leaf.pem(), key.serialize_pem())
 }
 
 fn write_pair(dir: &Path, chain: &str, key: &str) {
