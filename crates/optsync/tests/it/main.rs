@@ -1,6 +1,7 @@
 //! optsync end to end: the real service on a real SQLite file and a real PostgreSQL server,
 //! against keap-sim, driven from the tests.
 
+mod acme;
 mod backups;
 mod config_cmd;
 mod console;
