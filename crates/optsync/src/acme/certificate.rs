@@ -125,11 +125,16 @@ pub fn read_leaf(der: &CertificateDer<'_>) -> Result<Leaf> {
 
 /// The first PEM block whose label ends with `label` (`PRIVATE KEY`: PKCS#8, SEC1, PKCS#1).
 fn pem_block(text: &str, label: &str) -> Option<String> {
-    blocks(text).find(|(l, _)| l.ends_with(label)).map(|(_, b)| b)
+    blocks(text)
+        .find(|(l, _)| l.ends_with(label))
+        .map(|(_, b)| b)
 }
 
 fn pem_blocks(text: &str, label: &str) -> String {
-    blocks(text).filter(|(l, _)| *l == label).map(|(_, b)| b).collect()
+    blocks(text)
+        .filter(|(l, _)| *l == label)
+        .map(|(_, b)| b)
+        .collect()
 }
 
 /// Each `-----BEGIN X-----` … `-----END X-----` block with its label, lines ended by `\n`.
@@ -172,7 +177,11 @@ mod tests {
         let (key, chain) = self_signed(&["optsync.example.com", "b.example.com"]);
         let issued = Issued::from_pem(&format!("{key}{chain}")).unwrap();
         assert_eq!(Issued::from_pem(&issued.pem()).unwrap().leaf, issued.leaf);
-        assert!(issued.leaf.names_exactly(&["b.example.com".into(), "optsync.example.com".into()]));
+        assert!(
+            issued
+                .leaf
+                .names_exactly(&["b.example.com".into(), "optsync.example.com".into()])
+        );
         assert!(!issued.leaf.names_exactly(&["optsync.example.com".into()]));
         let leaf = Leaf {
             names: vec![],
@@ -180,7 +189,10 @@ mod tests {
             not_after: SystemTime::UNIX_EPOCH + Duration::from_secs(90 * 86_400),
             serial: String::new(),
         };
-        assert_eq!(leaf.renew_at(), SystemTime::UNIX_EPOCH + Duration::from_secs(60 * 86_400));
+        assert_eq!(
+            leaf.renew_at(),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(60 * 86_400)
+        );
         // Another key beside the certificate is refused, not served.
         let (other_key, _) = self_signed(&["optsync.example.com"]);
         assert!(Issued::from_pem(&format!("{other_key}{chain}")).is_err());

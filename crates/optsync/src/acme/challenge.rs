@@ -73,7 +73,8 @@ fn offers_only_acme_tls(hello: &ClientHello<'_>) -> bool {
 /// RFC 8737 §3: self-signed, `name` as the one SAN, the SHA-256 digest of the key
 /// authorization in the critical id-pe-acmeIdentifier extension.
 fn challenge_certificate(name: &str, digest: &[u8]) -> Result<CertifiedKey> {
-    let fail = |e: &dyn std::fmt::Display| Error::Config(format!("ACME challenge certificate: {e}"));
+    let fail =
+        |e: &dyn std::fmt::Display| Error::Config(format!("ACME challenge certificate: {e}"));
     let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).map_err(|e| fail(&e))?;
     params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
     let key = rcgen::KeyPair::generate().map_err(|e| fail(&e))?;

@@ -84,7 +84,10 @@ impl HttpClient for AcmeHttp {
 async fn read_capped(
     mut answer: reqwest::Response,
 ) -> std::result::Result<Bytes, Box<dyn std::error::Error + Send + Sync>> {
-    if answer.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+    if answer
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER as u64)
+    {
         return Err("the ACME server's answer is too large".into());
     }
     let mut body = Vec::new();

@@ -33,9 +33,9 @@ pub fn start(settings: &AcmeSettings, data_dir: &Path) -> Result<(Tls, Renewal)>
     let store = store::AcmeStore::new(data_dir, &settings.directory);
     let http = client::AcmeHttp::new(settings.directory_ca.as_deref())?;
     let resolver = Arc::new(challenge::Resolver::default());
-    let stored = store
-        .certificate()?
-        .filter(|c| c.leaf.names_exactly(&settings.domains) && c.leaf.not_after > SystemTime::now());
+    let stored = store.certificate()?.filter(|c| {
+        c.leaf.names_exactly(&settings.domains) && c.leaf.not_after > SystemTime::now()
+    });
     if let Some(c) = &stored {
         resolver.serve(c.served.clone());
         renew::note_expiry(&c.leaf);

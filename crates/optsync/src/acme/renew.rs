@@ -57,7 +57,9 @@ pub fn next_wait(current: Option<&Leaf>, failures: u32, now: SystemTime) -> Dura
         return doubled.min(MAX_BACKOFF);
     }
     current.map_or(Duration::ZERO, |leaf| {
-        leaf.renew_at().duration_since(now).unwrap_or(Duration::ZERO)
+        leaf.renew_at()
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO)
     })
 }
 
@@ -151,7 +153,10 @@ impl Renewal {
             .iter()
             .map(|d| Identifier::Dns(d.clone()))
             .collect();
-        let mut order = account.new_order(&NewOrder::new(&ids)).await.map_err(problem)?;
+        let mut order = account
+            .new_order(&NewOrder::new(&ids))
+            .await
+            .map_err(problem)?;
         self.answer_challenges(&mut order).await?;
         let status = order.poll_ready(&polling()).await.map_err(problem)?;
         if status != OrderStatus::Ready {
@@ -176,7 +181,10 @@ impl Renewal {
         }
         let builder = Account::builder_with_http(Box::new(self.http.clone()));
         let account = match self.store.account()? {
-            Some(credentials) => builder.from_credentials(credentials).await.map_err(problem)?,
+            Some(credentials) => builder
+                .from_credentials(credentials)
+                .await
+                .map_err(problem)?,
             None => {
                 let contact: Vec<&str> = self.settings.contact.iter().map(String::as_str).collect();
                 let new = NewAccount {
@@ -255,8 +263,15 @@ mod tests {
             not_after: t0 + Duration::from_secs(90 * 86_400),
             serial: "01".into(),
         };
-        assert_eq!(next_wait(None, 0, t0), Duration::ZERO, "nothing served: order now");
-        assert_eq!(next_wait(Some(&leaf), 0, t0), Duration::from_secs(60 * 86_400));
+        assert_eq!(
+            next_wait(None, 0, t0),
+            Duration::ZERO,
+            "nothing served: order now"
+        );
+        assert_eq!(
+            next_wait(Some(&leaf), 0, t0),
+            Duration::from_secs(60 * 86_400)
+        );
         let late = t0 + Duration::from_secs(61 * 86_400);
         assert_eq!(next_wait(Some(&leaf), 0, late), Duration::ZERO);
         assert_eq!(next_wait(Some(&leaf), 1, t0), FIRST_BACKOFF);

@@ -31,10 +31,18 @@ impl AcmeStore {
         let digest = hex::encode(sha2::Sha256::digest(directory.as_bytes()));
         let host: String = host
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         Self {
-            dir: data_dir.join("acme").join(format!("{host}-{}", &digest[..16])),
+            dir: data_dir
+                .join("acme")
+                .join(format!("{host}-{}", &digest[..16])),
         }
     }
 
@@ -55,9 +63,9 @@ impl AcmeStore {
         let Some(text) = read_if_exists(&self.account_file())? else {
             return Ok(None);
         };
-        serde_json::from_slice(&text).map(Some).map_err(|e| {
-            Error::CorruptState(format!("{}: {e}", self.account_file().display()))
-        })
+        serde_json::from_slice(&text)
+            .map(Some)
+            .map_err(|e| Error::CorruptState(format!("{}: {e}", self.account_file().display())))
     }
 
     pub fn save_account(&self, credentials: &AccountCredentials) -> Result<()> {
@@ -102,7 +110,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     create_private_dir(dir)?;
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
-        path.file_name().map_or_else(Default::default, |n| n.to_string_lossy()),
+        path.file_name()
+            .map_or_else(Default::default, |n| n.to_string_lossy()),
         std::process::id()
     ));
     let fail = |e: std::io::Error| Error::Config(format!("{}: {e}", tmp.display()));
@@ -113,7 +122,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(&tmp)
         .map_err(fail)?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(fail)?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(fail)?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
     // The rename itself is durable once the folder is synced.
@@ -142,8 +153,10 @@ mod tests {
     fn directories_never_share_a_folder_and_files_are_private() {
         let data = std::env::temp_dir().join(format!("optsync-acme-store-{}", std::process::id()));
         let prod = AcmeStore::new(&data, "https://acme-v02.api.letsencrypt.org/directory");
-        let staging =
-            AcmeStore::new(&data, "https://acme-staging-v02.api.letsencrypt.org/directory");
+        let staging = AcmeStore::new(
+            &data,
+            "https://acme-staging-v02.api.letsencrypt.org/directory",
+        );
         assert_ne!(prod.dir(), staging.dir());
         assert!(prod.dir().starts_with(data.join("acme")));
         assert!(prod.account().unwrap().is_none());
@@ -156,7 +169,11 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let mode = std::fs::metadata(prod.dir()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
-        assert_eq!(std::fs::read_dir(prod.dir()).unwrap().count(), 1, "no temporary left");
+        assert_eq!(
+            std::fs::read_dir(prod.dir()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
         std::fs::remove_dir_all(&data).unwrap();
     }
 }

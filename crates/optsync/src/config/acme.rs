@@ -25,7 +25,9 @@ pub fn from_values(v: &Values) -> Result<Option<AcmeSettings>> {
     let Some(domains) = v.text("acme_domains")? else {
         for other in ["acme_contact", "acme_directory_ca"] {
             if v.text(other)?.is_some() {
-                return Err(Error::Config(format!("{other} is set but acme_domains is not")));
+                return Err(Error::Config(format!(
+                    "{other} is set but acme_domains is not"
+                )));
             }
         }
         return Ok(None);
@@ -79,7 +81,10 @@ pub fn dns_name(name: &str) -> Result<String> {
     if lower.len() > 253 || labels.len() < 2 || !labels.iter().all(label_ok) {
         return bad("is not a DNS name (e.g. optsync.example.com)");
     }
-    if labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
+    if labels
+        .last()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
         return bad("is not a DNS name (its last label is a number)");
     }
     Ok(lower)
@@ -122,7 +127,10 @@ mod tests {
 
     #[test]
     fn names_must_be_dns_names_the_challenge_can_validate() {
-        assert_eq!(dns_name("Optsync.Example.COM.").unwrap(), "optsync.example.com");
+        assert_eq!(
+            dns_name("Optsync.Example.COM.").unwrap(),
+            "optsync.example.com"
+        );
         for bad in [
             "203.0.113.7",
             "::1",
@@ -147,7 +155,10 @@ mod tests {
         let a = s.acme.expect("acme is on");
         assert_eq!(a.domains, ["optsync.example.com", "b.example.com"]);
         assert_eq!(a.contact.as_deref(), Some("mailto:ops@example.com"));
-        assert_eq!(a.directory, "https://acme-v02.api.letsencrypt.org/directory");
+        assert_eq!(
+            a.directory,
+            "https://acme-v02.api.letsencrypt.org/directory"
+        );
         assert_eq!(s.public_url, "https://optsync.example.com");
         let on_8443 = settings("acme_domains = \"optsync.example.com\"").unwrap();
         assert_eq!(on_8443.public_url, "https://optsync.example.com:8080");

@@ -145,7 +145,11 @@ pub const KEYS: &[Key] = &[
         "public_url",
         Flag,
         Derived(|v| {
-            if let Some(name) = v("acme_domains").split(',').map(str::trim).find(|d| !d.is_empty()) {
+            if let Some(name) = v("acme_domains")
+                .split(',')
+                .map(str::trim)
+                .find(|d| !d.is_empty())
+            {
                 return super::acme::default_public_url(name, &v("listen"));
             }
             let scheme = if v("tls_cert").is_empty() {

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -185,9 +185,15 @@ async fn wait_logged(dir: &Path, tag: &str, message: &str, n: usize) -> Vec<serd
     }
 }
 
-/// A handshake with SNI `optsync.test` trusting pebble's root alone: the served leaf's
-/// serial and DNS names.
-async fn served_leaf(root: &CertificateDer<'static>, port: u16) -> (Vec<u8>, Vec<String>) {
+/// What a handshake was served.
+struct Served {
+    serial: Vec<u8>,
+    names: Vec<String>,
+    not_after: SystemTime,
+}
+
+/// A TLS client trusting pebble's root alone, offering `alpn`.
+fn tls_client(root: &CertificateDer<'static>, alpn: &[u8]) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(root.clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -196,11 +202,16 @@ async fn served_leaf(root: &CertificateDer<'static>, port: u16) -> (Vec<u8>, Vec
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// A handshake with SNI `optsync.test` trusting pebble's root alone: the served leaf.
+async fn served_leaf(root: &CertificateDer<'static>, port: u16) -> Served {
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let tls = tls_client(root, b"http/1.1")
         .connect(ServerName::try_from(DOMAIN).unwrap(), tcp)
         .await
         .expect("a certificate for optsync.test from pebble's root");
@@ -220,7 +231,11 @@ async fn served_leaf(root: &CertificateDer<'static>, port: u16) -> (Vec<u8>, Vec
             _ => None,
         })
         .collect();
-    (cert.tbs_certificate.serial_number.as_bytes().to_vec(), names)
+    Served {
+        serial: cert.tbs_certificate.serial_number.as_bytes().to_vec(),
+        names,
+        not_after: cert.tbs_certificate.validity.not_after.to_system_time(),
+    }
 }
 
 fn stop(mut serve: Child) {
@@ -266,13 +281,20 @@ async fn a_certificate_is_obtained_served_renewed_and_kept_across_a_restart() {
     // (1) Obtained by TLS-ALPN-01 on the serving port, and served.
     wait_logged(dir.path(), "1", "ACME certificate obtained", 1).await;
     let obtained = started.elapsed();
-    let (first, names) = served_leaf(&pebble.root, port).await;
-    assert_eq!(names, [DOMAIN]);
+    let first = served_leaf(&pebble.root, port).await;
+    assert_eq!(first.names, [DOMAIN]);
+    // A client offering only `acme-tls/1` is the CA validating: with no validation under
+    // way it is served nothing (never the certificate, never HTTP).
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let acme_only = tls_client(&pebble.root, b"acme-tls/1")
+        .connect(ServerName::try_from(DOMAIN).unwrap(), tcp)
+        .await;
+    assert!(acme_only.is_err(), "no challenge pending: no certificate");
     let client = reqwest::Client::builder()
         .tls_built_in_root_certs(false)
-        .add_root_certificate(
-            reqwest::Certificate::from_der(&pebble.root).expect("pebble's root"),
-        )
+        .add_root_certificate(reqwest::Certificate::from_der(&pebble.root).expect("pebble's root"))
         .resolve(DOMAIN, SocketAddr::from(([127, 0, 0, 1], port)))
         .build()
         .unwrap();
@@ -287,25 +309,41 @@ async fn a_certificate_is_obtained_served_renewed_and_kept_across_a_restart() {
     // (2) Renewed two thirds into its seconds-long life, by the same process.
     wait_logged(dir.path(), "1", "ACME certificate obtained", 2).await;
     let renewed = started.elapsed();
-    let (second, _) = served_leaf(&pebble.root, port).await;
-    assert_ne!(first, second, "a new certificate after renewal");
+    assert!(
+        SystemTime::now() < first.not_after,
+        "renewed before it expired"
+    );
+    let second = served_leaf(&pebble.root, port).await;
+    assert_ne!(
+        first.serial, second.serial,
+        "a new certificate after renewal"
+    );
     stop(serving);
 
     // (3) A restart serves the stored certificate at once: no new order.
     let serving = serve(dir.path(), &url, port, &pebble, "2");
     wait_logged(dir.path(), "2", "serving the stored ACME certificate", 1).await;
-    let (after_restart, _) = served_leaf_eventually(&pebble.root, port).await;
-    assert_eq!(after_restart, second, "the stored certificate is served");
+    let after_restart = served_leaf_eventually(&pebble.root, port).await;
+    assert_eq!(
+        after_restart.serial, second.serial,
+        "the stored certificate is served"
+    );
     assert!(logged(dir.path(), "2", "ACME certificate obtained").is_empty());
     assert!(logged(dir.path(), "2", "ACME account created").is_empty());
     stop(serving);
-    eprintln!("acme: obtained after {obtained:?}, renewed after {renewed:?}, whole test {:?}", started.elapsed());
+    eprintln!(
+        "acme: obtained after {obtained:?}, renewed after {renewed:?}, whole test {:?}",
+        started.elapsed()
+    );
 }
 
 /// [`served_leaf`] once the restarted process listens.
-async fn served_leaf_eventually(root: &CertificateDer<'static>, port: u16) -> (Vec<u8>, Vec<String>) {
+async fn served_leaf_eventually(root: &CertificateDer<'static>, port: u16) -> Served {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
         assert!(Instant::now() < deadline, "optsync serve never listened");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
