@@ -66,7 +66,7 @@ impl HttpClient for AcmeHttp {
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| other(Box::new(e)))?;
+                .map_err(|e| other(with_causes(&e).into()))?;
             let mut head = http::Response::new(());
             *head.status_mut() = answer.status();
             *head.headers_mut() = answer.headers().clone();
@@ -98,4 +98,16 @@ async fn read_capped(
         body.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(body))
+}
+
+/// An error with what caused it ("error sending request …: connection refused").
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut words = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        words.push_str(": ");
+        words.push_str(&c.to_string());
+        cause = c.source();
+    }
+    words
 }
