@@ -61,6 +61,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server (hook routes, /healthz, /readyz), the workers and the scheduled
     /// sweeps in one process. Applies migrations first. Stops gracefully on SIGTERM or Ctrl-C.
+    /// Serves HTTPS with OPTSYNC_TLS_CERT and OPTSYNC_TLS_KEY (re-read on SIGHUP), or with a
+    /// certificate it obtains and renews through ACME for OPTSYNC_ACME_DOMAINS (TLS-ALPN-01 on
+    /// its own port, 443).
     Serve,
     /// Apply the embedded database migrations and exit (only this and `serve` migrate; every
     /// other command refuses an older schema). With --status, list applied and pending

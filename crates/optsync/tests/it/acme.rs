@@ -3,7 +3,7 @@
 //! binary obtains a certificate for `optsync.test` by TLS-ALPN-01 on its own port and serves
 //! Keap's post with it; with pebble issuing certificates valid for seconds, the certificate is
 //! renewed before it expires without a restart; and a restart serves the stored certificate
-//! without a new order. Skipped, loudly, where pebble is not installed; in CI (`CI` set)
+//! without a new order (the expiry gauge on `/metrics` following). Skipped, loudly, where pebble is not installed; in CI (`CI` set)
 //! that is a failure.
 
 use std::net::SocketAddr;
@@ -134,7 +134,7 @@ async fn eventually(client: &reqwest::Client, url: &str) -> String {
     }
 }
 
-fn serve(dir: &Path, url: &str, port: u16, pebble: &Pebble, tag: &str) -> Child {
+fn serve(dir: &Path, url: &str, (port, admin): (u16, u16), pebble: &Pebble, tag: &str) -> Child {
     let log = std::fs::File::create(dir.join(format!("serve-{tag}.log"))).unwrap();
     Command::new(BIN)
         .arg("serve")
@@ -143,7 +143,7 @@ fn serve(dir: &Path, url: &str, port: u16, pebble: &Pebble, tag: &str) -> Child 
         .env("OPTSYNC_DATABASE_URL", url)
         .env("OPTSYNC_MASTER_KEY", MASTER_KEY)
         .env("OPTSYNC_LISTEN", format!("127.0.0.1:{port}"))
-        .env("OPTSYNC_ADMIN_LISTEN", "off")
+        .env("OPTSYNC_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
         .env("OPTSYNC_RECONCILE", "false")
         .env("OPTSYNC_LOG_FORMAT", "json")
         .env("OPTSYNC_ACME_DOMAINS", DOMAIN)
@@ -276,7 +276,8 @@ async fn a_certificate_is_obtained_served_renewed_and_kept_across_a_restart() {
     let (_store, post_url) = add_tenant(&url, dir.path(), &sim, &public).await;
     let pebble = start_pebble(dir.path(), port).await;
     let started = Instant::now();
-    let serving = serve(dir.path(), &url, port, &pebble, "1");
+    let admin = free_port();
+    let serving = serve(dir.path(), &url, (port, admin), &pebble, "1");
 
     // (1) Obtained by TLS-ALPN-01 on the serving port, and served.
     wait_logged(dir.path(), "1", "ACME certificate obtained", 1).await;
@@ -318,10 +319,19 @@ async fn a_certificate_is_obtained_served_renewed_and_kept_across_a_restart() {
         first.serial, second.serial,
         "a new certificate after renewal"
     );
+    assert_eq!(
+        expiry_gauge(admin).await,
+        second
+            .not_after
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64(),
+        "the expiry gauge follows the renewal"
+    );
     stop(serving);
 
     // (3) A restart serves the stored certificate at once: no new order.
-    let serving = serve(dir.path(), &url, port, &pebble, "2");
+    let serving = serve(dir.path(), &url, (port, admin), &pebble, "2");
     wait_logged(dir.path(), "2", "serving the stored ACME certificate", 1).await;
     let after_restart = served_leaf_eventually(&pebble.root, port).await;
     assert_eq!(
@@ -348,4 +358,20 @@ async fn served_leaf_eventually(root: &CertificateDer<'static>, port: u16) -> Se
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     served_leaf(root, port).await
+}
+
+/// `optsync_tls_certificate_expiry_timestamp_seconds` from `/metrics`.
+async fn expiry_gauge(admin: u16) -> f64 {
+    let text = reqwest::get(format!("http://127.0.0.1:{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("optsync_tls_certificate_expiry_timestamp_seconds "))
+        .unwrap_or_else(|| panic!("no expiry gauge in {text}"))
+        .trim()
+        .parse()
+        .unwrap()
 }
