@@ -2,9 +2,9 @@
 //! `pebble-challtestsrv` (its DNS: every name is 127.0.0.1), both started here: the real
 //! binary obtains a certificate for `optsync.test` by TLS-ALPN-01 on its own port and serves
 //! Keap's post with it; with pebble issuing certificates valid for seconds, the certificate is
-//! renewed before it expires without a restart; and a restart serves the stored certificate
-//! without a new order (the expiry gauge on `/metrics` following). Skipped, loudly, where pebble is not installed; in CI (`CI` set)
-//! that is a failure.
+//! renewed before it expires without a restart (the expiry gauge on `/metrics` following it);
+//! and a restart serves the stored certificate without a new order. Skipped, loudly, where
+//! pebble is not installed; in CI (`CI` set) that is a failure.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
