@@ -2,6 +2,7 @@
 //! against keap-sim, driven from the tests.
 
 mod acme;
+mod alert_rules;
 mod backups;
 mod config_cmd;
 mod console;
