@@ -6,6 +6,8 @@
 mod accounts;
 mod backoff;
 mod claim;
+#[cfg(test)]
+mod claim_plan_tests;
 mod compliance;
 mod console;
 mod decision;

@@ -180,3 +180,73 @@ async fn no_room_defers_the_tenant_without_holding_a_worker(db: Db) {
     assert_eq!(done.len(), 2, "{done:?}");
 }
 on_both_backends!(no_room_defers_the_tenant_without_holding_a_worker);
+
+/// With many apps, most of them idle: every app with work due is served once before any is
+/// served twice, the one served longest ago first, and idle apps change nothing; a job whose
+/// worker's lease ran out is taken over in its app's turn.
+async fn many_apps_take_turns(db: Db) {
+    let clock = Clock::manual(T0);
+    let t = two_keys_on(db, &clock).await;
+    let mut busy = Vec::new();
+    for i in 0..210 {
+        let (tenant, _) = t
+            .service
+            .tenants()
+            .add(TenantSpec {
+                app: format!("app{i:03}"),
+                keap_base_url: t.sim.crm_url(),
+                credential: StoredCredential::ApiKey {
+                    key: FLOOD_KEY.into(),
+                },
+                legacy_auth: false,
+                opt_out_method: OptOutMethod::Auto,
+                allow_http: true,
+            })
+            .await
+            .unwrap();
+        if i % 21 == 20 {
+            busy.push(tenant.id);
+        }
+    }
+    let store = &t.state.store;
+    let now = clock.now();
+    for (n, tenant) in busy.iter().enumerate() {
+        for k in 0..2 {
+            let contact = ContactId::new(1_000 + 2 * n as i64 + k).unwrap();
+            let payload = EventPayload::KeapPost {
+                subject: Subject::Contact(contact),
+                addresses: Default::default(),
+            };
+            store
+                .accept(&NewEvent::new(*tenant, payload, now))
+                .await
+                .unwrap();
+        }
+    }
+    let mut rounds = Vec::new();
+    for _ in 0..2 {
+        let mut round = Vec::new();
+        for _ in 0..busy.len() {
+            round.push(
+                store
+                    .claim(now, 60_000, 10)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .tenant_id,
+            );
+        }
+        rounds.push(round);
+    }
+    assert_eq!(rounds[0], busy, "each app once, in turn");
+    assert_eq!(rounds[1], rounds[0], "then again, in the same turns");
+    assert!(store.claim(now, 60_000, 10).await.unwrap().is_none());
+    clock.advance(Duration::from_secs(61));
+    let retaken = store.claim(clock.now(), 60_000, 10).await.unwrap().unwrap();
+    assert_eq!(
+        (retaken.tenant_id, retaken.attempts),
+        (busy[0], 2),
+        "a lapsed lease is taken over, in the turn of the app served longest ago"
+    );
+}
+on_both_backends!(many_apps_take_turns);
