@@ -1,7 +1,7 @@
 //! 6. Many apps on one instance: N apps (`OPTSYNC_BENCH_APPS`, default 1,000), each with its
 //!    own service key at Keap's real limits, Keap answering in 200 ms, one Keap post per app
-//!    all at once, against a real `optsync serve` with its defaults, then with 256 jobs in
-//!    flight. Prints the time to
+//!    all at once, against a real `optsync serve` with its defaults but 64, then 256 (the
+//!    default) jobs in flight. Prints the time to
 //!    honour against the floor (an app's own calls, one after another, at Keap's latency),
 //!    Keap calls per opt-out, 429s, the console overview's and `/metrics`' response times
 //!    with those apps, and the server's RSS.

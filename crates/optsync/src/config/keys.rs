@@ -170,7 +170,7 @@ pub const KEYS: &[Key] = &[
     key(
         "jobs_in_flight",
         Plain,
-        Value("64"),
+        Value("256"),
         "Jobs running at once per process, across all workers",
     ),
     key(
