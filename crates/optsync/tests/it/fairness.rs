@@ -20,23 +20,24 @@ const STEP: Duration = Duration::from_millis(250);
 /// Posts to the quiet tenant, one a second.
 const POSTS: usize = 20;
 
+/// Adds an app on the second key.
+async fn add_app(t: &TestApp, app: &str) -> optsync::store::TenantRow {
+    let spec = TenantSpec {
+        app: app.into(),
+        keap_base_url: t.sim.crm_url(),
+        credential: StoredCredential::ApiKey {
+            key: FLOOD_KEY.into(),
+        },
+        legacy_auth: false,
+        opt_out_method: OptOutMethod::Auto,
+        allow_http: true,
+    };
+    t.service.tenants().add(spec).await.unwrap().0
+}
+
 /// Queues `n` opt-out jobs for a second tenant, each for a real contact.
 async fn flood(t: &TestApp, n: usize) {
-    let (tenant, _) = t
-        .service
-        .tenants()
-        .add(TenantSpec {
-            app: "flood".into(),
-            keap_base_url: t.sim.crm_url(),
-            credential: StoredCredential::ApiKey {
-                key: FLOOD_KEY.into(),
-            },
-            legacy_auth: false,
-            opt_out_method: OptOutMethod::Auto,
-            allow_http: true,
-        })
-        .await
-        .unwrap();
+    let tenant = add_app(t, "flood").await;
     for i in 0..n {
         let email = format!("flood.{i}@example.com");
         let id = t.sim.add_contact(&email, None, None, EmailStatus::Manual);
@@ -189,21 +190,7 @@ async fn many_apps_take_turns(db: Db) {
     let t = two_keys_on(db, &clock).await;
     let mut busy = Vec::new();
     for i in 0..210 {
-        let (tenant, _) = t
-            .service
-            .tenants()
-            .add(TenantSpec {
-                app: format!("app{i:03}"),
-                keap_base_url: t.sim.crm_url(),
-                credential: StoredCredential::ApiKey {
-                    key: FLOOD_KEY.into(),
-                },
-                legacy_auth: false,
-                opt_out_method: OptOutMethod::Auto,
-                allow_http: true,
-            })
-            .await
-            .unwrap();
+        let tenant = add_app(&t, &format!("app{i:03}")).await;
         if i % 21 == 20 {
             busy.push(tenant.id);
         }
