@@ -197,6 +197,41 @@ fn ms(d: Duration) -> String {
 
 /// A load generator on loopback: closed loop (N connections, each sending as soon as the
 /// last answer came) and open loop (a fixed offered rate, whatever the answers do).
+/// `optsync serve` on `db` as the benches run it (one load generator stands for many Keap
+/// apps' posts, no sweeps, errors only), with `extra` settings on top; returns once it is ready.
+async fn serve_process(
+    dir: &TempDir,
+    db: &str,
+    port: u16,
+    extra: &[(&str, String)],
+) -> std::process::Child {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_optsync"))
+        .arg("serve")
+        .envs(extra.iter().map(|(k, v)| (k, v)))
+        .env("OPTSYNC_MAX_CONNECTIONS_PER_CLIENT", "1024")
+        .env("OPTSYNC_DATA_DIR", &dir.0)
+        .env("OPTSYNC_DATABASE_URL", db)
+        .env("OPTSYNC_LISTEN", format!("127.0.0.1:{port}"))
+        .env("OPTSYNC_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .env("OPTSYNC_MASTER_KEY", MASTER_KEY)
+        .env("OPTSYNC_RECONCILE", "false")
+        .env("OPTSYNC_LOG", "error")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("optsync serve");
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    for _ in 0..200 {
+        if reqwest::get(&ready)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}
+
 mod load {
     use super::*;
 
@@ -575,31 +610,9 @@ mod rss {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_optsync"))
-            .arg("serve")
-            .env("OPTSYNC_ADMIN_LISTEN", "off")
-            // One load generator stands for many Keap apps' posts.
-            .env("OPTSYNC_MAX_CONNECTIONS_PER_CLIENT", "1024")
-            .env("OPTSYNC_DATA_DIR", &dir.0)
-            .env("OPTSYNC_DATABASE_URL", &db)
-            .env("OPTSYNC_LISTEN", format!("127.0.0.1:{port}"))
-            .env("OPTSYNC_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
-            .env("OPTSYNC_MASTER_KEY", MASTER_KEY)
-            .env("OPTSYNC_RECONCILE", "false")
-            .env("OPTSYNC_LOG", "error")
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("optsync serve");
+        let mut child =
+            super::serve_process(&dir, &db, port, &[("OPTSYNC_ADMIN_LISTEN", "off".into())]).await;
         let base = format!("http://127.0.0.1:{port}");
-        for _ in 0..100 {
-            if reqwest::get(format!("{base}/readyz"))
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let idle = rss_kib(child.id()).unwrap_or(0);
         let app = optsync::app::App::open({

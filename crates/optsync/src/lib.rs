@@ -7,6 +7,7 @@
 
 pub mod acme;
 pub mod app;
+pub mod capped_body;
 pub mod cli;
 pub mod client;
 pub mod clock;

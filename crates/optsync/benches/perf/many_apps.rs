@@ -69,31 +69,12 @@ async fn setup(dir: &TempDir, db: &str, sim: &KeapSim, n: usize) -> Vec<(String,
 /// URLs.
 async fn serve(dir: &TempDir, db: &str, in_flight: usize) -> (std::process::Child, String, String) {
     let (port, admin) = (free_port(), free_port());
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_optsync"))
-        .arg("serve")
-        .env("OPTSYNC_JOBS_IN_FLIGHT", in_flight.to_string())
-        .env("OPTSYNC_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
-        .env("OPTSYNC_MAX_CONNECTIONS_PER_CLIENT", "1024")
-        .env("OPTSYNC_DATA_DIR", &dir.0)
-        .env("OPTSYNC_DATABASE_URL", db)
-        .env("OPTSYNC_LISTEN", format!("127.0.0.1:{port}"))
-        .env("OPTSYNC_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
-        .env("OPTSYNC_MASTER_KEY", MASTER_KEY)
-        .env("OPTSYNC_RECONCILE", "false")
-        .env("OPTSYNC_LOG", "error")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("optsync serve");
+    let extra = [
+        ("OPTSYNC_JOBS_IN_FLIGHT", in_flight.to_string()),
+        ("OPTSYNC_ADMIN_LISTEN", format!("127.0.0.1:{admin}")),
+    ];
+    let child = super::serve_process(dir, db, port, &extra).await;
     let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..200 {
-        if reqwest::get(format!("{base}/readyz"))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     (child, base, format!("http://127.0.0.1:{admin}"))
 }
 

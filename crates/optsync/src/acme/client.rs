@@ -70,34 +70,16 @@ impl HttpClient for AcmeHttp {
             let mut head = http::Response::new(());
             *head.status_mut() = answer.status();
             *head.headers_mut() = answer.headers().clone();
-            let body = read_capped(answer).await.map_err(other)?;
+            let body = crate::capped_body::read_capped(answer, MAX_ANSWER)
+                .await
+                .map_err(|e| other(format!("the ACME server's {e}").into()))?;
             let (parts, ()) = head.into_parts();
             Ok(BytesResponse {
                 parts,
-                body: Box::new(body),
+                body: Box::new(Bytes::from(body)),
             })
         })
     }
-}
-
-/// The answer's body, refused past [`MAX_ANSWER`] bytes.
-async fn read_capped(
-    mut answer: reqwest::Response,
-) -> std::result::Result<Bytes, Box<dyn std::error::Error + Send + Sync>> {
-    if answer
-        .content_length()
-        .is_some_and(|n| n > MAX_ANSWER as u64)
-    {
-        return Err("the ACME server's answer is too large".into());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = answer.chunk().await? {
-        if body.len() + chunk.len() > MAX_ANSWER {
-            return Err("the ACME server's answer is too large".into());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(body))
 }
 
 /// An error with what caused it ("error sending request …: connection refused").

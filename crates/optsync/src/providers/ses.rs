@@ -102,7 +102,7 @@ impl HttpSnsFetcher {
 
     /// The certificate's bytes, refused past [`MAX_CERT_BYTES`] before more is read.
     async fn fetch(&self, url: &Url) -> Result<Vec<u8>, String> {
-        let mut resp = self
+        let resp = self
             .http
             .get(url.clone())
             .send()
@@ -111,20 +111,9 @@ impl HttpSnsFetcher {
         if !resp.status().is_success() {
             return Err(format!("certificate fetch answered {}", resp.status()));
         }
-        if resp
-            .content_length()
-            .is_some_and(|n| n > MAX_CERT_BYTES as u64)
-        {
-            return Err("certificate too large".into());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-            if body.len() + chunk.len() > MAX_CERT_BYTES {
-                return Err("certificate too large".into());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        crate::capped_body::read_capped(resp, MAX_CERT_BYTES)
+            .await
+            .map_err(|e| format!("certificate: {e}"))
     }
 }
 
